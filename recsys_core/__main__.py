@@ -1,0 +1,3 @@
+from recsys_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""`python -m recsys_core ...` — the stable CLI of DESIGN §7.
+
+Each command handler returns one dict: `--json` prints it as one JSON object on
+stdout; otherwise it is printed for people. Errors print a clear message on
+stderr and exit non-zero, never a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Callable
+
+from recsys_core.store import DatabaseLockedError
+
+MODEL_TYPES = ["context_transformer", "sasrec", "pop", "context_pop", "covisit"]
+PROTOCOLS = ["next_event", "next_session"]
+IMPORT_FORMATS = ["taobao", "tianchi", "retailrocket", "csv", "parquet"]
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback."""
+
+
+# --- handlers: each imports its module lazily so `--help` stays fast --------------------
+
+
+def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import synth
+
+    return synth.build_sample_database(args.db, seed=args.seed)
+
+
+def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import importers
+
+    return importers.import_file(
+        args.path,
+        fmt=args.format,
+        db=args.db,
+        items_path=args.items,
+        mapping=args.map,
+        columns=args.columns,
+        sep=args.sep,
+        ts_unit=args.ts_unit,
+        tz=args.tz,
+    )
+
+
+def cmd_stats(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core.store import analytics, connect
+
+    con = connect(args.db, read_only=True)
+    try:
+        return analytics.database_stats(con)
+    finally:
+        con.close()
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import train
+
+    return train.train_cli(args)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import evaluate
+
+    return evaluate.evaluate_cli(args)
+
+
+def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import evaluate
+
+    return evaluate.compare_cli(args)
+
+
+def cmd_recommend(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import recommend
+
+    return recommend.recommend_cli(args)
+
+
+def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import explain
+
+    return explain.explain_cli(args)
+
+
+def cmd_push(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import push
+
+    return push.push_cli(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import bench
+
+    return bench.run_all(args.db, only=args.only)
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+def _scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--at", required=True, help="ISO 8601 moment of the push; without an offset it is read in the data's timezone")
+    p.add_argument("--device", default=None, help="device of the push scene (e.g. mobile, pc, tablet)")
+    p.add_argument("--channel", default=None, help="channel (app surface) of the push scene")
+    p.add_argument("--location", default=None, help="location of the push scene (home, office, commute, ...)")
+    p.add_argument("--model-dir", default=None, help="model folder (default: the bundled context_transformer)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m recsys_core", description="ScenePush: time- and scene-aware recommendation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--db", default=None, help="DuckDB file (default: $RECSYS_DB, else data/scenepush.duckdb)")
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("sample", cmd_sample, "Build the deterministic sample world into the database.")
+    p.add_argument("--seed", type=int, default=None, help="generator seed (default: the seed of the shipped sample data)")
+
+    p = add("import", cmd_import, "Import a behaviour log into the database.")
+    p.add_argument("path", help="file to import")
+    p.add_argument("--format", required=True, choices=IMPORT_FORMATS)
+    p.add_argument("--items", default=None, help="item file (Tianchi items, RetailRocket item properties, or a generic CSV/Parquet of items)")
+    p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN", help="take FIELD from COLUMN (repeatable)")
+    p.add_argument("--columns", default=None, help="column names of a headerless file, in order (unknown names are ignored)")
+    p.add_argument("--sep", default=None, help="field separator (default: sniffed)")
+    p.add_argument("--ts-unit", default="s", choices=["s", "ms"], help="unit of numeric timestamps")
+    p.add_argument("--tz", default="Asia/Shanghai", help="timezone of text times without an offset; recorded as the data's local timezone")
+
+    add("stats", cmd_stats, "Summarise the database: counts, date range, behaviours, scenes, import runs.")
+
+    p = add("train", cmd_train, "Train a model and register it in a model folder.")
+    p.add_argument("--model", required=True, choices=MODEL_TYPES)
+    p.add_argument("--protocol", default="next_event", choices=PROTOCOLS)
+    p.add_argument("--out", default=None, help="model folder to write (default: models/<model>)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=42)
+
+    p = add("evaluate", cmd_evaluate, "Evaluate a model folder with full ranking (DESIGN §5).")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS, help="default: the protocol the model was trained with")
+
+    p = add("compare", cmd_compare, "Compare model folders on one protocol with bootstrap intervals and paired tests.")
+    p.add_argument("model_dirs", nargs="+", metavar="DIR")
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS)
+
+    p = add("recommend", cmd_recommend, "Top-k items for a shopper at a time and scene.")
+    p.add_argument("--user", required=True)
+    p.add_argument("-k", type=int, default=10)
+    _scenario_args(p)
+
+    p = add("explain", cmd_explain, "Why would this item be pushed to this shopper at this time and scene?")
+    p.add_argument("--user", required=True)
+    p.add_argument("--item", required=True)
+    _scenario_args(p)
+
+    p = add("push", cmd_push, "Record pushes for a segment of shoppers at a time and scene, with reasons.")
+    p.add_argument("--users", default=None, help="comma-separated shopper ids (default: the most active shoppers)")
+    p.add_argument("--limit", type=int, default=20, help="how many shoppers when --users is not given")
+    p.add_argument("-k", type=int, default=5)
+    _scenario_args(p)
+
+    p = add("bench", cmd_bench, "Benchmarks: import rate, serving latency, training speed, explanations.")
+    p.add_argument("--only", action="append", default=None, help="run only the named benchmark group (repeatable)")
+    return parser
+
+
+def _print_human(result: dict[str, Any], indent: int = 0) -> None:
+    pad = "  " * indent
+    for key, value in result.items():
+        if isinstance(value, dict):
+            print(f"{pad}{key}:")
+            _print_human(value, indent + 1)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            print(f"{pad}{key}:")
+            for row in value:
+                print(pad + "  - " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        else:
+            print(f"{pad}{key}: {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        result = args.handler(args)
+    except (CliError, DatabaseLockedError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        _print_human(result)
+    return 0
