@@ -1,0 +1,310 @@
+"""Time and scene context as integer ids (DESIGN §3), and the vocabularies saved with each model.
+
+Every field a model sees is a small integer id. Id 0 always means "padding or
+unknown": its embedding is a zero vector (``padding_idx=0``), so an unknown value
+contributes nothing and doubles as the attribution baseline for explanations.
+
+Time fields have fixed vocabularies (hour 1..24, weekday 1..7, flags 1=no/2=yes,
+gap buckets); scene fields, behaviours, items and categories have vocabularies
+fitted on the data and stored in the model's metadata. Nothing here knows how the
+sample world was generated: time and scene effects are learned by the models.
+
+Local time comes from the store's ``meta.timezone`` (default Asia/Shanghai);
+public holidays from the ``holidays`` package (CN by default); promotion days are
+a configurable list of month-day strings (defaults 06-18, 11-11, 12-12).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_HOLIDAY_COUNTRY = "CN"
+DEFAULT_PROMO_DAYS = ("06-18", "11-11", "12-12")
+UNKNOWN = "unknown"
+BEHAVIORS = ("pv", "fav", "cart", "buy")
+
+# Time-since-previous-event buckets (seconds, upper bounds, roughly log-spaced):
+# 1 = no previous event, then <1 min, <5 min, <30 min, <2 h, <8 h, <1 d, <3 d, <7 d, <30 d, >=30 d.
+GAP_EDGES_S = (60, 300, 1800, 7200, 28800, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
+N_GAP_IDS = len(GAP_EDGES_S) + 3  # 0 pad, 1 first event, 2.. buckets
+N_PRICE_BANDS = 8
+
+# Fields of a history event and of a target context, in a fixed order.
+HISTORY_FIELDS = ("item", "behavior", "hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location")
+CONTEXT_FIELDS = ("hour", "weekday", "weekend", "holiday", "promo", "device", "channel", "location")
+TIME_FIELDS = ("hour", "weekday", "weekend", "holiday", "promo", "gap")
+SCENE_FIELDS = ("device", "channel", "location")
+
+
+class Vocabulary:
+    """String values ↔ ids 1..n; id 0 is padding/unknown (including the literal value ``unknown``)."""
+
+    def __init__(self, values: Iterable[str]):
+        seen = [v for v in dict.fromkeys(str(v) for v in values) if v != UNKNOWN and v != ""]
+        self.values: list[str] = seen
+        self._index = {v: i + 1 for i, v in enumerate(seen)}
+
+    @classmethod
+    def fit(cls, values: Iterable[Any]) -> "Vocabulary":
+        """Sorted distinct values, so a vocabulary does not depend on row order."""
+        return cls(sorted({str(v) for v in values if v is not None}))
+
+    def __len__(self) -> int:
+        """Number of ids including 0."""
+        return len(self.values) + 1
+
+    def id(self, value: Any) -> int:
+        return self._index.get(str(value), 0) if value is not None else 0
+
+    def encode(self, values: Sequence[Any]) -> np.ndarray:
+        return np.fromiter((self.id(v) for v in values), dtype=np.int64, count=len(values))
+
+    def decode(self, idx: int) -> str:
+        return self.values[idx - 1] if 0 < idx <= len(self.values) else UNKNOWN
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.values == other.values
+
+    def to_list(self) -> list[str]:
+        return list(self.values)
+
+
+@dataclass
+class Calendar:
+    """Which local days are public holidays or promotion days, in which timezone."""
+
+    timezone: str = DEFAULT_TIMEZONE
+    holiday_country: str = DEFAULT_HOLIDAY_COUNTRY
+    promo_days: tuple[str, ...] = DEFAULT_PROMO_DAYS
+
+    def __post_init__(self) -> None:
+        self.promo_days = tuple(self.promo_days)
+        for md in self.promo_days:
+            try:
+                dt.datetime.strptime(f"2000-{md}", "%Y-%m-%d")
+            except ValueError as exc:
+                raise ValueError(f"promotion day {md!r} must be MM-DD (e.g. 11-11)") from exc
+
+    def is_holiday(self, day: dt.date) -> bool:
+        return day in _holiday_set(self.holiday_country, day.year)
+
+    def is_promo(self, day: dt.date) -> bool:
+        return f"{day.month:02d}-{day.day:02d}" in self.promo_days
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"timezone": self.timezone, "holiday_country": self.holiday_country, "promo_days": list(self.promo_days)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Calendar":
+        return cls(d.get("timezone", DEFAULT_TIMEZONE), d.get("holiday_country", DEFAULT_HOLIDAY_COUNTRY), tuple(d.get("promo_days", DEFAULT_PROMO_DAYS)))
+
+
+@lru_cache(maxsize=64)
+def _holiday_set(country: str, year: int) -> frozenset[dt.date]:
+    import holidays
+
+    try:
+        return frozenset(holidays.country_holidays(country, years=year).keys())
+    except NotImplementedError as exc:
+        raise ValueError(f"unknown holiday country {country!r} for the `holidays` package") from exc
+
+
+def gap_bucket(gap_seconds: np.ndarray) -> np.ndarray:
+    """Log-bucketed time since the previous event: NaN/negative → 1 (no previous event)."""
+    g = np.asarray(gap_seconds, dtype=np.float64)
+    out = np.searchsorted(np.asarray(GAP_EDGES_S, dtype=np.float64), np.nan_to_num(g, nan=0.0), side="right") + 2
+    return np.where(np.isnan(g) | (g < 0), 1, out).astype(np.int64)
+
+
+def time_ids(local_ts: np.ndarray, calendar: Calendar) -> dict[str, np.ndarray]:
+    """Time ids of naive LOCAL timestamps (numpy datetime64): hour, weekday, weekend, holiday, promo.
+
+    hour 1..24 (= hour+1), weekday 1..7 (Monday=1), flags 1 = no, 2 = yes.
+    """
+    ts = np.asarray(local_ts, dtype="datetime64[s]")
+    days = ts.astype("datetime64[D]")
+    hour = ((ts - days).astype(np.int64) // 3600).astype(np.int64)
+    weekday = ((days.astype(np.int64) + 3) % 7).astype(np.int64)  # 1970-01-01 was a Thursday (3)
+    uniq, inverse = np.unique(days, return_inverse=True)
+    dates = [d.astype(dt.date) for d in uniq]
+    hol = np.array([calendar.is_holiday(d) for d in dates], dtype=bool)[inverse] if len(dates) else np.zeros(0, bool)
+    promo = np.array([calendar.is_promo(d) for d in dates], dtype=bool)[inverse] if len(dates) else np.zeros(0, bool)
+    return {
+        "hour": hour + 1,
+        "weekday": weekday + 1,
+        "weekend": (weekday >= 5).astype(np.int64) + 1,
+        "holiday": hol.astype(np.int64) + 1,
+        "promo": promo.astype(np.int64) + 1,
+    }
+
+
+def price_band_edges(prices: np.ndarray, n_bands: int = N_PRICE_BANDS) -> list[float]:
+    """Quantile edges of the catalogue's prices (log scale is implicit in quantiles)."""
+    p = np.asarray(prices, dtype=np.float64)
+    p = p[np.isfinite(p) & (p > 0)]
+    if len(p) == 0:
+        return []
+    return sorted(set(float(x) for x in np.quantile(p, np.linspace(0, 1, n_bands + 1)[1:-1])))
+
+
+def price_bands(prices: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Band id 1..n_bands; 0 for a missing price."""
+    p = np.asarray(prices, dtype=np.float64)
+    band = np.searchsorted(np.asarray(edges, dtype=np.float64), np.nan_to_num(p, nan=0.0), side="right") + 1
+    return np.where(np.isfinite(p) & (p > 0), band, 0).astype(np.int64)
+
+
+@dataclass
+class FeatureSpace:
+    """Everything needed to turn raw events and a push moment into model ids; saved with each model.
+
+    ``items`` maps store item ids to dense ids 1..n_items (0 = padding); ``item_category``
+    and ``item_price_band`` give each dense item's side-feature ids (index 0 unused).
+    """
+
+    calendar: Calendar
+    items: Vocabulary
+    behavior: Vocabulary
+    device: Vocabulary
+    channel: Vocabulary
+    location: Vocabulary
+    category: Vocabulary
+    price_edges: list[float] = field(default_factory=list)
+    item_category: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    item_price_band: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items) - 1
+
+    def vocab_sizes(self) -> dict[str, int]:
+        """Number of ids (incl. 0) per field: what model configs are built from."""
+        return {
+            "item": len(self.items),
+            "behavior": len(self.behavior),
+            "hour": 25,
+            "weekday": 8,
+            "weekend": 3,
+            "holiday": 3,
+            "promo": 3,
+            "gap": N_GAP_IDS,
+            "device": len(self.device),
+            "channel": len(self.channel),
+            "location": len(self.location),
+            "category": len(self.category),
+            "price_band": N_PRICE_BANDS + 1,
+        }
+
+    @classmethod
+    def fit(cls, events: "Any", items: "Any", calendar: Calendar) -> "FeatureSpace":
+        """Fit vocabularies on an events frame (item_id, behavior, device, channel, location)
+        and an items frame (item_id, category, price); the catalogue is their union of item ids."""
+        item_ids = sorted(set(events["item_id"].astype(str)) | set(items["item_id"].astype(str)))
+        item_vocab = Vocabulary(item_ids)
+        category = Vocabulary.fit(items["category"].dropna().astype(str)) if len(items) else Vocabulary([])
+        edges = price_band_edges(items["price"].to_numpy(dtype=np.float64, na_value=np.nan)) if len(items) else []
+        item_category = np.zeros(len(item_vocab), np.int64)
+        item_price_band = np.zeros(len(item_vocab), np.int64)
+        if len(items):
+            dense = item_vocab.encode(items["item_id"].astype(str).tolist())
+            item_category[dense] = category.encode(items["category"].astype(object).where(items["category"].notna(), None).tolist())
+            item_price_band[dense] = price_bands(items["price"].to_numpy(dtype=np.float64, na_value=np.nan), edges)
+            item_category[0] = item_price_band[0] = 0
+        return cls(
+            calendar=calendar,
+            items=item_vocab,
+            behavior=Vocabulary(BEHAVIORS),
+            device=Vocabulary.fit(events["device"]),
+            channel=Vocabulary.fit(events["channel"]),
+            location=Vocabulary.fit(events["location"]),
+            category=category,
+            price_edges=edges,
+            item_category=item_category,
+            item_price_band=item_price_band,
+        )
+
+    def encode_events(self, frame: "Any") -> dict[str, np.ndarray]:
+        """Ids of every HISTORY field for a frame of ONE OR MORE shoppers' events sorted by (user, ts).
+
+        The frame needs user_id, item_id, behavior, ts (naive UTC), local_ts (naive local),
+        device, channel, location. ``gap`` is measured within each shopper.
+        """
+        out = {"item": self.items.encode(frame["item_id"].astype(str).tolist()), "behavior": self.behavior.encode(frame["behavior"].tolist())}
+        out.update(time_ids(frame["local_ts"].to_numpy(dtype="datetime64[s]"), self.calendar))
+        ts = frame["ts"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+        users = frame["user_id"].to_numpy()
+        gap = np.full(len(ts), np.nan)
+        if len(ts) > 1:
+            same = users[1:] == users[:-1]
+            gap[1:] = np.where(same, (ts[1:] - ts[:-1]).astype(np.float64), np.nan)
+        out["gap"] = gap_bucket(gap)
+        for f in SCENE_FIELDS:
+            out[f] = getattr(self, f).encode(frame[f].tolist())
+        return out
+
+    def encode_moment(self, local_time: dt.datetime, device: str | None, channel: str | None, location: str | None, promo_override: bool | None = None) -> dict[str, int]:
+        """Target-context ids of a push moment given in LOCAL (naive or aware, already converted) time."""
+        naive = local_time.replace(tzinfo=None)
+        t = {k: int(v[0]) for k, v in time_ids(np.array([np.datetime64(naive, "s")]), self.calendar).items()}
+        if promo_override is not None:
+            t["promo"] = 2 if promo_override else 1
+        t["device"] = self.device.id(device)
+        t["channel"] = self.channel.id(channel)
+        t["location"] = self.location.id(location)
+        return t
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calendar": self.calendar.to_dict(),
+            "items": self.items.to_list(),
+            "behavior": self.behavior.to_list(),
+            "device": self.device.to_list(),
+            "channel": self.channel.to_list(),
+            "location": self.location.to_list(),
+            "category": self.category.to_list(),
+            "price_edges": list(self.price_edges),
+            "item_category": self.item_category.tolist(),
+            "item_price_band": self.item_price_band.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureSpace":
+        try:
+            return cls(
+                calendar=Calendar.from_dict(d["calendar"]),
+                items=Vocabulary(d["items"]),
+                behavior=Vocabulary(d["behavior"]),
+                device=Vocabulary(d["device"]),
+                channel=Vocabulary(d["channel"]),
+                location=Vocabulary(d["location"]),
+                category=Vocabulary(d["category"]),
+                price_edges=[float(x) for x in d.get("price_edges", [])],
+                item_category=np.asarray(d["item_category"], dtype=np.int64),
+                item_price_band=np.asarray(d["item_price_band"], dtype=np.int64),
+            )
+        except KeyError as exc:
+            raise ValueError(f"feature vocabularies are missing field {exc}") from exc
+
+
+def hour_bucket(hour_id: np.ndarray) -> np.ndarray:
+    """Readable slice label of an hour id: night 0-5, morning 6-10, midday 11-13, afternoon 14-17, evening 18-23."""
+    h = np.asarray(hour_id) - 1
+    labels = np.array(["unknown", "night", "morning", "midday", "afternoon", "evening"], dtype=object)
+    idx = np.select([h < 0, h < 6, h < 11, h < 14, h < 18], [0, 1, 2, 3, 4], default=5)
+    return labels[idx]
+
+
+def log2_bucket_label(n: int) -> str:
+    """History-length slice label: 1-2, 3-4, 5-8, 9-16, ..."""
+    if n <= 0:
+        return "0"
+    hi = 2 ** max(1, math.ceil(math.log2(n)))
+    lo = hi // 2 + 1 if hi > 2 else 1
+    return f"{lo}-{hi}"

@@ -1,0 +1,334 @@
+"""Per-shopper chronological sequences, the two evaluation protocols of DESIGN §5, and batches.
+
+`SequenceData.from_store(con)` reads every event once and encodes it (see
+`recsys_core.features`) into flat arrays grouped by shopper, oldest first:
+shopper u owns rows ``offsets[u]:offsets[u+1]``.
+
+`data.split(protocol)` applies a protocol:
+
+- ``next_event``: the last event is the test target, the one before it the
+  validation target; shoppers with fewer than 3 events train only.
+- ``next_session``: sessions split at 30 minutes of inactivity; the test target is
+  the first event of the last session, the validation target the first event of
+  the session before; shoppers with fewer than 3 sessions train only.
+
+In both, the history of a target is every event of the shopper before it (for
+next_session that is everything before the target's session) and the target
+context is the target event's own time and scene. Training uses only the events
+before the validation target (for next_session: before the validation session).
+
+From a `Split`:
+- the neural trainer takes `split.training_windows(max_len)` — every position of a
+  window is a training target in one pass;
+- evaluators take `split.cases("valid" | "test")` → `EvalCases.batches(...)` and
+  `EvalCases.slices()` (one row of slice attributes per case);
+- count-based baselines take `split.train_events()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Iterator, Sequence
+
+import duckdb
+import numpy as np
+import pandas as pd
+import torch
+
+from recsys_core.features import (
+    CONTEXT_FIELDS,
+    HISTORY_FIELDS,
+    Calendar,
+    FeatureSpace,
+    hour_bucket,
+    log2_bucket_label,
+)
+from recsys_core.models.base import Batch
+from recsys_core.store import events as store_events
+
+PROTOCOLS = ("next_event", "next_session")
+SESSION_GAP_S = 30 * 60
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {list(PROTOCOLS)}")
+    return protocol
+
+
+@dataclass
+class SequenceData:
+    """All events, encoded, grouped by shopper (rows of shopper u: ``offsets[u]:offsets[u+1]``).
+
+    fields: HISTORY_FIELDS name -> int64 array (n_events,); ts: UTC seconds (n_events,);
+    session_start: True for the first event of each 30-minute-gap session.
+    """
+
+    features: FeatureSpace
+    user_ids: list[str]
+    offsets: np.ndarray
+    fields: dict[str, np.ndarray]
+    ts: np.ndarray
+    session_start: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.offsets[-1])
+
+    @cached_property
+    def _user_positions(self) -> dict[str, int]:
+        return {u: i for i, u in enumerate(self.user_ids)}
+
+    def user_index(self, user_id: str) -> int | None:
+        """Shopper index of a store user id, None when the shopper has no events."""
+        return self._user_positions.get(str(user_id))
+
+    @classmethod
+    def from_frame(cls, events: pd.DataFrame, features: FeatureSpace) -> "SequenceData":
+        """Encode an events frame sorted by (user_id, ts) with columns as `store.events.read_events` returns."""
+        enc = features.encode_events(events) if len(events) else {f: np.zeros(0, np.int64) for f in HISTORY_FIELDS}
+        users = events["user_id"].astype(str).to_numpy()
+        change = np.flatnonzero(users[1:] != users[:-1]) + 1 if len(users) else np.zeros(0, np.int64)
+        starts = np.concatenate([[0], change]) if len(users) else np.zeros(0, np.int64)
+        offsets = np.concatenate([starts, [len(users)]]).astype(np.int64)
+        ts = events["ts"].to_numpy(dtype="datetime64[s]").astype(np.int64) if len(events) else np.zeros(0, np.int64)
+        session_start = np.ones(len(ts), dtype=bool)
+        if len(ts) > 1:
+            session_start[1:] = (ts[1:] - ts[:-1]) > SESSION_GAP_S
+            session_start[starts] = True
+        return cls(features, [str(u) for u in users[starts]], offsets, enc, ts, session_start)
+
+    @classmethod
+    def from_store(
+        cls, con: duckdb.DuckDBPyConnection, features: FeatureSpace | None = None, calendar: Calendar | None = None
+    ) -> "SequenceData":
+        """Read and encode every event. Without ``features`` the vocabularies are fitted on this data
+        (``calendar`` defaults to the store's timezone and the default holidays/promotion days)."""
+        tz = features.calendar.timezone if features is not None else (calendar.timezone if calendar else store_events.data_timezone(con))
+        events = store_events.read_events(con, tz)
+        if len(events) == 0:
+            raise ValueError("the database has no events; run `python -m recsys_core sample` or import data first")
+        if features is None:
+            features = FeatureSpace.fit(events, store_events.read_items(con), calendar or Calendar(timezone=tz))
+        return cls.from_frame(events, features)
+
+    def split(self, protocol: str) -> "Split":
+        """Apply a DESIGN §5 protocol (see the module docstring)."""
+        check_protocol(protocol)
+        n = self.n_users
+        starts, ends = self.offsets[:-1], self.offsets[1:]
+        train_end = ends.copy()
+        valid_t = np.full(n, -1, np.int64)
+        test_t = np.full(n, -1, np.int64)
+        if protocol == "next_event":
+            ok = (ends - starts) >= 3
+            test_t[ok] = ends[ok] - 1
+            valid_t[ok] = ends[ok] - 2
+            train_end[ok] = ends[ok] - 2
+        else:
+            sess = np.flatnonzero(self.session_start)  # absolute indices of session starts, grouped by user
+            owner = np.searchsorted(self.offsets, sess, side="right") - 1
+            counts = np.bincount(owner, minlength=n)
+            last = np.cumsum(counts) - 1  # index into `sess` of each user's last session start
+            ok = counts >= 3
+            test_t[ok] = sess[last[ok]]
+            valid_t[ok] = sess[last[ok] - 1]
+            train_end[ok] = valid_t[ok]
+        users = np.flatnonzero(ok)
+        split = Split(
+            self, protocol, train_end, EvalCases(self, "valid", users, valid_t[users]), EvalCases(self, "test", users, test_t[users]), 0
+        )
+        split.cutoff_ts = int(self.ts[split.train_rows()].max())
+        return split
+
+
+@dataclass
+class EvalCases:
+    """Evaluation cases of one part (valid or test): shopper index and the absolute row of its target.
+
+    The history of a case is every earlier row of the shopper (rows ``offsets[user]:target``).
+    """
+
+    data: SequenceData
+    part: str
+    users: np.ndarray
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def batches(self, batch_size: int = 256, max_len: int = 50) -> Iterator[Batch]:
+        """Evaluation batches in case order: the last ``max_len`` history events, the target context, the target."""
+        for lo in range(0, len(self), batch_size):
+            u = self.users[lo : lo + batch_size]
+            t = self.targets[lo : lo + batch_size]
+            yield gather_batch(self.data, self.data.offsets[u], t, max_len, context_rows=t, targets=self.data.fields["item"][t])
+
+    def slices(self) -> pd.DataFrame:
+        """One row per case: user_id, target item, and the slice attributes of DESIGN §5
+        (hour_bucket, day_type weekday/weekend, device, channel, location, promo_day, history_length, target_kind)."""
+        d, f, t = self.data, self.data.fields, self.targets
+        fs = d.features
+        starts = d.offsets[self.users]
+        hist_len = t - starts
+        item = f["item"]
+        repeat = np.array([bool(np.any(item[s:e] == item[e])) for s, e in zip(starts, t)], dtype=bool)
+        return pd.DataFrame(
+            {
+                "user_id": [d.user_ids[u] for u in self.users],
+                "target_item": [fs.items.decode(int(i)) for i in item[t]],
+                "hour_bucket": hour_bucket(f["hour"][t]),
+                "day_type": np.where(f["weekend"][t] == 2, "weekend", "weekday"),
+                "device": [fs.device.decode(int(i)) for i in f["device"][t]],
+                "channel": [fs.channel.decode(int(i)) for i in f["channel"][t]],
+                "location": [fs.location.decode(int(i)) for i in f["location"][t]],
+                "promo_day": np.where(f["promo"][t] == 2, "promo", "regular"),
+                "history_length": [log2_bucket_label(int(n)) for n in hist_len],
+                "target_kind": np.where(repeat, "repeat", "new"),
+            }
+        )
+
+
+@dataclass
+class TrainingWindows:
+    """Fixed-length windows over each shopper's TRAINING events; every position is a target in one pass.
+
+    A window is identified by the absolute row of its last input event (``last``) and the first
+    row of its shopper (``first``). Position p of a window holds input row ``last - T + 1 + p``
+    (left-padded before ``first``) and predicts the row after it, with that row's context.
+    A shopper's earliest window also predicts their first event from an empty history
+    (cold start), when the window has room for it.
+    """
+
+    data: SequenceData
+    first: np.ndarray
+    last: np.ndarray
+    max_len: int
+    session_start_weight: float = 1.0
+    within_session_weight: float = 1.0
+
+    def __len__(self) -> int:
+        return len(self.last)
+
+    def n_targets(self) -> int:
+        return int(sum(min(self.max_len, int(lst - fst + 2)) for fst, lst in zip(self.first, self.last)))
+
+    def batches(self, batch_size: int, generator: np.random.Generator | None = None) -> Iterator[Batch]:
+        """Training batches, shuffled by ``generator`` (unshuffled without one)."""
+        order = generator.permutation(len(self)) if generator is not None else np.arange(len(self))
+        d, T = self.data, self.max_len
+        for lo in range(0, len(order), batch_size):
+            w = order[lo : lo + batch_size]
+            first, last = self.first[w], self.last[w]
+            rows = last[:, None] - T + 1 + np.arange(T)[None, :]  # (B, T) input rows
+            valid_in = rows >= first[:, None]
+            nxt = rows + 1  # target rows
+            # a target exists where the input is valid, or at the position just before the first event (cold start)
+            has_target = valid_in | (nxt == first[:, None])
+            nxt_c = np.clip(nxt, 0, d.n_events - 1)
+            batch = gather_batch(d, first, last + 1, T, context_rows=nxt_c, targets=d.fields["item"][nxt_c])
+            targets = np.where(has_target, d.fields["item"][nxt_c], 0)
+            weights = np.where(d.session_start[nxt_c], self.session_start_weight, self.within_session_weight)
+            weights = np.where(has_target, weights, 0.0)
+            ctx_mask = has_target.astype(np.int64)
+            batch.context = {k: v * torch.from_numpy(ctx_mask) for k, v in batch.context.items()}
+            batch.targets = torch.from_numpy(targets)
+            batch.weights = torch.from_numpy(weights.astype(np.float32))
+            yield batch
+
+
+@dataclass
+class Split:
+    """A protocol applied to the data: training rows per shopper plus validation and test cases.
+
+    train_end[u]: rows ``offsets[u]:train_end[u]`` of shopper u are training events.
+    cutoff_ts: UTC seconds of the latest training event (the training cut-off recorded with models).
+    """
+
+    data: SequenceData
+    protocol: str
+    train_end: np.ndarray
+    valid: EvalCases
+    test: EvalCases
+    cutoff_ts: int
+
+    def cases(self, part: str) -> EvalCases:
+        if part not in ("valid", "test"):
+            raise ValueError(f"unknown part {part!r}; choose from ['valid', 'test']")
+        return self.valid if part == "valid" else self.test
+
+    def train_rows(self) -> np.ndarray:
+        """Absolute rows of all training events, grouped by shopper, oldest first."""
+        starts = self.data.offsets[:-1]
+        return np.concatenate([np.arange(s, e) for s, e in zip(starts, self.train_end)]).astype(np.int64)
+
+    def train_events(self) -> dict[str, np.ndarray]:
+        """Training events as arrays for count-based models: ``user`` (shopper index), ``position``
+        (0-based order within the shopper), ``ts`` (UTC seconds), ``session_start`` and every history field id."""
+        rows = self.train_rows()
+        owner = np.searchsorted(self.data.offsets, rows, side="right") - 1
+        out = {"user": owner, "position": rows - self.data.offsets[owner], "ts": self.data.ts[rows], "session_start": self.data.session_start[rows]}
+        out.update({k: v[rows] for k, v in self.data.fields.items()})
+        return out
+
+    def training_windows(
+        self, max_len: int, session_start_weight: float = 1.0, within_session_weight: float = 1.0
+    ) -> TrainingWindows:
+        """Non-overlapping windows covering every training target once (newest window ends at the
+        last training event). Position weights let next_session training stress session starts."""
+        firsts, lasts = [], []
+        for s, e in zip(self.data.offsets[:-1].tolist(), self.train_end.tolist()):
+            # last input rows e-2, e-2-T, ... down to s-1 (a window holding only the cold-start target)
+            for last in range(e - 2, s - 2, -max_len):
+                firsts.append(s)
+                lasts.append(last)
+        first, last = np.asarray(firsts, np.int64), np.asarray(lasts, np.int64)
+        return TrainingWindows(self.data, first, last, max_len, session_start_weight, within_session_weight)
+
+
+def gather_batch(
+    data: SequenceData,
+    first: np.ndarray,
+    end: np.ndarray,
+    max_len: int,
+    context_rows: np.ndarray,
+    targets: np.ndarray | None = None,
+) -> Batch:
+    """History = rows ``[max(first, end - max_len), end)`` per row of the batch, left-padded to ``max_len``;
+    context = the CONTEXT_FIELDS of ``context_rows`` ((B,) or (B, T))."""
+    rows = end[:, None] - max_len + np.arange(max_len)[None, :]  # (B, T)
+    valid = rows >= first[:, None]
+    safe = np.where(valid, rows, 0)
+    history = {k: torch.from_numpy(np.where(valid, data.fields[k][safe], 0)) for k in HISTORY_FIELDS}
+    context = {k: torch.from_numpy(data.fields[k][context_rows]) for k in CONTEXT_FIELDS}
+    return Batch(history, context, None if targets is None else torch.from_numpy(np.asarray(targets, np.int64)))
+
+
+def serving_batch(history: dict[str, np.ndarray], contexts: Sequence[dict[str, int]], max_len: int) -> Batch:
+    """One shopper's encoded history (field -> (n,) ids, oldest first) scored under S contexts: a (S, T) batch."""
+    n = len(history["item"])
+    take = min(n, max_len)
+    h = {}
+    for k in HISTORY_FIELDS:
+        row = np.zeros(max_len, np.int64)
+        if take:
+            row[max_len - take :] = np.asarray(history[k], np.int64)[n - take :]
+        h[k] = torch.from_numpy(np.repeat(row[None, :], len(contexts), axis=0))
+    ctx = {k: torch.tensor([int(c.get(k, 0)) for c in contexts], dtype=torch.long) for k in CONTEXT_FIELDS}
+    return Batch(h, ctx)
+
+
+def training_summary(split: Split) -> dict[str, Any]:
+    """Counts that describe a split (for logs and metadata)."""
+    return {
+        "protocol": split.protocol,
+        "n_users": split.data.n_users,
+        "n_events": split.data.n_events,
+        "n_train_events": int(sum(split.train_end - split.data.offsets[:-1])),
+        "n_eval_users": len(split.test),
+    }

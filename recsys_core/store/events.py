@@ -1,0 +1,102 @@
+"""Reading behaviour, items and shoppers for the models and the serving API.
+
+SQL text and values travel separately (bound parameters only). Local time is
+computed in SQL from the UTC ``ts`` with the data's timezone bound as a value.
+Rows of one shopper come in a deterministic chronological order: ties on ``ts``
+are broken by item, behaviour and scene so a rebuild gives the same sequences.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Sequence
+
+import duckdb
+import pandas as pd
+
+from recsys_core.store.connection import get_meta
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+_EVENT_COLUMNS = """
+    user_id, item_id, behavior, ts,
+    timezone(?, ts AT TIME ZONE 'UTC') AS local_ts,
+    device, channel, location
+"""
+_ORDER = "user_id, ts, item_id, behavior, device, channel, location"
+
+
+def data_timezone(con: duckdb.DuckDBPyConnection) -> str:
+    """The data's local timezone (``meta.timezone``), default Asia/Shanghai."""
+    return get_meta(con, "timezone", DEFAULT_TIMEZONE) or DEFAULT_TIMEZONE
+
+
+def read_events(con: duckdb.DuckDBPyConnection, tz: str) -> pd.DataFrame:
+    """All events, ordered by shopper then time, with the local timestamp in ``tz``."""
+    return con.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY {_ORDER}", [tz]).df()
+
+
+def read_user_events(
+    con: duckdb.DuckDBPyConnection, user_id: str, tz: str, before: dt.datetime | None = None, limit: int | None = None
+) -> pd.DataFrame:
+    """One shopper's most recent events (at most ``limit``), strictly before ``before`` (naive UTC) when given,
+    returned oldest first."""
+    sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE user_id = ?"
+    params: list = [tz, str(user_id)]
+    if before is not None:
+        sql += " AND ts < ?"
+        params.append(before)
+    sql += " ORDER BY ts DESC, item_id DESC, behavior DESC, device DESC, channel DESC, location DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return con.execute(sql, params).df().iloc[::-1].reset_index(drop=True)
+
+
+def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The item catalogue: item_id, title, title_zh, category, category_zh, brand, price."""
+    return con.execute(
+        "SELECT item_id, title, title_zh, category, category_zh, brand, price FROM items ORDER BY item_id"
+    ).df()
+
+
+def read_items_by_id(con: duckdb.DuckDBPyConnection, item_ids: Sequence[str]) -> pd.DataFrame:
+    """Catalogue rows of the given items (any order; missing items are simply absent)."""
+    return con.execute(
+        "SELECT item_id, title, title_zh, category, category_zh, brand, price FROM items WHERE list_contains(?, item_id)",
+        [list(map(str, item_ids))],
+    ).df()
+
+
+def user_exists(con: duckdb.DuckDBPyConnection, user_id: str) -> bool:
+    """Whether the shopper has any event or a profile row."""
+    row = con.execute(
+        "SELECT EXISTS(SELECT 1 FROM events WHERE user_id = ?) OR EXISTS(SELECT 1 FROM users WHERE user_id = ?)",
+        [str(user_id), str(user_id)],
+    ).fetchone()
+    return bool(row[0])
+
+
+def active_users(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[str]:
+    """The shoppers with the most events (ties by id): for demos and benchmarks."""
+    rows = con.execute(
+        "SELECT user_id FROM events GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT ?", [int(limit)]
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def data_fingerprint(con: duckdb.DuckDBPyConnection) -> dict:
+    """Counts, time range and an order-independent hash of the events: tells whether a model was
+    trained on this exact data."""
+    n, users, items, first, last, digest = con.execute(
+        "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id), min(ts), max(ts), "
+        "bit_xor(hash(user_id, item_id, behavior, ts, device, channel, location)) FROM events"
+    ).fetchone()
+    return {
+        "n_events": int(n),
+        "n_users": int(users),
+        "n_items": int(items),
+        "first_ts": first.isoformat() if first else None,
+        "last_ts": last.isoformat() if last else None,
+        "events_hash": f"{int(digest or 0):016x}",
+    }
