@@ -9,8 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from recsys_core.models.base import Batch, Recommender
+from recsys_core.models.context_transformer import ContextTransformer
 
-MODEL_REGISTRY: dict[str, type[Recommender]] = {}
+# sasrec is the context transformer with use_time=False, use_scene=False (set by from_config).
+MODEL_REGISTRY: dict[str, type[Recommender]] = {
+    "context_transformer": ContextTransformer,
+    "sasrec": ContextTransformer,
+}
 
 
 def model_class(model_type: str) -> type[Recommender]:

@@ -60,6 +60,12 @@ class Batch:
     def length(self) -> int:
         return int(self.history["item"].shape[1])
 
+    @property
+    def per_position(self) -> bool:
+        """True for training batches (context and targets per position, (B, T))."""
+        ctx = next(iter(self.context.values()), None)
+        return bool(ctx is not None and ctx.dim() == 2) or bool(self.targets is not None and self.targets.dim() == 2)
+
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
         return Batch(

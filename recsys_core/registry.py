@@ -1,0 +1,184 @@
+"""Model folders on disk: ``model.safetensors`` (tensors) + ``metadata.json`` (everything else).
+
+A folder is written into a temporary sibling directory and renamed into place,
+so a reader never sees half a model. Loading never unpickles anything: the
+metadata names the model type and its JSON config, `MODEL_REGISTRY` rebuilds
+the module, and the tensors come from safetensors after their SHA-256 is checked.
+
+metadata.json holds: format_version, package_version, model_type, version (a short
+id used in push records), config, features (vocabularies incl. item id ↔ dense id,
+calendar), protocol, data_fingerprint, training_cutoff (UTC ISO), trained_at,
+metrics, training (hyper-parameters, epochs, timings), weights_sha256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from recsys_core import __version__
+from recsys_core.features import FeatureSpace
+from recsys_core.models import MODEL_REGISTRY, Recommender, build_model
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+
+
+class ModelFolderError(ValueError):
+    """A model folder is missing, corrupt, or was written by an incompatible version."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to serve: the module (eval mode), its feature encoding and its metadata."""
+
+    model: Recommender
+    features: FeatureSpace
+    metadata: dict[str, Any]
+    path: Path
+
+    @property
+    def model_type(self) -> str:
+        return self.metadata["model_type"]
+
+    @property
+    def version(self) -> str:
+        return self.metadata["version"]
+
+    @property
+    def protocol(self) -> str | None:
+        return self.metadata.get("protocol")
+
+    def summary(self) -> dict[str, Any]:
+        """What a sidebar or a CLI shows about the model."""
+        m = self.metadata
+        return {
+            "model_type": m["model_type"],
+            "version": m["version"],
+            "path": str(self.path),
+            "protocol": m.get("protocol"),
+            "trained_at": m.get("trained_at"),
+            "training_cutoff": m.get("training_cutoff"),
+            "n_items": self.model.n_items,
+            "metrics": m.get("metrics", {}),
+        }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(model: Recommender, features: FeatureSpace, out_dir: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Write ``model`` (+ ``features`` and ``metadata``) as a model folder at ``out_dir``, atomically.
+
+    An existing folder at ``out_dir`` is replaced only once the new one is complete.
+    Returns the folder path. ``metadata`` adds to / overrides the standard fields.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(tmp / WEIGHTS_FILE))
+        sha = _sha256(tmp / WEIGHTS_FILE)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "model_type": model.model_type,
+            "version": f"{model.model_type}-{sha[:10]}",
+            "config": model.config_dict(),
+            "features": features.to_dict(),
+            "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **metadata,
+            "weights_sha256": sha,
+        }
+        (tmp / METADATA_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        for f in (WEIGHTS_FILE, METADATA_FILE):  # mkdtemp and safetensors create owner-only files
+            os.chmod(tmp / f, 0o644)
+        os.chmod(tmp, 0o755)
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_metadata(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a model folder, checked for the fields loading needs."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ModelFolderError(f"model folder {path} does not exist; train one with `python -m recsys_core train`")
+    meta_path = path / METADATA_FILE
+    if not meta_path.is_file():
+        raise ModelFolderError(f"{path} is not a model folder: {METADATA_FILE} is missing")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(f"{meta_path} is corrupt (not valid JSON): {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelFolderError(f"{meta_path} is corrupt: expected a JSON object")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFolderError(
+            f"{path} has model format {meta.get('format_version')!r}, this ScenePush reads format {FORMAT_VERSION}; retrain the model"
+        )
+    missing = [k for k in ("model_type", "config", "features", "weights_sha256", "version") if k not in meta]
+    if missing:
+        raise ModelFolderError(f"{meta_path} lacks {missing}")
+    if meta["model_type"] not in MODEL_REGISTRY:
+        raise ModelFolderError(f"{path} holds a {meta['model_type']!r} model; this ScenePush knows {sorted(MODEL_REGISTRY)}")
+    return meta
+
+
+def load_model(model_dir: str | os.PathLike) -> LoadedModel:
+    """Load a model folder (no pickle): rebuild from config, check and load the tensors, eval mode."""
+    path = Path(model_dir)
+    meta = read_metadata(path)
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelFolderError(f"{path} is incomplete: {WEIGHTS_FILE} is missing")
+    if _sha256(weights) != meta["weights_sha256"]:
+        raise ModelFolderError(f"{weights} is corrupt: its SHA-256 does not match the metadata")
+    try:
+        features = FeatureSpace.from_dict(meta["features"])
+        model = build_model(meta["model_type"], meta["config"])
+        state = load_file(str(weights))
+    except (SafetensorError, ValueError, TypeError, AssertionError, KeyError) as exc:
+        raise ModelFolderError(f"{path} cannot be loaded: {exc}") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFolderError(f"{path} does not match its {meta['model_type']} config: {exc}") from exc
+    if model.n_items != features.n_items:
+        raise ModelFolderError(f"{path}: the model scores {model.n_items} items but its vocabulary has {features.n_items}")
+    model.eval()
+    return LoadedModel(model, features, meta, path)
+
+
+def list_model_dirs(root: str | os.PathLike) -> list[Path]:
+    """Model folders directly under ``root`` (those with a metadata file), sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file())
+
