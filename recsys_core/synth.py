@@ -193,43 +193,46 @@ CITIES = {"Shanghai": 0.22, "Beijing": 0.18, "Shenzhen": 0.12, "Hangzhou": 0.10,
           "Chengdu": 0.08, "Nanjing": 0.06, "Wuhan": 0.06, "Suzhou": 0.04, "Xi'an": 0.04}
 
 # --- planted effects ---------------------------------------------------------------------
-# Each effect is a list of rules (field, values, category, multiplier): the session-intent
-# weight of `category` is multiplied by `multiplier` when the session's `field` takes one
-# of `values`. Fields: hour (local start hour), weekend (True/False), device, location,
-# channel, promo (True on 11.11 and 12.12). One table drives the generator, the README
-# and the tests.
+# Context rules (field, values, category, multiplier): the session-intent weight of
+# `category` is multiplied by `multiplier` when the session's `field` takes one of
+# `values`. Fields: hour (local start hour), weekend (True/False), device, location,
+# channel, promo (True on 11.11 and 12.12). Multipliers compound across fields. This one
+# table drives the generator, PLANTED_EFFECTS, the README and the tests.
 _NIGHT = (20, 21, 22, 23, 0, 1, 2, 3, 4, 5)
+_DAYTIME = (7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17)
 CATEGORY_RULES: dict[str, list[tuple[str, tuple, str, float]]] = {
     "hour_morning_coffee_breakfast": [
-        ("hour", (7, 8, 9), "coffee", 12.0), ("hour", _NIGHT, "coffee", 0.4),
-        ("hour", (6, 7, 8, 9), "breakfast", 10.0), ("hour", (11, 12, 13, 14, 15, 16, 17, 18, 19) + _NIGHT, "breakfast", 0.3),
+        ("hour", (7, 8, 9), "coffee", 40.0), ("hour", _NIGHT, "coffee", 0.25),
+        ("hour", (6, 7, 8, 9), "breakfast", 30.0), ("hour", (11, 12, 13, 14, 15, 16, 17, 18, 19) + _NIGHT, "breakfast", 0.15),
     ],
-    "hour_evening_groceries": [("hour", (17, 18, 19), "groceries", 6.0), ("hour", (22, 23, 0, 1, 2, 3, 4, 5, 6), "groceries", 0.3)],
-    "hour_after_work_dinner": [("hour", (17, 18, 19, 20), "takeaway", 6.0), ("hour", (11, 12), "takeaway", 2.0),
-                               ("hour", (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10), "takeaway", 0.3)],
-    "hour_late_night_games": [("hour", (22, 23, 0, 1), "games", 6.0), ("hour", (2, 3, 4), "games", 3.0),
-                              ("hour", (7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17), "games", 0.4)],
-    "weekend_leisure": [("weekend", (True,), "leisure", 4.0), ("weekend", (True,), "outdoor", 3.5), ("weekend", (True,), "toys", 3.0),
-                        ("weekend", (True,), "office_supplies", 0.25)],
-    "device_category": [("device", ("pc",), "computer_accessories", 5.0), ("device", ("pc",), "home_appliances", 2.0),
-                        ("device", ("pc",), "office_supplies", 2.0), ("device", ("pc",), "beauty", 0.3), ("device", ("pc",), "fashion", 0.35),
-                        ("device", ("mobile",), "beauty", 2.0), ("device", ("mobile",), "fashion", 2.0), ("device", ("mobile",), "takeaway", 1.5),
-                        ("device", ("mobile",), "computer_accessories", 0.4),
-                        ("device", ("tablet",), "ebooks", 4.0), ("device", ("tablet",), "games", 2.0)],
-    "location_category": [("location", ("commute",), "snacks", 4.0), ("location", ("commute",), "audio", 4.0),
-                          ("location", ("commute",), "ebooks", 4.0), ("location", ("commute",), "home_appliances", 0.3),
-                          ("location", ("commute",), "office_supplies", 0.3),
-                          ("location", ("office",), "office_supplies", 6.0), ("location", ("office",), "coffee", 2.0),
-                          ("location", ("office",), "games", 0.3), ("location", ("office",), "toys", 0.4),
-                          ("location", ("home",), "home_appliances", 2.0), ("location", ("home",), "groceries", 1.5),
-                          ("location", ("city",), "leisure", 3.0), ("location", ("city",), "fashion", 1.8), ("location", ("city",), "outdoor", 1.8)],
-    "channel_category": [("channel", ("live_stream",), "beauty", 5.0), ("channel", ("live_stream",), "fashion", 4.0),
-                         ("channel", ("live_stream",), "computer_accessories", 0.3), ("channel", ("live_stream",), "office_supplies", 0.3),
-                         ("channel", ("search",), "phones", 3.0), ("channel", ("search",), "computer_accessories", 3.0),
-                         ("channel", ("search",), "audio", 2.5), ("channel", ("search",), "home_appliances", 2.5),
-                         ("channel", ("push",), "coffee", 2.0), ("channel", ("push",), "takeaway", 2.0)],
-    "promo_big_ticket": [("promo", (True,), "phones", 3.5), ("promo", (True,), "home_appliances", 4.0),
-                         ("promo", (True,), "computer_accessories", 2.5), ("promo", (True,), "audio", 3.0)],
+    "hour_evening_groceries": [("hour", (17, 18, 19), "groceries", 15.0), ("hour", (22, 23, 0, 1, 2, 3, 4, 5, 6), "groceries", 0.15)],
+    "hour_after_work_dinner": [("hour", (17, 18, 19, 20), "takeaway", 15.0), ("hour", (11, 12), "takeaway", 3.0),
+                               ("hour", (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10), "takeaway", 0.15)],
+    "hour_late_night_games": [("hour", (22, 23, 0, 1), "games", 15.0), ("hour", (2, 3, 4), "games", 5.0),
+                              ("hour", _DAYTIME, "games", 0.25)],
+    "hour_other_rhythms": [("hour", (14, 15, 16), "snacks", 4.0), ("hour", (20, 21, 22), "beauty", 3.0),
+                           ("hour", (20, 21, 22), "fashion", 2.0), ("hour", (22, 23, 0), "ebooks", 4.0)],
+    "weekend_leisure": [("weekend", (True,), "leisure", 8.0), ("weekend", (True,), "outdoor", 6.5), ("weekend", (True,), "toys", 5.0),
+                        ("weekend", (True,), "office_supplies", 0.12)],
+    "device_category": [("device", ("pc",), "computer_accessories", 11.0), ("device", ("pc",), "home_appliances", 3.0),
+                        ("device", ("pc",), "office_supplies", 3.0), ("device", ("pc",), "beauty", 0.15), ("device", ("pc",), "fashion", 0.2),
+                        ("device", ("mobile",), "beauty", 3.0), ("device", ("mobile",), "fashion", 3.0), ("device", ("mobile",), "takeaway", 2.0),
+                        ("device", ("mobile",), "computer_accessories", 0.25),
+                        ("device", ("tablet",), "ebooks", 8.0), ("device", ("tablet",), "games", 3.0)],
+    "location_category": [("location", ("commute",), "snacks", 8.0), ("location", ("commute",), "audio", 8.0),
+                          ("location", ("commute",), "ebooks", 8.0), ("location", ("commute",), "home_appliances", 0.15),
+                          ("location", ("commute",), "office_supplies", 0.15),
+                          ("location", ("office",), "office_supplies", 15.0), ("location", ("office",), "coffee", 3.0),
+                          ("location", ("office",), "games", 0.15), ("location", ("office",), "toys", 0.25),
+                          ("location", ("home",), "home_appliances", 3.0), ("location", ("home",), "groceries", 2.0),
+                          ("location", ("city",), "leisure", 5.0), ("location", ("city",), "fashion", 2.5), ("location", ("city",), "outdoor", 2.5)],
+    "channel_category": [("channel", ("live_stream",), "beauty", 11.0), ("channel", ("live_stream",), "fashion", 8.0),
+                         ("channel", ("live_stream",), "computer_accessories", 0.15), ("channel", ("live_stream",), "office_supplies", 0.15),
+                         ("channel", ("search",), "phones", 5.0), ("channel", ("search",), "computer_accessories", 5.0),
+                         ("channel", ("search",), "audio", 4.0), ("channel", ("search",), "home_appliances", 4.0),
+                         ("channel", ("push",), "coffee", 3.0), ("channel", ("push",), "takeaway", 3.0)],
+    "promo_surge": [("promo", (True,), "phones", 6.5), ("promo", (True,), "home_appliances", 8.0),
+                    ("promo", (True,), "computer_accessories", 4.0), ("promo", (True,), "audio", 5.0)],
 }
 
 # Phone price tier (entry < 1,500; mid-priced flagship 2,999–4,999; premium >= 5,999):
@@ -245,75 +248,78 @@ FUNNEL = {  # per view; buy only after a cart
     "promo_cart_multiplier": 1.5, "promo_buy_multiplier": 1.5,
 }
 COMPLEMENT = {"next_session": 0.6, "same_session_next_view": 0.5}
-TASTE = {"favourite_categories": (3, 5), "favourite_mass": 0.85, "favourite_item_prob": 0.5,
+TASTE = {"favourite_categories": (4, 6), "favourite_shape": 4.0, "favourite_mass": 0.85, "favourite_item_prob": 0.5,
          "favourite_item_prob_other": 0.2, "favourite_brand_prob": 0.7, "zipf_exponent": 1.0,
          "stay_in_intent": 0.7, "repeat_view": 0.15}
 SESSION = {"sessions_per_user_day": 0.26, "activity_sigma": 0.6, "min_sessions": 4, "views_geometric_p": 0.2,
            "max_views": 30, "view_gap_mean_s": 80, "view_gap_max_s": 600, "min_gap_between_sessions_s": 35 * 60,
            "weekend_rate": 1.15}
 
+
+def _rule_strengths(rules: list[tuple[str, tuple, str, float]]) -> dict[str, float]:
+    return {f"{cat} | {field} in {list(values)}": mult for field, values, cat, mult in rules}
+
+
 PLANTED_EFFECTS: dict[str, dict[str, Any]] = {
     "hour_morning_coffee_breakfast": dict(
-        description="Coffee and breakfast in the morning: coffee ×12 at 07–09 h (×0.4 at night), breakfast ×10 at 06–09 h.",
-        strength={"coffee_07_09": 12.0, "breakfast_06_09": 10.0},
-        measured="share of coffee events at 07–09 h ≥ 2× their share at 14–16 h; same for breakfast"),
+        description="Coffee and breakfast in the morning (07–09 h), rarely at night.",
+        measured="share of coffee events at 07–09 h ≥ 3× their share at 14–16 h; breakfast at 06–09 h ≥ 4× at 14–16 h"),
     "hour_evening_groceries": dict(
-        description="Groceries in the early evening: ×6 at 17–19 h.",
-        strength={"groceries_17_19": 6.0},
-        measured="share of grocery events at 17–19 h ≥ 2× their share at 10–12 h"),
+        description="Fresh groceries in the early evening (17–19 h).",
+        measured="share of grocery events at 17–19 h ≥ 2.5× their share at 10–12 h"),
     "hour_after_work_dinner": dict(
-        description="Dinner takeaway after work: ×6 at 17–20 h, ×2 at lunch.",
-        strength={"takeaway_17_20": 6.0},
-        measured="share of takeaway events at 17–20 h ≥ 2× their share at 14–16 h"),
+        description="Dinner takeaway after work (17–20 h), some at lunch.",
+        measured="share of takeaway events at 17–20 h ≥ 2.5× their share at 14–16 h"),
     "hour_late_night_games": dict(
-        description="Games late at night: ×6 at 22–01 h, ×0.4 during the working day.",
-        strength={"games_22_01": 6.0},
-        measured="share of game events at 22–01 h ≥ 3× their share at 10–16 h"),
+        description="Games late at night (22–01 h), rarely in the working day.",
+        measured="share of game events at 22–01 h ≥ 4× their share at 10–16 h"),
+    "hour_other_rhythms": dict(
+        description="Afternoon-tea snacks (14–16 h), beauty and fashion at prime time (20–22 h), bedtime reading (22–00 h).",
+        measured="snack share at 14–16 h ≥ 1.5× at 09–11 h; e-book share at 22–00 h ≥ 1.5× at 10–12 h"),
     "weekend_leisure": dict(
-        description="Weekend vs weekday: leisure ×4, outdoor ×3.5, toys ×3 at weekends; office supplies ×0.25.",
-        strength={"leisure": 4.0, "outdoor": 3.5, "toys": 3.0, "office_supplies": 0.25},
-        measured="weekend share of leisure+outdoor+toys ≥ 1.8× the weekday share; office supplies ≤ 0.6×"),
+        description="Weekend vs weekday: leisure, outdoor and toys at weekends; office supplies on weekdays.",
+        measured="weekend share of leisure+outdoor+toys ≥ 2× the weekday share; office supplies ≤ 0.5×"),
     "device_category": dict(
-        description="Device × category: computer accessories ×5 on pc; beauty and fashion ×2 on mobile (×0.3 on pc); e-books ×4 on tablet.",
-        strength={"computer_accessories_pc": 5.0, "beauty_mobile": 2.0, "beauty_pc": 0.3, "ebooks_tablet": 4.0},
-        measured="computer-accessory share on pc ≥ 3× on mobile; beauty+fashion share on mobile ≥ 2× on pc"),
+        description="Device × category: computer accessories on pc, beauty and fashion on mobile, e-books on tablet.",
+        measured="computer-accessory share on pc ≥ 4× on mobile; beauty+fashion on mobile ≥ 2.5× on pc; e-books on tablet ≥ 1.5× on mobile"),
     "location_category": dict(
-        description="Location × category: commute → snacks, audio, e-books ×4; office → office supplies ×6, coffee ×2; city → leisure ×3.",
-        strength={"snacks_audio_ebooks_commute": 4.0, "office_supplies_office": 6.0, "coffee_office": 2.0, "leisure_city": 3.0},
-        measured="commute share of snacks+audio+e-books ≥ 2× at home; office-supply share at office ≥ 3× at home"),
+        description="Location × category: the commute → snacks, audio, e-books; the office → office supplies and coffee; "
+                    "home → appliances, groceries; the city → leisure, fashion, outdoor.",
+        measured="commute share of snacks+audio+e-books ≥ 1.8× at home; office-supply share at office ≥ 4× at home"),
     "channel_category": dict(
-        description="Channel × category: live_stream → beauty ×5, fashion ×4; search → phones ×3, computer accessories ×3, audio and appliances ×2.5.",
-        strength={"beauty_live_stream": 5.0, "fashion_live_stream": 4.0, "electronics_search": 3.0},
-        measured="beauty+fashion share on live_stream ≥ 2× on home_feed; electronics share on search ≥ 1.8× on home_feed"),
+        description="Channel × category: live streams sell beauty and fashion; search finds electronics; pushes sell coffee and takeaway.",
+        measured="beauty+fashion share on live_stream ≥ 2× on home_feed; electronics on search ≥ 1.4× on home_feed"),
     "promo_surge": dict(
-        description="Promotion days 11.11 and 12.12: sessions ×4 and ×3 (×1.3 the day before); phones ×3.5, appliances ×4, "
-                    "computer accessories ×2.5, audio ×3; cart and buy rates ×1.5.",
-        strength={"sessions_11_11": 4.0, "sessions_12_12": 3.0, "big_ticket": 3.0, "buy_rate": 1.5},
-        measured="events on 11.11 ≥ 2.5× the average day; big-ticket share ≥ 1.8×; buy/pv ≥ 1.4×"),
+        description="Promotion days 11.11 and 12.12: sessions ×4 and ×3 (×1.3 the day before, sales open at midnight); "
+                    "big-ticket electronics and appliances up; cart and buy rates ×1.5.",
+        measured="events on 11.11 ≥ 2.5× and on 12.12 ≥ 2× the average day; big-ticket share ≥ 1.5×; buy/pv ≥ 1.4×"),
     "phone_price_by_time": dict(
-        description="Phone price tier depends on time: mid-priced flagships (2,999–4,999) ×4 on weekday evenings 18–22 h; "
-                    "entry phones (< 1,500) ×3 at weekends.",
-        strength={"flagship_weekday_evening": 4.0, "entry_weekend": 3.0},
-        measured="mean viewed phone price on weekday evenings ≥ 1.5× at weekends; entry-phone share at weekends ≥ 2×"),
+        description="Phone price tier depends on time: mid-priced flagships (2,999–4,999) on weekday evenings 18–22 h, "
+                    "entry phones (< 1,500) at weekends.",
+        strength={"flagship_tier_weekday_evening": 4.0, "entry_tier_weekday_evening": 0.5,
+                  "entry_tier_weekend": 3.0, "flagship_tier_weekend": 0.6},
+        measured="mean viewed phone price on weekday evenings ≥ 1.4× at weekends; entry-phone share at weekends ≥ 2× weekday evenings"),
     "sequential_complements": dict(
-        description="After a phone cart/buy: the next view in the session is a case/charger with p=0.5, and the next session "
-                    "starts on a case/charger with p=0.6.",
+        description="After a phone cart/buy: the next view in the session is a case/charger, and the next session starts on one.",
         strength=dict(COMPLEMENT),
-        measured="P(next session starts with a phone accessory | phone cart/buy) ≥ 0.4 and ≥ 5× the base rate"),
+        measured="P(next session starts with a phone accessory | phone cart/buy in this session) ≥ 0.4 and ≥ 5× otherwise"),
     "funnel": dict(
-        description="Funnel per view: cart 7.5 %, fav 4 %, buy = 30 % of carts (45 % consumables, 20 % big-ticket) ≈ 2.3 %.",
-        strength={"cart_per_pv": 0.075, "fav_per_pv": 0.04, "buy_per_cart": 0.30},
-        measured="cart/pv in 6–10 %, fav/pv in 3–5 %, buy/pv in 1.5–3.5 %, every buy preceded by a cart of the item"),
+        description="Funnel per view: cart, fav, and buy only after a cart (more for consumables, less for big-ticket items).",
+        strength={"cart_per_pv": 0.075, "fav_per_pv": 0.04, "buy_per_cart": 0.30, "buy_per_cart_consumables": 0.45,
+                  "buy_per_cart_big_ticket": 0.20},
+        measured="cart/pv in 6–10 %, fav/pv in 3–5 %, buy/pv in 1.5–3.5 %; every buy has an earlier cart of the item"),
     "shopper_taste": dict(
-        description="Shoppers have 3–5 favourite categories holding 85 % of their intent mass, a favourite brand and three "
-                    "favourite items per category (chosen half the time in a favourite category); Zipf(1) popularity inside categories.",
+        description="Shoppers have 4–6 favourite categories holding 85 % of their intent weight (drawn from their segment), "
+                    "a favourite brand and three favourite items per category; Zipf popularity inside each category.",
         strength={"favourite_mass": 0.85, "favourite_item_prob": 0.5, "zipf_exponent": 1.0},
-        measured="a shopper's top-3 categories hold ≥ 55 % of their views; top 10 % of items ≥ 35 % of views"),
+        measured="a shopper's top-3 categories hold ≥ 50 % of their views; the top 10 % of items ≥ 35 % of views"),
 }
-PLANTED_EFFECTS["hour_morning_coffee_breakfast"]["rules"] = CATEGORY_RULES["hour_morning_coffee_breakfast"]
 for _name, _rules in CATEGORY_RULES.items():
-    key = "promo_surge" if _name == "promo_big_ticket" else _name
-    PLANTED_EFFECTS[key]["rules"] = _rules
+    PLANTED_EFFECTS[_name]["rules"] = _rules
+    PLANTED_EFFECTS[_name]["strength"] = {**PLANTED_EFFECTS[_name].get("strength", {}), **_rule_strengths(_rules)}
+PLANTED_EFFECTS["promo_surge"]["strength"].update(
+    {"sessions_11_11": PROMO_DAYS["2025-11-11"], "sessions_12_12": PROMO_DAYS["2025-12-12"],
+     "cart_rate": FUNNEL["promo_cart_multiplier"], "buy_rate": FUNNEL["promo_buy_multiplier"]})
 
 # Session-start hour profiles (relative weights for local hours 0..23).
 HOUR_WEIGHTS_WEEKDAY = np.array([2.0, 0.8, 0.3, 0.2, 0.2, 0.4, 1.5, 4.0, 5.0, 3.0, 2.5, 3.0,
@@ -466,7 +472,7 @@ def _users(rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, np.ndarray
     gumbel = np.log(prior[seg]) + rng.gumbel(size=(N_USERS, N_CATS))
     rank = np.argsort(np.argsort(-gumbel, axis=1), axis=1)
     is_fav = rank < k[:, None]
-    fav_w = rng.gamma(2.0, size=(N_USERS, N_CATS)) * is_fav
+    fav_w = rng.gamma(TASTE["favourite_shape"], size=(N_USERS, N_CATS)) * is_fav
     fav_w = fav_w / fav_w.sum(axis=1, keepdims=True)
     taste = TASTE["favourite_mass"] * fav_w + (1 - TASTE["favourite_mass"]) / N_CATS
     has_office = np.array([SEGMENTS[s][2] for s in seg_names])[seg]
