@@ -241,11 +241,8 @@ def test_unknown_timezone_falls_back_to_default(con):
     assert analytics.data_timezone(con) == "Asia/Shanghai"
 
 
-def test_promotion_days_between():
-    assert analytics.promotion_days_between(date(2024, 6, 1), date(2025, 6, 18)) == [
-        date(2024, 6, 18),
-        date(2024, 11, 11),
-        date(2024, 12, 12),
-        date(2025, 6, 18),
-    ]
-    assert analytics.promotion_days_between(date(2024, 1, 1), date(2024, 6, 17)) == []
+def test_calendar_days_between():
+    days = analytics.calendar_days_between(date(2024, 6, 1), date(2025, 6, 18))
+    assert days["promotion"] == [date(2024, 6, 18), date(2024, 11, 11), date(2024, 12, 12), date(2025, 6, 18)]
+    assert date(2024, 10, 1) in days["holiday"] and date(2024, 11, 11) not in days["holiday"]
+    assert analytics.calendar_days_between(date(2024, 1, 1), date(2024, 6, 17))["promotion"] == []

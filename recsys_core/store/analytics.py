@@ -25,13 +25,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 import pandas as pd
 
+from recsys_core.features import Calendar
 from recsys_core.store.connection import get_meta
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 BEHAVIORS = ("pv", "fav", "cart", "buy")
 SCENE_FIELDS = ("device", "channel", "location")
-# E-commerce promotion days (month, day): 6.18, 11.11 (Singles' Day), 12.12.
-PROMOTION_DAYS = ((6, 18), (11, 11), (12, 12))
 
 # Allow-list: the only column names that ever reach SQL text from an argument.
 _SCENE_COLUMN = {"device": "e.device", "channel": "e.channel", "location": "e.location"}
@@ -128,15 +127,14 @@ def _add_rates(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def promotion_days_between(start: date, end: date, days: Iterable[tuple[int, int]] = PROMOTION_DAYS) -> list[date]:
-    """Promotion dates (6.18, 11.11, 12.12 by default) that fall in [start, end]."""
-    found = []
-    for year in range(start.year, end.year + 1):
-        for month, day in days:
-            d = date(year, month, day)
-            if start <= d <= end:
-                found.append(d)
-    return sorted(found)
+def calendar_days_between(start: date, end: date, calendar: Calendar | None = None) -> dict[str, list[date]]:
+    """Promotion days (6.18, 11.11, 12.12 by default) and public holidays in [start, end], for marking charts."""
+    calendar = calendar or Calendar()
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return {
+        "promotion": [d for d in days if calendar.is_promo(d)],
+        "holiday": [d for d in days if calendar.is_holiday(d)],
+    }
 
 
 # --- whole-database summary -----------------------------------------------------------------

@@ -1,0 +1,336 @@
+"""Thin helpers every page shares: language, the cached read-only store, cached queries, the sidebar.
+
+Pages call `tr(key)` for words, `open_store()` once at the top (it shows a clear
+message and stops the page when the database is missing, locked, not a ScenePush
+file or empty), then `query(name, ...)` for any `recsys_core.store.analytics`
+query: results are cached per database file version and arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd  # before plotly: see GOTCHAS (partially initialised pandas on a fresh server)
+import duckdb
+import streamlit as st
+
+from recsys_core.i18n import DEFAULT_LANGUAGE, LANGUAGE_NAMES, LANGUAGES, TRANSLATIONS, format_int, label, t
+from recsys_core.store import DatabaseLockedError, analytics, connect, resolve_db_path
+
+APP_ROOT = Path(__file__).resolve().parents[1]
+LANG_KEY = "lang"
+MODEL_KEY = "model_dir"
+# The analytics functions pages may call through `query` (all read-only).
+QUERIES = frozenset(
+    {
+        "database_stats",
+        "filter_options",
+        "behavior_counts",
+        "funnel",
+        "daily_events",
+        "hour_weekday",
+        "scene_funnel",
+        "conversion_by_hour",
+        "top_items",
+        "top_categories",
+        "scene_mix",
+        "active_shoppers",
+        "shopper_timeline",
+    }
+)
+
+
+# --- language ----------------------------------------------------------------------------
+
+
+def lang() -> str:
+    return st.session_state.get(LANG_KEY, DEFAULT_LANGUAGE)
+
+
+def tr(key: str, **values: object) -> str:
+    """`recsys_core.i18n.t` in the session's language."""
+    return t(key, lang(), **values)
+
+
+def vocab(field: str, value: object) -> str:
+    """Display name of a behaviour / device / channel / location / weekday value."""
+    return label(field, value, lang())
+
+
+def vocab_formatter(field: str) -> Callable[[object], str]:
+    """A widget `format_func` for vocabulary values, bound to this run's language.
+
+    Widgets may call their format function outside the script run (AppTest does),
+    where session state is unavailable, so the language is fixed when it is made.
+    """
+    current = lang()
+    return lambda value: label(field, value, current)
+
+
+def text_formatter(prefix: str) -> Callable[[object], str]:
+    """A widget `format_func` showing `tr(f"{prefix}.{value}")`, bound to this run's language."""
+    current = lang()
+    return lambda value: t(f"{prefix}.{value}", current)
+
+
+def language_switch() -> None:
+    """中文 / English in the sidebar; remembered in session state and in the `lang` query parameter."""
+    if LANG_KEY not in st.session_state:
+        wanted = st.query_params.get(LANG_KEY)
+        st.session_state[LANG_KEY] = wanted if wanted in LANGUAGES else DEFAULT_LANGUAGE
+    st.sidebar.radio(
+        t("sidebar.language", lang()), LANGUAGES, key=LANG_KEY, format_func=LANGUAGE_NAMES.get, horizontal=True
+    )
+    # Page switches drop query parameters: set it again on every run so a copied URL keeps the language.
+    st.query_params[LANG_KEY] = lang()
+
+
+# --- the store ---------------------------------------------------------------------------
+
+
+def db_path() -> Path:
+    return resolve_db_path(None)
+
+
+def _db_version(path: Path) -> tuple[int, int]:
+    """Changes whenever the file (or its write-ahead log) changes, so cached results go stale with it."""
+    def mtime(p: Path) -> int:
+        return p.stat().st_mtime_ns if p.exists() else 0
+
+    return mtime(path), mtime(Path(f"{path}.wal"))
+
+
+@st.cache_resource(show_spinner=False)
+def _connection(path: str) -> duckdb.DuckDBPyConnection:
+    """One read-only connection per database file for the whole server; queries use a cursor each.
+
+    Read-only, so the CLI can read the same file while the app runs (DuckDB allows
+    many readers or one writer). Failures are not cached: the next run tries again.
+    """
+    return connect(path, read_only=True)
+
+
+def release_store() -> None:
+    """Close the cached connection (e.g. to let another program write, or before writing yourself)."""
+    _connection.clear()
+
+
+@dataclass(frozen=True)
+class Store:
+    """The open database as pages see it: its path, version (cache key) and summary statistics."""
+
+    path: str
+    version: tuple[int, int]
+    stats: dict[str, Any]
+
+
+def _store_problem(path: Path) -> tuple[str, str] | None:
+    """(level, message) describing why the database cannot be used, or None when it can."""
+    if not path.exists():
+        return "info", tr("db.missing", path=path)
+    try:
+        cur = _connection(str(path)).cursor()
+    except DatabaseLockedError:
+        return "error", tr("db.locked", path=path)
+    except duckdb.ConnectionException as exc:
+        # The same process already holds the file read-write (e.g. a page writing pushes).
+        if "different configuration" in str(exc):
+            return "error", tr("db.locked", path=path)
+        return "error", tr("db.error", path=path, error=exc)
+    except duckdb.Error as exc:
+        return "error", tr("db.error", path=path, error=exc)
+    try:
+        cur.execute("SELECT count(*) FROM events").fetchone()
+    except duckdb.CatalogException as exc:
+        return "error", tr("db.not_scenepush", path=path, error=exc)
+    finally:
+        cur.close()
+    return None
+
+
+def store_status() -> Store | str:
+    """The usable store, or the message saying why there is none (nothing drawn)."""
+    path = db_path()
+    problem = _store_problem(path)
+    if problem:
+        return problem[1]
+    version = _db_version(path)
+    return Store(str(path), version, _cached("database_stats", str(path), version, (), ()))
+
+
+def open_store(require_events: bool = True) -> Store:
+    """The store for this page; otherwise a clear message (and a retry button) and the page stops."""
+    path = db_path()
+    problem = _store_problem(path)
+    if problem:
+        level, message = problem
+        getattr(st, level)(message)
+        if level == "error" and st.button(tr("db.retry"), key="db_retry"):
+            release_store()
+            st.rerun()
+        st.stop()
+    version = _db_version(path)
+    store = Store(str(path), version, _cached("database_stats", str(path), version, (), ()))
+    if require_events and not store.stats["events"]:
+        st.info(tr("db.empty", path=path))
+        st.stop()
+    return store
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _cached(name: str, path: str, version: tuple[int, int], args: tuple, kwargs: tuple) -> Any:
+    """Run one analytics query on its own cursor; cached per (query, file, file version, arguments)."""
+    cur = _connection(path).cursor()
+    try:
+        return getattr(analytics, name)(cur, *args, **dict(kwargs))
+    finally:
+        cur.close()
+
+
+def query(store: Store, name: str, *args: Any, **kwargs: Any) -> Any:
+    """`analytics.<name>(cursor, *args, **kwargs)`, cached. Arguments must be hashable values."""
+    if name not in QUERIES:
+        raise ValueError(f"unknown analytics query {name!r}; choose from {sorted(QUERIES)}")
+    return _cached(name, store.path, store.version, args, tuple(sorted(kwargs.items())))
+
+
+# --- the model ---------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False)
+def _model_card(model_dir: str, mtime: int) -> dict[str, Any]:
+    """What the sidebar shows about a model folder (metadata only; the weights are not loaded)."""
+    from recsys_core import registry
+
+    return registry.read_metadata(model_dir)
+
+
+def model_dirs() -> list[Path]:
+    """Every model folder: the bundled one first, then those under its folder and under `models/`."""
+    from recsys_core import registry
+
+    bundled = registry.bundled_model_dir()
+    dirs = [bundled] if (bundled / registry.METADATA_FILE).is_file() else []
+    for root in (bundled.parent, APP_ROOT / "models"):
+        dirs += [d for d in registry.list_model_dirs(root) if d.resolve() not in {x.resolve() for x in dirs}]
+    return dirs
+
+
+def active_model_dir() -> Path | None:
+    """The model the sidebar shows as active (the bundled one unless the user picked another), or None."""
+    choice = st.session_state.get(MODEL_KEY)
+    dirs = model_dirs()
+    if choice and Path(choice) in dirs:
+        return Path(choice)
+    return dirs[0] if dirs else None
+
+
+def _metric_line(meta: dict[str, Any]) -> str:
+    protocol = meta.get("protocol")
+    metrics = meta.get("metrics") or {}
+    ndcg = metrics.get("NDCG@10")
+    if ndcg is None or not protocol:
+        return tr("sidebar.model_no_metric")
+    return tr("sidebar.model_metric", value=f"{ndcg:.3f}", protocol=tr("protocol.full_ranking", protocol=protocol))
+
+
+def _model_sidebar() -> None:
+    st.sidebar.subheader(tr("sidebar.model"))
+    try:
+        dirs = model_dirs()
+    except (ImportError, AttributeError):
+        dirs = []
+    if not dirs:
+        st.sidebar.caption(tr("sidebar.no_model"))
+        return
+    if len(dirs) > 1:
+        st.sidebar.selectbox(tr("sidebar.model_pick"), [str(d) for d in dirs], key=MODEL_KEY, format_func=lambda d: Path(d).name)
+    model_dir = active_model_dir()
+    try:
+        meta = _model_card(str(model_dir), (model_dir / "metadata.json").stat().st_mtime_ns)
+    except (OSError, ValueError) as exc:
+        st.sidebar.warning(tr("sidebar.model_error", error=exc))
+        return
+    trained_on = meta.get("trained_on") or meta.get("data_fingerprint") or "–"
+    st.sidebar.markdown(
+        "  \n".join(
+            [
+                tr("sidebar.model_type", value=meta.get("model_type", "–")),
+                tr("sidebar.model_version", value=f"`{meta.get('version', '–')}`"),
+                tr("sidebar.model_trained_on", value=trained_on),
+                _metric_line(meta),
+            ]
+        )
+    )
+
+
+# --- sidebar -----------------------------------------------------------------------------
+
+
+def sidebar() -> None:
+    """Language switch, the database and the active model. Called by `app.py` on every run."""
+    language_switch()
+    st.sidebar.subheader(tr("sidebar.database"))
+    status = store_status()
+    if isinstance(status, str):
+        st.sidebar.caption(f"`{db_path()}`")
+        st.sidebar.warning(tr("sidebar.db_unavailable"))
+    else:
+        s = status.stats
+        lines = [f"`{status.path}`", tr("sidebar.db_events", events=format_int(s["events"]), shoppers=format_int(s["shoppers"]))]
+        if s["first_event_local"]:
+            lines.append(
+                tr("sidebar.db_range", start=s["first_event_local"][:10], end=s["last_event_local"][:10], tz=s["timezone"])
+            )
+        st.sidebar.caption("  \n".join(lines))
+    _model_sidebar()
+
+
+_COUNT_COLUMNS = {"events", "pv", "fav", "cart", "buy", "shoppers"}
+_RATE_COLUMNS = {"fav_cart_rate", "buy_rate", "share", "share_of_views"}
+
+
+def show_table(df: pd.DataFrame, name: str, key: str, height: int | str = "auto") -> None:
+    """A table with translated headers, thousands separators and percentages, and its CSV download."""
+    headers = {c: tr(f"col.{c}") for c in df.columns if f"col.{c}" in TRANSLATIONS}
+    shown = df.rename(columns=headers)
+    config: dict[str, Any] = {}
+    for column in df.columns:
+        header = headers.get(column, column)
+        if column in _COUNT_COLUMNS:
+            config[header] = st.column_config.NumberColumn(header, format="%,d")
+        elif column in _RATE_COLUMNS:
+            config[header] = st.column_config.NumberColumn(header, format="percent")
+        elif column == "price":
+            config[header] = st.column_config.NumberColumn(header, format="¥%,.2f")
+    st.dataframe(shown, hide_index=True, column_config=config, height=height, key=key)
+    download_csv(shown, name, key=f"{key}_csv")
+
+
+def download_csv(df: pd.DataFrame, name: str, key: str) -> None:
+    """A CSV download of a table; UTF-8 with a byte-order mark so spreadsheet apps read Chinese correctly."""
+    st.download_button(
+        tr("common.download_csv"),
+        df.to_csv(index=False).encode("utf-8-sig"),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+    )
+
+
+def show_chart(fig: Any, key: str, height: int = 380) -> None:
+    """Draw a plotly figure full-width with room for its axis titles and legend (no clipped labels)."""
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0, "title_text": ""},
+        separators=".,",
+        hoverlabel={"namelength": -1},
+    )
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    st.plotly_chart(fig, key=key, config={"displaylogo": False})

@@ -1,0 +1,247 @@
+"""Behaviour: how shoppers behave across days, hours and scenes, under filters; every table downloadable."""
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from pages._common import lang, open_store, query, show_chart, show_table, text_formatter, tr, vocab, vocab_formatter
+from recsys_core.i18n import format_int, format_pct
+from recsys_core.store.analytics import BEHAVIORS, SCENE_FIELDS, EventFilter, calendar_days_between
+
+BEHAVIOR_COLORS = {"pv": "#9AA5B1", "fav": "#F3A712", "cart": "#E4572E", "buy": "#29335C"}
+MAX_CATEGORY_MAPS = 6
+TIMELINE_LIMIT = 1000
+
+st.title(tr("behaviour.title"))
+st.caption(tr("behaviour.caption"))
+
+store = open_store()
+options = query(store, "filter_options")
+zh = lang() == "zh"
+
+
+def category_name(category: str) -> str:
+    return options["category_zh"].get(category, category) if zh else category
+
+
+# --- filters ----------------------------------------------------------------------------------
+with st.container(border=True):
+    st.markdown(f"**{tr('behaviour.filters')}**")
+    c1, c2, c3 = st.columns([2, 3, 2])
+    dates = c1.date_input(
+        tr("behaviour.dates"),
+        value=(options["start"], options["end"]),
+        min_value=options["start"],
+        max_value=options["end"],
+        key="f_dates",
+    )
+    categories = c2.multiselect(
+        tr("behaviour.categories"), options["categories"], key="f_categories",
+        format_func=category_name, placeholder=tr("behaviour.all"),
+    )
+    behaviors = c3.multiselect(
+        tr("behaviour.behaviours"), BEHAVIORS, key="f_behaviors",
+        format_func=vocab_formatter("behavior"), placeholder=tr("behaviour.all"),
+    )
+    c4, c5, c6 = st.columns(3)
+    scene_choice = {
+        field: column.multiselect(
+            tr(f"behaviour.{field}s"), options[field], key=f"f_{field}s",
+            format_func=vocab_formatter(field), placeholder=tr("behaviour.all"),
+        )
+        for column, field in zip((c4, c5, c6), SCENE_FIELDS)
+    }
+
+# While a range is being picked the widget holds one date: read it as "from that day on".
+start, end = (tuple(dates) + (options["end"],))[:2] if dates else (options["start"], options["end"])
+filters = EventFilter(
+    start=start,
+    end=end,
+    categories=tuple(categories),
+    behaviors=tuple(behaviors),
+    devices=tuple(scene_choice["device"]),
+    channels=tuple(scene_choice["channel"]),
+    locations=tuple(scene_choice["location"]),
+)
+
+counts = query(store, "behavior_counts", filters)
+if not sum(counts.values()):
+    st.info(tr("common.no_match"))
+    st.stop()
+for column, behavior in zip(st.columns(len(BEHAVIORS)), BEHAVIORS):
+    column.metric(tr(f"col.{behavior}"), format_int(counts[behavior]))
+
+# --- events per day, promotion days and holidays marked --------------------------------------------
+st.subheader(tr("behaviour.daily"))
+daily = query(store, "daily_events", filters)
+daily["label"] = [vocab("behavior", b) for b in daily["behavior"]]
+log_y = st.checkbox(tr("behaviour.log_scale"), key="daily_log")
+fig = px.line(
+    daily, x="date", y="events", color="label", markers=len(daily["date"].unique()) < 40, log_y=log_y,
+    color_discrete_map={vocab("behavior", b): c for b, c in BEHAVIOR_COLORS.items()},
+    labels={"date": tr("common.date"), "events": tr("common.events"), "label": tr("common.behaviour")},
+)
+fig.update_traces(hovertemplate="%{x|%Y-%m-%d}: %{y:,}")
+marks = calendar_days_between(start, end)
+for day in marks["holiday"]:
+    fig.add_vrect(x0=day, x1=day + timedelta(days=1), fillcolor="#9AA5B1", opacity=0.15, line_width=0, layer="below")
+for day in marks["promotion"]:
+    fig.add_shape(type="line", x0=day, x1=day, y0=0, y1=1, yref="paper", line={"color": "#D62728", "dash": "dot"})
+    fig.add_annotation(
+        x=day, y=1, yref="paper", yanchor="bottom", showarrow=False, font={"color": "#D62728"},
+        text=f"{day.month}.{day.day} {tr('behaviour.promotion_day')}",
+    )
+fig.update_layout(legend={"y": 1.08})
+fig.update_yaxes(tickformat=",")
+show_chart(fig, "daily_chart", height=400)
+st.caption(tr("behaviour.daily_caption"))
+daily_table = daily.pivot_table(index="date", columns="behavior", values="events", fill_value=0).reindex(
+    columns=[b for b in BEHAVIORS if b in set(daily["behavior"])]
+)
+daily_table = daily_table.reset_index().assign(date=lambda d: d["date"].dt.date)
+with st.expander(tr("common.download_csv")):
+    show_table(daily_table, "events_per_day", "daily_table", height=240)
+
+# --- hour x weekday ------------------------------------------------------------------------------
+st.subheader(tr("behaviour.heatmap"))
+hours = [f"{h:02d}" for h in range(24)]
+weekdays = [vocab("weekday", w) for w in range(7)]
+if len(categories) >= 2:
+    per_cat = query(store, "hour_weekday", filters, by_category=True)
+    shown_cats = [c for c in categories if c in set(per_cat["category"])][:MAX_CATEGORY_MAPS]
+    grids = []
+    for category in shown_cats:
+        grid = per_cat[per_cat["category"] == category].pivot(index="weekday", columns="hour", values="events")
+        grids.append(grid.to_numpy() / max(1, grid.to_numpy().sum()))
+    fig = px.imshow(
+        np.stack(grids), facet_col=0, facet_col_wrap=3, x=hours, y=weekdays, aspect="auto",
+        color_continuous_scale="OrRd", labels={"x": tr("common.hour"), "y": tr("common.weekday"), "color": tr("common.share")},
+    )
+    for annotation in fig.layout.annotations:
+        annotation.text = category_name(shown_cats[int(annotation.text.split("=")[1])])
+    fig.update_traces(hovertemplate="%{y} %{x}:00 — %{z:.2%}<extra></extra>")
+    fig.update_coloraxes(colorbar_tickformat=".1%")
+    fig.update_xaxes(dtick=3)
+    heat_height = 260 * ((len(shown_cats) + 2) // 3) + 40
+    heat_table = per_cat[per_cat["category"].isin(shown_cats)]
+    heat_caption = tr("behaviour.heatmap_per_category")
+else:
+    heat_table = query(store, "hour_weekday", filters)
+    grid = heat_table.pivot(index="weekday", columns="hour", values="events")
+    fig = px.imshow(
+        grid.to_numpy(), x=hours, y=weekdays, aspect="auto", color_continuous_scale="OrRd",
+        labels={"x": tr("common.hour"), "y": tr("common.weekday"), "color": tr("common.events")},
+    )
+    fig.update_traces(hovertemplate="%{y} %{x}:00 — %{z:,}<extra></extra>")
+    fig.update_xaxes(dtick=2)
+    heat_height = 340
+    heat_caption = tr("common.local_time_note", tz=options["timezone"])
+show_chart(fig, "heatmap_chart", height=heat_height)
+st.caption(heat_caption)
+with st.expander(tr("common.download_csv")):
+    show_table(heat_table, "hour_weekday", "heatmap_table", height=240)
+
+# --- funnel per scene ---------------------------------------------------------------------------
+st.subheader(tr("behaviour.scene_funnel"))
+scene = st.selectbox(tr("behaviour.scene_field"), SCENE_FIELDS, key="scene_field", format_func=text_formatter("scene"))
+by_scene = query(store, "scene_funnel", filters, scene)
+by_scene.insert(1, "label", [vocab(scene, v) for v in by_scene["value"]])
+rates = by_scene.melt(id_vars="label", value_vars=["fav_cart_rate", "buy_rate"], var_name="rate", value_name="share")
+rates["rate"] = [tr(f"col.{r}") for r in rates["rate"]]
+fig = px.bar(
+    rates, x="label", y="share", color="rate", barmode="group", text=[format_pct(s) for s in rates["share"]],
+    color_discrete_sequence=["#F3A712", "#29335C"], labels={"label": tr(f"scene.{scene}"), "share": "", "rate": ""},
+)
+fig.update_traces(textposition="outside", cliponaxis=False)
+fig.update_yaxes(tickformat=".0%", range=[0, max(0.05, float(rates["share"].max() or 0)) * 1.2])
+show_chart(fig, "scene_funnel_chart", height=360)
+st.caption(tr("behaviour.scene_funnel_caption"))
+show_table(by_scene.drop(columns="value"), f"funnel_by_{scene}", "scene_funnel_table")
+
+# --- conversion by hour ---------------------------------------------------------------------------
+st.subheader(tr("behaviour.conversion"))
+conversion = query(store, "conversion_by_hour", filters)
+fig = make_subplots(specs=[[{"secondary_y": True}]])
+fig.add_trace(go.Bar(x=conversion["hour"], y=conversion["pv"], name=tr("col.pv"), marker_color="#D5DBE1",
+                     hovertemplate="%{x}:00 — %{y:,}<extra></extra>"), secondary_y=False)
+for column, color in (("fav_cart_rate", "#F3A712"), ("buy_rate", "#29335C")):
+    fig.add_trace(go.Scatter(x=conversion["hour"], y=conversion[column], name=tr(f"col.{column}"), mode="lines+markers",
+                             line={"color": color, "width": 3}, hovertemplate="%{x}:00 — %{y:.2%}<extra></extra>"),
+                  secondary_y=True)
+fig.update_xaxes(title_text=tr("common.hour"), dtick=1)
+fig.update_yaxes(title_text=tr("col.pv"), tickformat=",", secondary_y=False, showgrid=False)
+fig.update_yaxes(title_text=tr("col.buy_rate"), tickformat=".0%", secondary_y=True, rangemode="tozero")
+show_chart(fig, "conversion_chart", height=380)
+st.caption(tr("behaviour.conversion_caption") + " " + tr("common.local_time_note", tz=options["timezone"]))
+with st.expander(tr("common.download_csv")):
+    show_table(conversion, "conversion_by_hour", "conversion_table", height=240)
+
+# --- top items and categories for the chosen scene ------------------------------------------------------
+st.subheader(tr("behaviour.top"))
+chosen = [vocab(f, v) for f in SCENE_FIELDS for v in scene_choice[f]] + [vocab("behavior", b) for b in behaviors]
+st.caption(tr("behaviour.top_caption", scene=" · ".join(chosen) or tr("behaviour.any_scene")))
+top_n = st.slider(tr("behaviour.top_n"), 5, 50, 10, step=5, key="top_n")
+items_col, cats_col = st.columns([3, 2])
+with items_col:
+    st.markdown(f"**{tr('behaviour.top_items')}**")
+    items = query(store, "top_items", filters, limit=top_n)
+    items["title"] = items["title_zh"].fillna(items["title"]) if zh else items["title"]
+    items["category"] = items["category_zh"].fillna(items["category"]) if zh else items["category"]
+    show_table(
+        items[["item_id", "title", "category", "price", "events", "pv", "cart", "buy", "buy_rate"]],
+        "top_items", "top_items_table",
+    )
+with cats_col:
+    st.markdown(f"**{tr('behaviour.top_categories')}**")
+    cats = query(store, "top_categories", filters, limit=top_n)
+    cats["category"] = [category_name(c) for c in cats["category"]]
+    fig = px.bar(cats, x="events", y="category", orientation="h", text=[format_int(n) for n in cats["events"]],
+                 labels={"events": tr("col.events"), "category": ""})
+    fig.update_traces(marker_color="#E4572E", textposition="auto", cliponaxis=False)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickformat=",")
+    show_chart(fig, "top_categories_chart", height=max(260, 28 * len(cats) + 80))
+    show_table(cats[["category", "events", "pv", "cart", "buy", "buy_rate"]], "top_categories", "top_categories_table")
+
+# --- one shopper's timeline ---------------------------------------------------------------------
+st.subheader(tr("behaviour.timeline"))
+examples = query(store, "active_shoppers", filters, limit=5)["user_id"].tolist()
+typed = st.text_input(
+    tr("behaviour.shopper_id"), key="shopper_id", placeholder=examples[0] if examples else "",
+    help=tr("behaviour.shopper_help", examples=", ".join(examples)),
+)
+user = typed.strip() or (examples[0] if examples else "")
+timeline = query(store, "shopper_timeline", user, limit=TIMELINE_LIMIT)
+if timeline.empty:
+    st.warning(tr("behaviour.unknown_shopper", user=user))
+else:
+    st.caption(
+        f"{tr('col.user_id')} `{user}` — "
+        + tr("behaviour.timeline_caption", events=format_int(len(timeline)), limit=format_int(TIMELINE_LIMIT),
+             first=f"{timeline['local_time'].iloc[0]:%Y-%m-%d}", end=f"{timeline['local_time'].iloc[-1]:%Y-%m-%d}")
+    )
+    shown = timeline.assign(
+        title=timeline["title_zh"].fillna(timeline["title"]) if zh else timeline["title"],
+        category=timeline["category_zh"].fillna(timeline["category"]) if zh else timeline["category"],
+        behavior=[vocab("behavior", b) for b in timeline["behavior"]],
+        device=[vocab("device", v) for v in timeline["device"]],
+        channel=[vocab("channel", v) for v in timeline["channel"]],
+        location=[vocab("location", v) for v in timeline["location"]],
+    )[["local_time", "behavior", "item_id", "title", "category", "price", "device", "channel", "location"]]
+    shown["category"] = shown["category"].fillna(vocab("value", "unknown"))
+    fig = px.scatter(
+        shown, x="local_time", y="category", color="behavior", symbol="device",
+        color_discrete_map={vocab("behavior", b): c for b, c in BEHAVIOR_COLORS.items()},
+        hover_data={"title": True, "price": ":,.2f", "channel": True, "location": True, "item_id": True},
+        labels={"local_time": tr("col.local_time"), "category": "", "behavior": tr("common.behaviour"),
+                "device": tr("col.device"), "title": tr("col.title"), "price": tr("col.price"),
+                "channel": tr("col.channel"), "location": tr("col.location"), "item_id": tr("col.item_id")},
+    )
+    fig.update_traces(marker={"size": 10, "opacity": 0.8})
+    show_chart(fig, "timeline_chart", height=max(300, 30 * shown["category"].nunique() + 140))
+    show_table(shown, "shopper_timeline", "timeline_table", height=300)

@@ -1,0 +1,81 @@
+"""Overview: what is in the store — counts, date range, the funnel, when shoppers are active, scene mix."""
+
+import pandas as pd  # noqa: F401 — before plotly (GOTCHAS)
+import plotly.express as px
+import streamlit as st
+
+from pages._common import open_store, query, show_chart, tr, vocab
+from recsys_core.i18n import format_int, format_pct
+from recsys_core.store.analytics import SCENE_FIELDS
+
+st.title(tr("overview.title"))
+st.caption(tr("overview.caption"))
+
+store = open_store()
+stats = store.stats
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric(tr("col.shoppers"), format_int(stats["shoppers"]))
+c2.metric(tr("col.items"), format_int(stats["items"]))
+c3.metric(tr("col.events"), format_int(stats["events"]))
+c4.metric(
+    tr("col.date_range"),
+    f"{stats['first_event_local'][:10]} – {stats['last_event_local'][5:10]}",
+    tr("col.days", days=stats["days"]),
+    delta_color="off",
+    delta_arrow="off",
+)
+
+left, right = st.columns([2, 3])
+with left:
+    st.subheader(tr("overview.funnel"))
+    funnel = query(store, "funnel")
+    funnel["label"] = [tr(f"stage.{s}") for s in funnel["stage"]]
+    funnel["text"] = [f"{format_int(n)}  ({format_pct(p)})" for n, p in zip(funnel["events"], funnel["share_of_views"])]
+    fig = px.funnel(funnel, x="events", y="label", text="text", labels={"events": tr("col.events"), "label": ""})
+    fig.update_traces(textposition="inside", textinfo="text", marker_color=["#E4572E", "#F3A712", "#29335C"])
+    show_chart(fig, "overview_funnel", height=320)
+    st.caption(tr("overview.funnel_caption"))
+with right:
+    st.subheader(tr("overview.heatmap"))
+    grid = query(store, "hour_weekday").pivot(index="weekday", columns="hour", values="events")
+    fig = px.imshow(
+        grid.to_numpy(),
+        x=[f"{h:02d}" for h in grid.columns],
+        y=[vocab("weekday", w) for w in grid.index],
+        color_continuous_scale="OrRd",
+        aspect="auto",
+        labels={"x": tr("common.hour"), "y": tr("common.weekday"), "color": tr("common.events")},
+    )
+    fig.update_traces(hovertemplate="%{y} %{x}:00 — %{z:,}<extra></extra>")
+    fig.update_xaxes(side="bottom", dtick=2)
+    show_chart(fig, "overview_heatmap", height=320)
+    st.caption(tr("common.local_time_note", tz=stats["timezone"]))
+
+st.subheader(tr("overview.scene_mix"))
+mix = query(store, "scene_mix")
+for column, scene in zip(st.columns(len(SCENE_FIELDS)), SCENE_FIELDS):
+    part = mix[mix["scene"] == scene].copy()
+    part["label"] = [vocab(scene, v) for v in part["value"]]
+    part["text"] = [f"{format_pct(s)}  ·  {format_int(n)}" for s, n in zip(part["share"], part["events"])]
+    fig = px.bar(
+        part,
+        x="share",
+        y="label",
+        orientation="h",
+        text="text",
+        title=tr(f"scene.{scene}"),
+        labels={"share": tr("common.share"), "label": ""},
+    )
+    fig.update_traces(marker_color="#E4572E", textposition="auto", cliponaxis=False)
+    fig.update_xaxes(tickformat=".0%", range=[0, max(0.05, part["share"].max() * 1.35)])
+    fig.update_yaxes(autorange="reversed")
+    with column:
+        show_chart(fig, f"overview_mix_{scene}", height=260)
+
+runs = stats["import_runs"]
+with st.expander(f"{tr('overview.import_runs')} ({format_int(len(runs))})"):
+    if runs:
+        st.dataframe(pd.DataFrame(runs), hide_index=True)
+    else:
+        st.caption(tr("overview.no_import_runs"))
