@@ -7,11 +7,11 @@ night, beauty on live streams, flagship phones on weekday evenings, 11.11 ...), 
 with a stated strength in `PLANTED_EFFECTS`, and `tests/test_synth.py` measures every
 one of them back out of the database with SQL.
 
-How it is generated (all vectorised numpy, a few seconds):
+How it is generated (all vectorised numpy, about a second):
 
 1. A catalogue of `N_ITEMS` items in 18 categories (English and Chinese names), with a
    Zipf popularity skew inside each category.
-2. Shoppers with a segment, a city, 3–5 favourite categories, a favourite brand and
+2. Shoppers with a segment, a city, 4–6 favourite categories, a favourite brand and
    three favourite items per category, and device/channel habits.
 3. Sessions: a Poisson number per shopper and day (more on 11.11 and 12.12), a local
    start hour from a weekday/weekend/promo profile; the location follows from the time,
@@ -524,7 +524,7 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     fav_items = _favourite_items(rng, im)
     weekend_day, promo_day, day_rate = _day_calendar()
 
-    # 1. Sessions: Poisson per (shopper, day), at least `min_sessions` per shopper.
+    # 1. Sessions: Poisson per (shopper, day); shoppers with too few get extra sessions on random days.
     lam = SESSION["sessions_per_user_day"] * um["activity"][:, None] * day_rate[None, :]
     counts = rng.poisson(lam)
     su, sd = np.nonzero(counts)
@@ -719,6 +719,7 @@ def write_sample_files(out_dir: str | os.PathLike = SAMPLE_DIR, seed: int = DEFA
         path = out / PARQUET_FILES[name]
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, compression="zstd", compression_level=19)
         sizes[name] = path.stat().st_size
+        log.info("wrote %s: %d rows, %d bytes", path, len(df), sizes[name])
     return sizes
 
 
