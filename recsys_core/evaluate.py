@@ -181,61 +181,296 @@ def paired_test(
 
 # --- slices ------------------------------------------------------------------------------------
 
-HOUR_BUCKETS: tuple[tuple[int, int, str], ...] = (
-    (0, 5, "00-05 night"),
-    (6, 9, "06-09 morning"),
-    (10, 13, "10-13 midday"),
-    (14, 17, "14-17 afternoon"),
-    (18, 21, "18-21 evening"),
-    (22, 23, "22-23 late"),
-)
-HISTORY_BUCKETS: tuple[tuple[int, int, str], ...] = (
-    (0, 2, "0-2"),
-    (3, 5, "3-5"),
-    (6, 10, "6-10"),
-    (11, 20, "11-20"),
-    (21, 50, "21-50"),
-    (51, 1 << 62, "51+"),
-)
 SLICE_METRICS: tuple[str, ...] = ("NDCG@10", "HR@10", "MRR@10", "Recall@20")
+# Slice attributes of `sequences.EvalCases.slices()` that are reported (DESIGN §5, plus location).
+SLICES: tuple[str, ...] = ("hour_bucket", "day_type", "device", "channel", "location", "promo_day", "history_length", "target_kind")
+_DAY_ORDER = {name: i for i, name in enumerate(("night", "morning", "midday", "afternoon", "evening"))}
 
 
-def hour_bucket_labels(hours: np.ndarray) -> np.ndarray:
-    hours = np.asarray(hours)
-    labels = np.full(hours.shape, "unknown", dtype=object)
-    for lo, hi, name in HOUR_BUCKETS:
-        labels[(hours >= lo) & (hours <= hi)] = name
-    return labels
-
-
-def history_length_labels(lengths: np.ndarray) -> np.ndarray:
-    lengths = np.asarray(lengths)
-    labels = np.empty(lengths.shape, dtype=object)
-    for lo, hi, name in HISTORY_BUCKETS:
-        labels[(lengths >= lo) & (lengths <= hi)] = name
-    return labels
+def _slice_order(value: str) -> tuple:
+    """Natural order of slice values: numeric buckets by their lower bound, hour buckets by time of day."""
+    head = value.split("-")[0].rstrip("+")
+    if head.isdigit():
+        return (0, int(head), value)
+    return (1, _DAY_ORDER.get(value, len(_DAY_ORDER)), value)
 
 
 def slice_metrics(
     per_case: Mapping[str, np.ndarray],
     attributes: Mapping[str, Sequence[Any] | np.ndarray],
     metric_names: Sequence[str] = SLICE_METRICS,
-) -> dict[str, dict[str, dict[str, float | int]]]:
+    n_resamples: int = 0,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, dict[str, dict[str, Any]]]:
     """{slice: {value: {"n": count, "NDCG@10": mean, ...}}} for every attribute of the cases.
 
-    `attributes` maps a slice name (e.g. "device") to one label per case.
+    `attributes` maps a slice name (e.g. "device") to one label per case. With
+    `n_resamples` > 0 each value also gets a bootstrap interval "NDCG@10_ci95".
     """
-    out: dict[str, dict[str, dict[str, float | int]]] = {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     n = len(next(iter(per_case.values())))
+    headline = per_case.get(HEADLINE)
     for slice_name, labels in attributes.items():
         labels = np.asarray(labels, dtype=object).astype(str)
         assert len(labels) == n, f"slice {slice_name!r} has {len(labels)} labels for {n} cases"
-        groups: dict[str, dict[str, float | int]] = {}
-        for value in sorted(set(labels.tolist())):
+        groups: dict[str, dict[str, Any]] = {}
+        for value in sorted(set(labels.tolist()), key=_slice_order):
             mask = labels == value
-            row: dict[str, float | int] = {"n": int(mask.sum())}
+            row: dict[str, Any] = {"n": int(mask.sum())}
             for name in metric_names:
                 row[name] = float(per_case[name][mask].mean())
+            if n_resamples and headline is not None:
+                row[f"{HEADLINE}_ci95"] = bootstrap_ci({HEADLINE: headline[mask]}, n_resamples, seed)[HEADLINE]
             groups[value] = row
         out[slice_name] = groups
     return out
+
+
+# --- ranking a model on evaluation cases ---------------------------------------------------------
+
+
+class CaseResults:
+    """What a model did on each evaluation case: the target's rank and the top-10 list, in case order."""
+
+    def __init__(self, ranks: np.ndarray, top_items: np.ndarray, n_items: int):
+        self.ranks = ranks  # (n,) 0-based ranks under full ranking
+        self.top_items = top_items  # (n, COVERAGE_K) dense ids
+        self.n_items = n_items
+
+    @property
+    def per_case(self) -> dict[str, np.ndarray]:
+        return per_case_metrics(self.ranks)
+
+
+@torch.no_grad()
+def rank_cases(model: Any, cases: Any, batch_size: int = 256) -> CaseResults:
+    """Score every case of `cases` (`sequences.EvalCases`) with `model.score_all` over the full catalogue.
+
+    A target the model's vocabulary does not know (id 0: an item that appeared after it was
+    trained) cannot be ranked and counts as a miss (rank = n_items).
+    """
+    was_training = model.training
+    model.eval()
+    ranks, tops = [], []
+    try:
+        for batch in cases.batches(batch_size, max_len=model.history_len):
+            scores = model.score_all(batch)  # (B, N+1)
+            assert scores.shape == (batch.size, model.n_items + 1), (
+                f"{model.model_type}.score_all gave {tuple(scores.shape)}, expected {(batch.size, model.n_items + 1)}"
+            )
+            known = batch.targets > 0
+            r = torch.full((batch.size,), model.n_items, dtype=torch.long)
+            if bool(known.any()):
+                r[known] = target_ranks(scores[known], batch.targets[known])
+            ranks.append(r.numpy())
+            tops.append(top_k_items(scores, COVERAGE_K).numpy())
+    finally:
+        model.train(was_training)
+    if not ranks:
+        return CaseResults(np.zeros(0, np.int64), np.zeros((0, COVERAGE_K), np.int64), model.n_items)
+    return CaseResults(np.concatenate(ranks), np.concatenate(tops), model.n_items)
+
+
+def summarize(results: CaseResults, slices: Any | None = None, n_resamples: int = N_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """Metrics, intervals, coverage and (with the cases' slice table) per-slice metrics of one model."""
+    per_case = results.per_case
+    out: dict[str, Any] = {
+        "n_users": int(len(results.ranks)),
+        "n_items": int(results.n_items),
+        "metrics": mean_metrics(per_case),
+        "ci95": bootstrap_ci(per_case, n_resamples, seed),
+        f"coverage@{COVERAGE_K}": catalogue_coverage(results.top_items, results.n_items),
+    }
+    if slices is not None and len(results.ranks):
+        attrs = {name: slices[name].to_numpy() for name in SLICES if name in slices}
+        out["slices"] = slice_metrics(per_case, attrs, n_resamples=min(n_resamples, 200), seed=seed)
+    return out
+
+
+def evaluate_model(model: Any, split: Any, part: str = "test", n_resamples: int = N_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """Full-ranking evaluation of a `Recommender` on the `part` cases of a `sequences.Split`.
+
+    Returns {"model", "protocol", "ranking": "full", "part", "n_users", "n_items", "metrics",
+    "ci95", "coverage@10", "slices", "bootstrap"}; what the app and the CLI show.
+    """
+    cases = split.cases(part)
+    results = rank_cases(model, cases)
+    return {
+        "model": model.model_type,
+        "protocol": split.protocol,
+        "ranking": "full",
+        "part": part,
+        **summarize(results, cases.slices(), n_resamples, seed),
+        "bootstrap": {"resamples": n_resamples, "unit": "shopper", "seed": seed, "level": 0.95},
+    }
+
+
+# --- CLI: evaluate and compare model folders -------------------------------------------------------
+
+
+def _load_cases(con: Any, loaded: Sequence[Any], protocol: str, part: str = "test") -> list[Any]:
+    """The `part` cases of `protocol` for each loaded model, encoded with that model's own vocabularies.
+
+    Events are read once per timezone; models sharing a feature space share one encoding.
+    Cases depend only on shoppers and times, so every model sees the same cases; asserted.
+    """
+    import json
+
+    from recsys_core.sequences import SequenceData
+    from recsys_core.store import events as store_events
+
+    frames: dict[str, Any] = {}
+    encoded: dict[str, Any] = {}
+    out = []
+    for lm in loaded:
+        tz = lm.features.calendar.timezone
+        if tz not in frames:
+            frames[tz] = store_events.read_events(con, tz)
+            if len(frames[tz]) == 0:
+                raise ValueError("the database has no events; run `python -m recsys_core sample` or import data first")
+        key = json.dumps(lm.metadata["features"], sort_keys=True)
+        if key not in encoded:
+            encoded[key] = SequenceData.from_frame(frames[tz], lm.features).split(protocol).cases(part)
+        out.append(encoded[key])
+    first = out[0]
+    for cases in out[1:]:
+        assert np.array_equal(cases.targets, first.targets) and np.array_equal(cases.users, first.users), "models must be evaluated on the same cases"
+    return out
+
+
+def _load_models(model_dirs: Sequence[str]) -> list[Any]:
+    from recsys_core.registry import load_model
+
+    return [load_model(d) for d in model_dirs]
+
+
+def _data_check(con: Any, lm: Any) -> bool:
+    """Whether the database is the data the model was trained on (its fingerprint matches)."""
+    from recsys_core.store import events as store_events
+
+    return lm.metadata.get("data_fingerprint") == store_events.data_fingerprint(con)
+
+
+def _resolve_protocol(requested: str | None, loaded: Sequence[Any]) -> str:
+    from recsys_core.sequences import check_protocol
+
+    return check_protocol(requested or loaded[0].protocol or "next_event")
+
+
+def evaluate_cli(args: Any) -> dict[str, Any]:
+    """Handler of `python -m recsys_core evaluate --model-dir DIR [--protocol P] [--db PATH]` (DESIGN §7)."""
+    from recsys_core.store import connect
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    (lm,) = _load_models([args.model_dir])
+    protocol = _resolve_protocol(getattr(args, "protocol", None), [lm])
+    con = connect(args.db, read_only=True)
+    try:
+        (cases,) = _load_cases(con, [lm], protocol)
+        same_data = _data_check(con, lm)
+    finally:
+        con.close()
+    if len(cases) == 0:
+        raise ValueError(f"no shopper has enough history for {protocol} evaluation (needs 3 events / sessions)")
+    summary = summarize(rank_cases(lm.model, cases), cases.slices())
+    m = summary["metrics"]
+    return {
+        "evaluation": f"full ranking, {protocol}, {summary['n_users']} shoppers (test targets)",
+        "model": lm.model_type,
+        "model_dir": str(lm.path),
+        "version": lm.version,
+        "protocol": protocol,
+        "trained_protocol": lm.protocol,
+        "ranking": "full",
+        "data_matches_training": same_data,
+        **summary,
+        "headline": f"NDCG@10 {m['NDCG@10']:.4f} [{summary['ci95']['NDCG@10'][0]:.4f}, {summary['ci95']['NDCG@10'][1]:.4f}]  "
+        f"HR@10 {m['HR@10']:.4f}  MRR@10 {m['MRR@10']:.4f}",
+        "bootstrap": {"resamples": N_BOOTSTRAP, "unit": "shopper", "seed": DEFAULT_SEED, "level": 0.95},
+    }
+
+
+def _labels(loaded: Sequence[Any]) -> list[str]:
+    """Model names for tables: the model type, made unique with the folder name when repeated."""
+    types = [lm.model_type for lm in loaded]
+    return [t if types.count(t) == 1 else f"{t}:{lm.path.name}" for t, lm in zip(types, loaded)]
+
+
+def compare_results(labels: Sequence[str], results: Sequence[CaseResults], seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """Table, intervals and paired NDCG@10 tests of several models' results on the same cases.
+
+    Each model is tested against the first (the reference) and against the best by NDCG@10.
+    """
+    per_case = [r.per_case for r in results]
+    models = []
+    for label, res, pc in zip(labels, results, per_case):
+        ci = bootstrap_ci(pc, N_BOOTSTRAP, seed)
+        models.append({"model": label, "metrics": mean_metrics(pc), "ci95": ci, f"coverage@{COVERAGE_K}": catalogue_coverage(res.top_items, res.n_items)})
+    best = max(range(len(models)), key=lambda i: models[i]["metrics"][HEADLINE])
+
+    def test(i: int, j: int) -> dict[str, Any]:
+        return {"a": labels[i], "b": labels[j], "metric": HEADLINE, **paired_test(per_case[i][HEADLINE], per_case[j][HEADLINE], seed=seed)}
+
+    table = [
+        {
+            "model": m["model"],
+            HEADLINE: round(m["metrics"][HEADLINE], 4),
+            f"{HEADLINE}_ci95": [round(x, 4) for x in m["ci95"][HEADLINE]],
+            "HR@10": round(m["metrics"]["HR@10"], 4),
+            "MRR@10": round(m["metrics"]["MRR@10"], 4),
+            "Recall@20": round(m["metrics"]["Recall@20"], 4),
+            f"coverage@{COVERAGE_K}": round(m[f"coverage@{COVERAGE_K}"], 4),
+            f"rel_{HEADLINE}_vs_{labels[0]}": round(m["metrics"][HEADLINE] / models[0]["metrics"][HEADLINE] - 1.0, 4)
+            if models[0]["metrics"][HEADLINE] > 0
+            else None,
+        }
+        for m in models
+    ]
+    return {
+        "models": models,
+        "table": table,
+        "best": labels[best],
+        "tests": [test(0, j) for j in range(1, len(labels))],
+        "vs_best": [test(best, j) for j in range(len(labels)) if j != best],
+    }
+
+
+def compare_cli(args: Any) -> dict[str, Any]:
+    """Handler of `python -m recsys_core compare DIR DIR ... [--protocol P] [--db PATH]`: every model on
+    the same cases, with bootstrap intervals and paired tests (each vs the first, and vs the best)."""
+    from recsys_core.store import connect
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    dirs = list(args.model_dirs)
+    if len(dirs) < 2:
+        raise ValueError("compare needs at least two model folders")
+    loaded = _load_models(dirs)
+    protocol = _resolve_protocol(getattr(args, "protocol", None), loaded)
+    trained = sorted({str(lm.protocol) for lm in loaded})
+    if len(trained) > 1 and not getattr(args, "protocol", None):
+        log.warning("models were trained under different protocols %s; comparing under %s", trained, protocol)
+    con = connect(args.db, read_only=True)
+    try:
+        all_cases = _load_cases(con, loaded, protocol)
+        same_data = {label: _data_check(con, lm) for label, lm in zip(_labels(loaded), loaded)}
+    finally:
+        con.close()
+    if len(all_cases[0]) == 0:
+        raise ValueError(f"no shopper has enough history for {protocol} evaluation (needs 3 events / sessions)")
+    labels = _labels(loaded)
+    results = [rank_cases(lm.model, cases) for lm, cases in zip(loaded, all_cases)]
+    out = compare_results(labels, results)
+    attrs = all_cases[0].slices()
+    for entry, res in zip(out["models"], results):
+        entry["slices"] = slice_metrics(res.per_case, {name: attrs[name].to_numpy() for name in SLICES if name in attrs})
+    for entry, lm in zip(out["models"], loaded):
+        entry.update({"model_type": lm.model_type, "model_dir": str(lm.path), "version": lm.version, "trained_protocol": lm.protocol})
+    return {
+        "evaluation": f"full ranking, {protocol}, {len(all_cases[0])} shoppers (test targets)",
+        "protocol": protocol,
+        "ranking": "full",
+        "n_users": len(all_cases[0]),
+        "data_matches_training": same_data,
+        **out,
+        "bootstrap": {"resamples": N_BOOTSTRAP, "permutations": N_PERMUTATIONS, "unit": "shopper", "seed": DEFAULT_SEED, "level": 0.95},
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -110,14 +111,100 @@ def test_paired_test_noise_only_gives_a_large_p_value():
 # --- slices --------------------------------------------------------------------------------------
 
 
-def test_slices_give_counts_and_means_per_value():
+def test_slices_give_counts_and_means_per_value_in_natural_order():
     per_case = ev.per_case_metrics(np.array([0, 0, 30, 30, 1]))
-    out = ev.slice_metrics(per_case, {"device": ["pc", "pc", "mobile", "mobile", "pc"]})
+    out = ev.slice_metrics(per_case, {"device": ["pc", "pc", "mobile", "mobile", "pc"], "history_length": ["17-32", "3-4", "3-4", "1-2", "1-2"]})
     assert out["device"]["pc"]["n"] == 3 and out["device"]["mobile"]["n"] == 2
     assert out["device"]["mobile"]["NDCG@10"] == 0.0
     assert out["device"]["pc"]["HR@10"] == 1.0
+    assert list(out["history_length"]) == ["1-2", "3-4", "17-32"]
+    with_ci = ev.slice_metrics(per_case, {"device": ["pc"] * 5}, n_resamples=50)
+    lo, hi = with_ci["device"]["pc"]["NDCG@10_ci95"]
+    assert lo <= with_ci["device"]["pc"]["NDCG@10"] <= hi
 
 
-def test_bucket_labels():
-    assert list(ev.hour_bucket_labels(np.array([0, 7, 13, 23]))) == ["00-05 night", "06-09 morning", "10-13 midday", "22-23 late"]
-    assert list(ev.history_length_labels(np.array([1, 4, 60]))) == ["0-2", "3-5", "51+"]
+# --- evaluating model folders end to end (sample world, count-based models: seconds) ----------------
+
+
+class _NaNModel(torch.nn.Module):
+    """A broken model whose scores contain NaN: evaluation must refuse it, not score it perfectly."""
+
+    model_type = "nan"
+    history_len = 5
+
+    def __init__(self, n_items: int):
+        super().__init__()
+        self.n_items = n_items
+
+    def score_all(self, batch):
+        scores = torch.full((batch.size, self.n_items + 1), float("nan"))
+        scores[:, 0] = NEG_INF
+        return scores
+
+
+@pytest.fixture(scope="module")
+def sample_models(tmp_path_factory):
+    from recsys_core import synth, train
+    from recsys_core.sequences import SequenceData
+    from recsys_core.store import connect
+
+    root = tmp_path_factory.mktemp("evaluate")
+    db = root / "sample.duckdb"
+    synth.build_sample_database(db)
+    con = connect(db, read_only=True)
+    try:
+        data = SequenceData.from_store(con)
+        for model_type in ("pop", "covisit"):
+            train.train(con, model_type, "next_session", root / model_type, progress=False, data=data)
+    finally:
+        con.close()
+    return db, root, data
+
+
+def test_evaluate_model_returns_the_documented_fields(sample_models):
+    from recsys_core.registry import load_model
+
+    db, root, data = sample_models
+    split = data.split("next_session")
+    out = ev.evaluate_model(load_model(root / "pop").model, split, n_resamples=100)
+    assert out["model"] == "pop" and out["protocol"] == "next_session" and out["ranking"] == "full"
+    assert out["n_users"] == len(split.test) > 0
+    assert set(out["metrics"]) == set(out["ci95"]) and "Recall@20" in out["metrics"]
+    assert set(out["slices"]) == {"hour_bucket", "day_type", "device", "channel", "location", "promo_day", "history_length", "target_kind"}
+    assert sum(v["n"] for v in out["slices"]["device"].values()) == out["n_users"]
+    assert 0 < out["coverage@10"] <= 10 / out["n_items"] + 1e-9  # pop recommends one list to everyone
+
+
+def test_nan_scores_stop_the_evaluation(sample_models):
+    _, _, data = sample_models
+    with pytest.raises(ValueError, match="NaN"):
+        ev.rank_cases(_NaNModel(data.features.n_items), data.split("next_event").test)
+
+
+def test_evaluate_cli_uses_the_trained_protocol(sample_models):
+    import argparse
+
+    db, root, _ = sample_models
+    out = ev.evaluate_cli(argparse.Namespace(model_dir=str(root / "covisit"), protocol=None, db=str(db)))
+    assert out["protocol"] == "next_session" and out["evaluation"].startswith("full ranking, next_session")
+    assert out["model"] == "covisit" and out["data_matches_training"] is True
+    assert {"NDCG@10", "HR@10", "MRR@10"} <= set(out["metrics"])
+    lo, hi = out["ci95"]["NDCG@10"]
+    assert lo < out["metrics"]["NDCG@10"] < hi
+    # the same numbers as the metrics recorded at training time (same cases, same model)
+    trained = json.loads((root / "covisit" / "metadata.json").read_text())["metrics"]["test"]
+    assert out["metrics"]["NDCG@10"] == pytest.approx(trained["NDCG@10"])
+
+
+def test_compare_cli_pairs_models_on_the_same_cases(sample_models):
+    import argparse
+
+    db, root, _ = sample_models
+    out = ev.compare_cli(argparse.Namespace(model_dirs=[str(root / "pop"), str(root / "covisit")], protocol="next_session", db=str(db)))
+    assert out["protocol"] == "next_session" and out["ranking"] == "full"
+    assert [row["model"] for row in out["table"]] == ["pop", "covisit"]
+    (test,) = out["tests"]
+    assert (test["a"], test["b"]) == ("pop", "covisit") and test["n"] == out["n_users"]
+    # on the sample world co-visitation clearly beats popularity
+    assert out["best"] == "covisit" and test["p_value"] < 0.01 and test["diff_ci95"][0] > 0
+    assert out["table"][1]["rel_NDCG@10_vs_pop"] == pytest.approx(test["rel_diff"], abs=1e-4)
