@@ -294,19 +294,24 @@ _RATE_COLUMNS = {"fav_cart_rate", "buy_rate", "share", "share_of_views"}
 
 
 def show_table(df: pd.DataFrame, name: str, key: str, height: int | str = "auto") -> None:
-    """A table with translated headers, thousands separators and percentages, and its CSV download."""
+    """A table with translated headers, thousands separators and percentages, and its CSV download.
+
+    The CSV holds the numbers themselves (rates as fractions), under the same translated headers.
+    """
     headers = {c: tr(f"col.{c}") for c in df.columns if f"col.{c}" in TRANSLATIONS}
     shown = df.rename(columns=headers)
     config: dict[str, Any] = {}
+    rate_headers = []
     for column in df.columns:
         header = headers.get(column, column)
         if column in _COUNT_COLUMNS:
             config[header] = st.column_config.NumberColumn(header, format="%,d")
         elif column in _RATE_COLUMNS:
-            config[header] = st.column_config.NumberColumn(header, format="percent")
+            rate_headers.append(header)  # formatted by the Styler: one decimal always ("2.0%", not "2%")
         elif column == "price":
             config[header] = st.column_config.NumberColumn(header, format="¥%,.2f")
-    st.dataframe(shown, hide_index=True, column_config=config, height=height, key=key)
+    styled = shown.style.format("{:.1%}", subset=rate_headers, na_rep="–") if rate_headers else shown
+    st.dataframe(styled, hide_index=True, column_config=config, height=height, key=key)
     download_csv(shown, name, key=f"{key}_csv")
 
 
@@ -323,10 +328,15 @@ def download_csv(df: pd.DataFrame, name: str, key: str) -> None:
 
 
 def show_chart(fig: Any, key: str, height: int = 380) -> None:
-    """Draw a plotly figure full-width with room for its axis titles and legend (no clipped labels)."""
+    """Draw a plotly figure full-width with room for its axis titles and legend (no clipped labels).
+
+    Margins the figure already sets (e.g. room on the right for facet labels) are kept.
+    """
+    margin = {"l": 10, "r": 10, "t": 40, "b": 10}
+    margin.update({k: v for k, v in fig.layout.margin.to_plotly_json().items() if v is not None})
     fig.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin=margin,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0, "title_text": ""},
         separators=".,",
         hoverlabel={"namelength": -1},

@@ -79,32 +79,35 @@ for column, behavior in zip(st.columns(len(BEHAVIORS)), BEHAVIORS):
 # --- events per day, promotion days and holidays marked --------------------------------------------
 st.subheader(tr("behaviour.daily"))
 daily = query(store, "daily_events", filters)
+present = [b for b in BEHAVIORS if b in set(daily["behavior"])]
 daily["label"] = [vocab("behavior", b) for b in daily["behavior"]]
-log_y = st.checkbox(tr("behaviour.log_scale"), key="daily_log")
+# One panel per behaviour on its own scale: purchases are a few percent of views and would vanish on a shared axis.
 fig = px.line(
-    daily, x="date", y="events", color="label", markers=len(daily["date"].unique()) < 40, log_y=log_y,
+    daily, x="date", y="events", facet_row="label", color="label", markers=daily["date"].nunique() < 40,
+    category_orders={"label": [vocab("behavior", b) for b in present]},
     color_discrete_map={vocab("behavior", b): c for b, c in BEHAVIOR_COLORS.items()},
-    labels={"date": tr("common.date"), "events": tr("common.events"), "label": tr("common.behaviour")},
+    labels={"date": "", "events": "", "label": ""},
 )
-fig.update_traces(hovertemplate="%{x|%Y-%m-%d}: %{y:,}")
+fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1], textangle=0, xanchor="left", font={"size": 13}))
+fig.update_yaxes(matches=None, tickformat=",", rangemode="tozero")
+fig.update_xaxes(tickformat="%m-%d", hoverformat="%Y-%m-%d")
+fig.update_traces(hovertemplate="%{x|%Y-%m-%d}: %{y:,}<extra></extra>")
 marks = calendar_days_between(start, end)
 for day in marks["holiday"]:
     fig.add_vrect(x0=day, x1=day + timedelta(days=1), fillcolor="#9AA5B1", opacity=0.15, line_width=0, layer="below")
 for day in marks["promotion"]:
-    fig.add_shape(type="line", x0=day, x1=day, y0=0, y1=1, yref="paper", line={"color": "#D62728", "dash": "dot"})
+    fig.add_shape(type="line", x0=day, x1=day, y0=0, y1=1, xref="x", yref="paper",
+                  line={"color": "#D62728", "dash": "dot"})
     fig.add_annotation(
-        x=day, y=1, yref="paper", yanchor="bottom", showarrow=False, font={"color": "#D62728"},
+        x=day, y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False, font={"color": "#D62728"},
         text=f"{day.month}.{day.day} {tr('behaviour.promotion_day')}",
     )
-fig.update_layout(legend={"y": 1.08})
-fig.update_yaxes(tickformat=",")
-show_chart(fig, "daily_chart", height=400)
+fig.update_layout(showlegend=False, margin={"r": 90})
+show_chart(fig, "daily_chart", height=140 * max(1, len(present)) + 80)
 st.caption(tr("behaviour.daily_caption"))
-daily_table = daily.pivot_table(index="date", columns="behavior", values="events", fill_value=0).reindex(
-    columns=[b for b in BEHAVIORS if b in set(daily["behavior"])]
-)
-daily_table = daily_table.reset_index().assign(date=lambda d: d["date"].dt.date)
-with st.expander(tr("common.download_csv")):
+daily_table = daily.pivot_table(index="date", columns="behavior", values="events", fill_value=0)
+daily_table = daily_table.reindex(columns=present).reset_index().assign(date=lambda d: d["date"].dt.date)
+with st.expander(tr("common.table")):
     show_table(daily_table, "events_per_day", "daily_table", height=240)
 
 # --- hour x weekday ------------------------------------------------------------------------------
@@ -120,7 +123,7 @@ if len(categories) >= 2:
         grids.append(grid.to_numpy() / max(1, grid.to_numpy().sum()))
     fig = px.imshow(
         np.stack(grids), facet_col=0, facet_col_wrap=3, x=hours, y=weekdays, aspect="auto",
-        color_continuous_scale="OrRd", labels={"x": tr("common.hour"), "y": tr("common.weekday"), "color": tr("common.share")},
+        color_continuous_scale="OrRd", labels={"x": tr("common.hour"), "y": "", "color": tr("common.share")},
     )
     for annotation in fig.layout.annotations:
         annotation.text = category_name(shown_cats[int(annotation.text.split("=")[1])])
@@ -135,15 +138,16 @@ else:
     grid = heat_table.pivot(index="weekday", columns="hour", values="events")
     fig = px.imshow(
         grid.to_numpy(), x=hours, y=weekdays, aspect="auto", color_continuous_scale="OrRd",
-        labels={"x": tr("common.hour"), "y": tr("common.weekday"), "color": tr("common.events")},
+        labels={"x": tr("common.hour"), "y": "", "color": tr("common.events")},
     )
     fig.update_traces(hovertemplate="%{y} %{x}:00 — %{z:,}<extra></extra>")
+    fig.update_coloraxes(colorbar_tickformat=",")
     fig.update_xaxes(dtick=2)
     heat_height = 340
     heat_caption = tr("common.local_time_note", tz=options["timezone"])
 show_chart(fig, "heatmap_chart", height=heat_height)
 st.caption(heat_caption)
-with st.expander(tr("common.download_csv")):
+with st.expander(tr("common.table")):
     show_table(heat_table, "hour_weekday", "heatmap_table", height=240)
 
 # --- funnel per scene ---------------------------------------------------------------------------
@@ -161,7 +165,8 @@ fig.update_traces(textposition="outside", cliponaxis=False)
 fig.update_yaxes(tickformat=".0%", range=[0, max(0.05, float(rates["share"].max() or 0)) * 1.2])
 show_chart(fig, "scene_funnel_chart", height=360)
 st.caption(tr("behaviour.scene_funnel_caption"))
-show_table(by_scene.drop(columns="value"), f"funnel_by_{scene}", "scene_funnel_table")
+show_table(by_scene.drop(columns="value").rename(columns={"label": tr(f"scene.{scene}")}), f"funnel_by_{scene}",
+           "scene_funnel_table")
 
 # --- conversion by hour ---------------------------------------------------------------------------
 st.subheader(tr("behaviour.conversion"))
@@ -173,12 +178,14 @@ for column, color in (("fav_cart_rate", "#F3A712"), ("buy_rate", "#29335C")):
     fig.add_trace(go.Scatter(x=conversion["hour"], y=conversion[column], name=tr(f"col.{column}"), mode="lines+markers",
                              line={"color": color, "width": 3}, hovertemplate="%{x}:00 — %{y:.2%}<extra></extra>"),
                   secondary_y=True)
-fig.update_xaxes(title_text=tr("common.hour"), dtick=1)
+fig.update_xaxes(title_text=tr("common.hour"), dtick=1, range=[-0.6, 23.6])
 fig.update_yaxes(title_text=tr("col.pv"), tickformat=",", secondary_y=False, showgrid=False)
-fig.update_yaxes(title_text=tr("col.buy_rate"), tickformat=".0%", secondary_y=True, rangemode="tozero")
+rate_top = float(conversion[["fav_cart_rate", "buy_rate"]].max().max() or 0)
+fig.update_yaxes(title_text=tr("common.rate_per_view"), tickformat=".0%", secondary_y=True,
+                 range=[0, max(0.01, rate_top) * 1.15])
 show_chart(fig, "conversion_chart", height=380)
 st.caption(tr("behaviour.conversion_caption") + " " + tr("common.local_time_note", tz=options["timezone"]))
-with st.expander(tr("common.download_csv")):
+with st.expander(tr("common.table")):
     show_table(conversion, "conversion_by_hour", "conversion_table", height=240)
 
 # --- top items and categories for the chosen scene ------------------------------------------------------
@@ -186,27 +193,28 @@ st.subheader(tr("behaviour.top"))
 chosen = [vocab(f, v) for f in SCENE_FIELDS for v in scene_choice[f]] + [vocab("behavior", b) for b in behaviors]
 st.caption(tr("behaviour.top_caption", scene=" · ".join(chosen) or tr("behaviour.any_scene")))
 top_n = st.slider(tr("behaviour.top_n"), 5, 50, 10, step=5, key="top_n")
-items_col, cats_col = st.columns([3, 2])
-with items_col:
-    st.markdown(f"**{tr('behaviour.top_items')}**")
-    items = query(store, "top_items", filters, limit=top_n)
-    items["title"] = items["title_zh"].fillna(items["title"]) if zh else items["title"]
-    items["category"] = items["category_zh"].fillna(items["category"]) if zh else items["category"]
-    show_table(
-        items[["item_id", "title", "category", "price", "events", "pv", "cart", "buy", "buy_rate"]],
-        "top_items", "top_items_table",
-    )
-with cats_col:
-    st.markdown(f"**{tr('behaviour.top_categories')}**")
-    cats = query(store, "top_categories", filters, limit=top_n)
-    cats["category"] = [category_name(c) for c in cats["category"]]
+st.markdown(f"**{tr('behaviour.top_items')}**")
+items = query(store, "top_items", filters, limit=top_n)
+items["title"] = items["title_zh"].fillna(items["title"]) if zh else items["title"]
+items["category"] = items["category_zh"].fillna(items["category"]) if zh else items["category"]
+show_table(
+    items[["item_id", "title", "category", "price", "events", "pv", "fav", "cart", "buy", "buy_rate"]],
+    "top_items", "top_items_table",
+)
+st.markdown(f"**{tr('behaviour.top_categories')}**")
+cats = query(store, "top_categories", filters, limit=top_n)
+cats["category"] = [category_name(c) for c in cats["category"]]
+chart_col, table_col = st.columns([2, 3])
+with chart_col:
     fig = px.bar(cats, x="events", y="category", orientation="h", text=[format_int(n) for n in cats["events"]],
                  labels={"events": tr("col.events"), "category": ""})
     fig.update_traces(marker_color="#E4572E", textposition="auto", cliponaxis=False)
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickformat=",")
     show_chart(fig, "top_categories_chart", height=max(260, 28 * len(cats) + 80))
-    show_table(cats[["category", "events", "pv", "cart", "buy", "buy_rate"]], "top_categories", "top_categories_table")
+with table_col:
+    show_table(cats[["category", "events", "pv", "fav", "cart", "buy", "buy_rate"]], "top_categories",
+               "top_categories_table")
 
 # --- one shopper's timeline ---------------------------------------------------------------------
 st.subheader(tr("behaviour.timeline"))
@@ -235,13 +243,15 @@ else:
     )[["local_time", "behavior", "item_id", "title", "category", "price", "device", "channel", "location"]]
     shown["category"] = shown["category"].fillna(vocab("value", "unknown"))
     fig = px.scatter(
-        shown, x="local_time", y="category", color="behavior", symbol="device",
+        shown, x="local_time", y="category", color="behavior",
         color_discrete_map={vocab("behavior", b): c for b, c in BEHAVIOR_COLORS.items()},
-        hover_data={"title": True, "price": ":,.2f", "channel": True, "location": True, "item_id": True},
+        category_orders={"behavior": [vocab("behavior", b) for b in BEHAVIORS]},
+        hover_data={"title": True, "price": ":,.2f", "device": True, "channel": True, "location": True, "item_id": True},
         labels={"local_time": tr("col.local_time"), "category": "", "behavior": tr("common.behaviour"),
                 "device": tr("col.device"), "title": tr("col.title"), "price": tr("col.price"),
                 "channel": tr("col.channel"), "location": tr("col.location"), "item_id": tr("col.item_id")},
     )
     fig.update_traces(marker={"size": 10, "opacity": 0.8})
+    fig.update_xaxes(tickformat="%m-%d", hoverformat="%Y-%m-%d %H:%M")
     show_chart(fig, "timeline_chart", height=max(300, 30 * shown["category"].nunique() + 140))
     show_table(shown, "shopper_timeline", "timeline_table", height=300)

@@ -20,8 +20,8 @@ c2.metric(tr("col.items"), format_int(stats["items"]))
 c3.metric(tr("col.events"), format_int(stats["events"]))
 c4.metric(
     tr("col.date_range"),
-    f"{stats['first_event_local'][:10]} – {stats['last_event_local'][5:10]}",
-    tr("col.days", days=stats["days"]),
+    tr("col.days", days=format_int(stats["days"])),
+    f"{stats['first_event_local'][:10]} – {stats['last_event_local'][:10]}",
     delta_color="off",
     delta_arrow="off",
 )
@@ -33,7 +33,12 @@ with left:
     funnel["label"] = [tr(f"stage.{s}") for s in funnel["stage"]]
     funnel["text"] = [f"{format_int(n)}  ({format_pct(p)})" for n, p in zip(funnel["events"], funnel["share_of_views"])]
     fig = px.funnel(funnel, x="events", y="label", text="text", labels={"events": tr("col.events"), "label": ""})
-    fig.update_traces(textposition="inside", textinfo="text", marker_color=["#E4572E", "#F3A712", "#29335C"])
+    # Outside: later stages are a few percent of views, too narrow to hold their own label.
+    fig.update_traces(
+        textposition=["inside" if share >= 0.3 else "outside" for share in funnel["share_of_views"].fillna(1)],
+        textinfo="text", marker_color=["#E4572E", "#F3A712", "#29335C"],
+        connector={"fillcolor": "#EEF0F2"}, cliponaxis=False,
+    )
     show_chart(fig, "overview_funnel", height=320)
     st.caption(tr("overview.funnel_caption"))
 with right:
@@ -45,10 +50,11 @@ with right:
         y=[vocab("weekday", w) for w in grid.index],
         color_continuous_scale="OrRd",
         aspect="auto",
-        labels={"x": tr("common.hour"), "y": tr("common.weekday"), "color": tr("common.events")},
+        labels={"x": tr("common.hour"), "y": "", "color": tr("common.events")},
     )
     fig.update_traces(hovertemplate="%{y} %{x}:00 — %{z:,}<extra></extra>")
     fig.update_xaxes(side="bottom", dtick=2)
+    fig.update_coloraxes(colorbar_tickformat=",")
     show_chart(fig, "overview_heatmap", height=320)
     st.caption(tr("common.local_time_note", tz=stats["timezone"]))
 

@@ -40,7 +40,7 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "sidebar.model_type": {"en": "Type: {value}", "zh": "类型：{value}"},
     "sidebar.model_version": {"en": "Version: {value}", "zh": "版本：{value}"},
     "sidebar.model_trained_on": {"en": "Trained on: {value}", "zh": "训练数据：{value}"},
-    "sidebar.model_metric": {"en": "NDCG@10 {value} ({protocol})", "zh": "NDCG@10 {value}（{protocol}）"},
+    "sidebar.model_metric": {"en": "NDCG@10 {value} ({protocol})", "zh": "排序指标 NDCG@10 {value}（{protocol}）"},
     "sidebar.model_no_metric": {"en": "NDCG@10 not evaluated yet", "zh": "尚未评估 NDCG@10"},
     "protocol.full_ranking": {"en": "full ranking, {protocol}", "zh": "全量排序，{protocol}"},
     # --- database states
@@ -70,6 +70,8 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     },
     # --- shared words
     "common.download_csv": {"en": "Download CSV", "zh": "下载 CSV"},
+    "common.table": {"en": "Table and CSV download", "zh": "数据表与 CSV 下载"},
+    "common.rate_per_view": {"en": "Rate per view", "zh": "每次浏览的转化率"},
     "common.no_match": {
         "en": "No events match these filters. Widen the date range or clear a filter.",
         "zh": "没有符合筛选条件的行为。请放宽日期范围或清除部分筛选。",
@@ -117,10 +119,10 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "en": "What is in the behaviour store: who, what, when and where shoppers browse and buy.",
         "zh": "行为数据一览：谁在何时、何地、用什么设备浏览和购买。",
     },
-    "overview.funnel": {"en": "Funnel: view → favourite / cart → purchase", "zh": "转化漏斗：浏览 → 收藏/加购 → 购买"},
+    "overview.funnel": {"en": "Funnel", "zh": "转化漏斗"},
     "overview.funnel_caption": {
-        "en": "Events at each stage; the percentage is of views.",
-        "zh": "各环节的行为数；百分比相对于浏览量。",
+        "en": "View → favourite / add to cart → purchase: events at each stage, as a share of views.",
+        "zh": "浏览 → 收藏/加购 → 购买：各环节行为数及其占浏览量的比例。",
     },
     "overview.heatmap": {"en": "Activity by hour and weekday", "zh": "各时段活跃度（小时 × 星期）"},
     "overview.scene_mix": {"en": "Scene mix: device, channel, location", "zh": "场景构成：设备、渠道、地点"},
@@ -148,12 +150,12 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "behaviour.locations": {"en": "Locations", "zh": "地点"},
     "behaviour.all": {"en": "All", "zh": "全部"},
     "behaviour.daily": {"en": "Events per day", "zh": "每日行为量"},
-    "behaviour.log_scale": {"en": "Logarithmic scale", "zh": "对数坐标"},
     "behaviour.promotion_day": {"en": "Promotion", "zh": "大促"},
     "behaviour.holiday": {"en": "Public holiday", "zh": "法定节假日"},
     "behaviour.daily_caption": {
-        "en": "Red lines mark promotion days (6.18, 11.11, 12.12); grey bands mark public holidays.",
-        "zh": "红线标出大促日（6.18、双11、双12）；灰色区域为法定节假日。",
+        "en": "One panel per behaviour, each on its own scale. Red lines mark promotion days (6.18, 11.11, 12.12); "
+        "grey bands mark public holidays.",
+        "zh": "每种行为一栏，各用独立纵轴。红线标出大促日（6.18、双11、双12）；灰色区域为法定节假日。",
     },
     "behaviour.heatmap": {"en": "Hour × weekday", "zh": "小时 × 星期热力图"},
     "behaviour.heatmap_per_category": {

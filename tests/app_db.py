@@ -1,0 +1,47 @@
+"""A small store for the app tests, built with SQL in a second (the full sample world takes longer).
+
+20 shoppers, 30 items in 5 categories (English and Chinese names), about 3,000 events from
+2024-10-28 to 2024-11-17 local time (Asia/Shanghai), 11.11 included, nothing on 2024-11-05.
+No shopper is called "nobody".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recsys_core.store import connect, set_meta
+
+CATEGORIES = [("coffee", "咖啡"), ("games", "游戏"), ("phones", "手机"), ("snacks", "零食"), ("books", "图书")]
+EMPTY_DAY = "2024-11-05"
+
+
+def build_small_store(path: Path) -> Path:
+    con = connect(path)
+    con.executemany(
+        "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (f"i{n}", f"Item {n}", f"商品{n}", CATEGORIES[n % 5][0], CATEGORIES[n % 5][1], "Brand", 10.0 + n * 7)
+            for n in range(30)
+        ],
+    )
+    con.execute(
+        """
+        INSERT INTO events (user_id, item_id, behavior, ts, device, channel, location)
+        SELECT 'u' || (CASE WHEN n < 150 THEN 0 ELSE 1 + hash(n) % 19 END),
+               'i' || (hash(n * 7) % 30),
+               CASE WHEN hash(n * 3) % 100 < 80 THEN 'pv' WHEN hash(n * 3) % 100 < 88 THEN 'cart'
+                    WHEN hash(n * 3) % 100 < 94 THEN 'fav' ELSE 'buy' END,
+               ts,
+               ['mobile', 'pc', 'tablet'][(1 + hash(n * 5) % 3)::BIGINT],
+               ['home_feed', 'search', 'push', 'live_stream', 'cart'][(1 + hash(n * 11) % 5)::BIGINT],
+               ['home', 'office', 'commute', 'city'][(1 + hash(n * 13) % 4)::BIGINT]
+        FROM (
+            SELECT n, TIMESTAMP '2024-10-27 16:00:00' + to_seconds((hash(n * 17) % (21 * 86400))::BIGINT) AS ts
+            FROM range(3300) t(n)
+        )
+        WHERE (timezone('Asia/Shanghai', ts AT TIME ZONE 'UTC'))::DATE <> DATE '2024-11-05'
+        """
+    )
+    set_meta(con, "timezone", "Asia/Shanghai")
+    con.close()
+    return path

@@ -1,0 +1,143 @@
+"""AppTest of the frame (sidebar, language, navigation) and the Overview page, including broken databases."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from recsys_core.i18n import t
+from recsys_core.store import connect
+from tests.app_db import build_small_store
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+
+
+def run_app(monkeypatch, db: Path, lang: str | None = None) -> AppTest:
+    monkeypatch.setenv("RECSYS_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    if lang:
+        at.query_params["lang"] = lang
+    return at.run()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+@pytest.fixture
+def small_db(tmp_path) -> Path:
+    return build_small_store(tmp_path / "small.duckdb")
+
+
+def test_overview_shows_counts_funnel_heatmap_and_scene_mix(monkeypatch, small_db):
+    at = run_app(monkeypatch, small_db)
+    assert not at.exception
+    assert at.title[0].value == t("overview.title", "en")
+    metrics = {m.label: m.value for m in at.metric}
+    con = duckdb.connect(str(small_db), read_only=True)
+    events, shoppers = con.execute("SELECT count(*), count(DISTINCT user_id) FROM events").fetchone()
+    con.close()
+    assert metrics[t("col.events", "en")] == f"{events:,}"
+    assert metrics[t("col.shoppers", "en")] == f"{shoppers:,}"
+    assert metrics[t("col.date_range", "en")] == t("col.days", "en", days=21)
+    assert len(at.get("plotly_chart")) == 5  # funnel, heatmap, three scene mixes
+    sidebar = texts(at.sidebar.caption) + texts(at.sidebar.markdown)
+    assert str(small_db) in sidebar and f"{events:,}" in sidebar
+    assert "2024-10-28" in sidebar and "Asia/Shanghai" in sidebar
+
+
+def test_sidebar_without_a_model_says_so(monkeypatch, small_db, tmp_path):
+    from recsys_core import registry
+
+    monkeypatch.setattr(registry, "bundled_model_dir", lambda: tmp_path / "no-model-here", raising=False)
+    monkeypatch.chdir(tmp_path)
+    at = run_app(monkeypatch, small_db)
+    assert not at.exception
+    assert t("sidebar.no_model", "en") in texts(at.sidebar.caption)
+
+
+def test_language_switch_and_query_parameter(monkeypatch, small_db):
+    at = run_app(monkeypatch, small_db)
+    assert at.query_params["lang"] == ["en"] or at.query_params["lang"] == "en"
+    at.radio(key="lang").set_value("zh").run()
+    assert not at.exception
+    assert at.title[0].value == t("overview.title", "zh")
+    assert t("sidebar.database", "zh") in texts(at.sidebar.subheader)
+    assert "zh" in at.query_params["lang"]
+
+    at = run_app(monkeypatch, small_db, lang="zh")  # a shared URL with ?lang=zh opens in Chinese
+    assert at.title[0].value == t("overview.title", "zh")
+    assert at.metric[0].label == t("col.shoppers", "zh")
+
+
+def test_missing_database_gives_a_clear_message(monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere.duckdb"
+    at = run_app(monkeypatch, missing)
+    assert not at.exception
+    assert "python -m recsys_core sample" in texts(at.info) and str(missing) in texts(at.info)
+    assert t("sidebar.db_unavailable", "en") in texts(at.sidebar.warning)
+    assert not missing.exists(), "the app must not create a database"
+
+
+def test_empty_database_gives_a_clear_message(monkeypatch, tmp_path):
+    empty = tmp_path / "empty.duckdb"
+    connect(empty).close()
+    at = run_app(monkeypatch, empty)
+    assert not at.exception
+    assert t("db.empty", "en", path=empty) in texts(at.info)
+    at.switch_page("pages/behaviour.py").run()
+    assert not at.exception
+    assert t("db.empty", "en", path=empty) in texts(at.info)
+
+
+def test_a_file_that_is_not_a_scenepush_database(monkeypatch, tmp_path):
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("CREATE TABLE something (x INTEGER)")
+    con.close()
+    at = run_app(monkeypatch, other)
+    assert not at.exception
+    assert "not a ScenePush database" in texts(at.error)
+
+
+def test_database_locked_by_another_process(monkeypatch, small_db):
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(120)",
+         str(small_db)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        at = run_app(monkeypatch, small_db)
+        assert not at.exception
+        assert t("db.locked", "en", path=small_db) in texts(at.error)
+        assert at.button(key="db_retry").label == t("db.retry", "en")
+    finally:
+        holder.terminate()
+        holder.wait(timeout=10)
+    time.sleep(0.2)
+    at.button(key="db_retry").click().run()  # the writer is gone: the page recovers
+    assert not at.exception and not at.error
+    assert at.title[0].value == t("overview.title", "en")
+
+
+def test_page_url_paths_differ_from_their_file_names():
+    """A URL equal to the file name would run the page without the frame on a server's first run (see app.py)."""
+    tree = ast.parse(Path(APP).read_text(encoding="utf-8"))
+    pages = next(
+        ast.literal_eval(node.value) for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAGES"
+    )
+    for path, title_key, _icon, url in pages:
+        assert (ROOT / path).is_file()
+        assert url != Path(path).stem, f"{path}: URL path {url!r} equals the file name"
+        assert t(title_key, "en") and t(title_key, "zh")

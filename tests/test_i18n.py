@@ -1,0 +1,106 @@
+"""Every UI word exists in English and Simplified Chinese, and every key the pages use exists."""
+
+from __future__ import annotations
+
+import ast
+import re
+import string
+from pathlib import Path
+
+import pytest
+
+from recsys_core import i18n
+from recsys_core.i18n import LANGUAGES, TRANSLATIONS, format_int, format_pct, label, t
+from recsys_core.store.analytics import BEHAVIORS, SCENE_FIELDS
+
+ROOT = Path(__file__).resolve().parents[1]
+UI_FILES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+# The sample world's scene vocabulary (docs/TEAM_NOTES.md).
+VOCAB = {
+    "device": ["mobile", "pc", "tablet"],
+    "channel": ["home_feed", "search", "push", "live_stream", "cart"],
+    "location": ["home", "office", "commute", "city"],
+    "behavior": list(BEHAVIORS),
+    "weekday": [str(d) for d in range(7)],
+}
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+@pytest.mark.parametrize("key", sorted(TRANSLATIONS))
+def test_every_key_has_both_languages_with_the_same_placeholders(key):
+    entry = TRANSLATIONS[key]
+    assert set(entry) == set(LANGUAGES), f"{key}: {sorted(entry)}"
+    assert all(entry[lang].strip() for lang in LANGUAGES), key
+    assert placeholders(entry["en"]) == placeholders(entry["zh"]), key
+    assert CJK.search(entry["zh"]), f"{key}: the Chinese text has no Chinese in it: {entry['zh']!r}"
+
+
+def _literal_keys(path: Path) -> set[str]:
+    """First arguments of tr("...") / t("...") calls that are plain strings."""
+    keys = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) in ("tr", "t")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            keys.add(node.args[0].value)
+    return keys
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
+def test_every_literal_key_used_by_the_ui_exists(path):
+    missing = _literal_keys(path) - set(TRANSLATIONS)
+    assert not missing, f"{path.name} uses keys without translations: {sorted(missing)}"
+
+
+def test_keys_built_at_run_time_exist():
+    """Keys the pages build with f-strings: vocabularies, funnel stages, scene fields, column headers."""
+    for field, values in VOCAB.items():
+        for value in values:
+            assert f"{field}.{value}" in TRANSLATIONS
+    for stage in ("pv", "fav_cart", "buy"):
+        assert f"stage.{stage}" in TRANSLATIONS
+    for field in SCENE_FIELDS:
+        assert f"scene.{field}" in TRANSLATIONS and f"behaviour.{field}s" in TRANSLATIONS
+    for column in (*BEHAVIORS, "events", "fav_cart_rate", "buy_rate", "title", "category", "price", "local_time"):
+        assert f"col.{column}" in TRANSLATIONS
+
+
+def test_t_fills_placeholders_and_fails_loudly():
+    assert t("col.days", "zh", days="63") == "共 63 天"
+    assert t("nav.behaviour", "en") == "Behaviour"
+    with pytest.raises(KeyError, match="no.such.key"):
+        t("no.such.key", "en")
+    with pytest.raises(ValueError, match="choose from"):
+        t("nav.behaviour", "fr")
+
+
+def test_labels_of_vocabulary_values():
+    assert label("device", "pc", "zh") == "电脑"
+    assert label("channel", "live_stream", "en") == "Live stream"
+    assert label("device", "smartwatch", "zh") == "smartwatch"  # outside the vocabulary: as given
+    assert label("location", "unknown", "zh") == "未知"
+    assert label("weekday", 6, "zh") == "周日"
+
+
+def test_number_formatting():
+    assert format_int(1234567) == "1,234,567"
+    assert format_int(0) == "0"
+    assert format_int(float("nan")) == "–"
+    assert format_pct(0.1234) == "12.3%"
+    assert format_pct(0.02, digits=2) == "2.00%"
+    assert format_pct(float("nan")) == "–"
+
+
+def test_i18n_never_imports_streamlit():
+    tree = ast.parse(Path(i18n.__file__).read_text(encoding="utf-8"))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not {m for m in imported if m.split(".")[0] == "streamlit"}
