@@ -218,7 +218,7 @@ with table_col:
 
 # --- one shopper's timeline ---------------------------------------------------------------------
 st.subheader(tr("behaviour.timeline"))
-examples = query(store, "active_shoppers", filters, limit=5)["user_id"].tolist()
+examples = query(store, "active_shoppers", limit=5)["user_id"].tolist()  # overall: the timeline is unfiltered
 typed = st.text_input(
     tr("behaviour.shopper_id"), key="shopper_id", placeholder=examples[0] if examples else "",
     help=tr("behaviour.shopper_help", examples=", ".join(examples)),

@@ -185,8 +185,8 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "behaviour.timeline": {"en": "A shopper's own timeline", "zh": "单个顾客的行为时间线"},
     "behaviour.shopper_id": {"en": "Shopper id", "zh": "顾客 ID"},
     "behaviour.shopper_help": {
-        "en": "Type any shopper id. Most active under the filters: {examples}",
-        "zh": "输入任意顾客 ID。当前筛选下最活跃的顾客：{examples}",
+        "en": "Type any shopper id. The most active shoppers: {examples}",
+        "zh": "输入任意顾客 ID。最活跃的顾客：{examples}",
     },
     "behaviour.unknown_shopper": {
         "en": "No shopper with id `{user}` in this database.",

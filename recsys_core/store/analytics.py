@@ -153,22 +153,17 @@ def date_range(con: duckdb.DuckDBPyConnection, tz: str | None = None) -> tuple[d
 def database_stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Everything `python -m recsys_core stats` prints; JSON-ready (dates as ISO text)."""
     tz = data_timezone(con)
-    shoppers, items_seen, events = con.execute(
-        "SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(*) FROM events"
+    row = con.execute(
+        f"""
+        SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(*),
+               timezone(?, min(ts) AT TIME ZONE 'UTC'), timezone(?, max(ts) AT TIME ZONE 'UTC'),
+               {", ".join(f"count(*) FILTER (WHERE behavior = '{b}')" for b in BEHAVIORS)}
+        FROM events
+        """,
+        [tz, tz],
     ).fetchone()
-    first, last = con.execute(
-        "SELECT timezone(?, min(ts) AT TIME ZONE 'UTC'), timezone(?, max(ts) AT TIME ZONE 'UTC') FROM events", [tz, tz]
-    ).fetchone()
-    behaviors = dict.fromkeys(BEHAVIORS, 0)
-    behaviors.update(dict(con.execute("SELECT behavior, count(*) FROM events GROUP BY behavior").fetchall()))
-    scene_mix = {
-        field: dict(
-            con.execute(
-                f"SELECT {_SCENE_COLUMN[field]}, count(*) AS n FROM events e GROUP BY 1 ORDER BY n DESC, 1"
-            ).fetchall()
-        )
-        for field in SCENE_FIELDS
-    }
+    shoppers, items_seen, events, first, last = row[:5]
+    mix = scene_mix(con)
     runs = con.execute(
         "SELECT run_id, source, format, started_at, rows_read, rows_imported, rows_quarantined, status "
         "FROM import_runs ORDER BY started_at"
@@ -182,8 +177,10 @@ def database_stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "first_event_local": first.isoformat(sep=" ") if first else None,
         "last_event_local": last.isoformat(sep=" ") if last else None,
         "days": (last.date() - first.date()).days + 1 if first else 0,
-        "behaviors": behaviors,
-        "scene_mix": scene_mix,
+        "behaviors": dict(zip(BEHAVIORS, row[5:])),
+        "scene_mix": {
+            field: {r.value: int(r.events) for r in mix[mix["scene"] == field].itertuples()} for field in SCENE_FIELDS
+        },
         "import_runs": [
             {k: (v.isoformat(sep=" ") if isinstance(v, (datetime, pd.Timestamp)) else v) for k, v in row.items()}
             for row in runs.to_dict("records")
@@ -385,14 +382,20 @@ def top_categories(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter(
 
 
 def scene_mix(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter()) -> pd.DataFrame:
-    """Events per scene field and value, with the share within the field: columns scene, value, events, share."""
+    """Events per scene field and value, with the share within the field: columns scene, value, events, share.
+
+    Busiest value first within each field, fields in `SCENE_FIELDS` order; one scan (grouping sets).
+    """
     where, params = _where(f, data_timezone(con))
     df = _df(
         con,
         f"""
-        SELECT s.scene, s.value, count(*) AS events
-        FROM events e, LATERAL (VALUES ('device', e.device), ('channel', e.channel), ('location', e.location)) s(scene, value)
-        WHERE {where} GROUP BY ALL ORDER BY s.scene, events DESC, s.value
+        SELECT CASE WHEN grouping(e.device) = 0 THEN 'device' WHEN grouping(e.channel) = 0 THEN 'channel'
+                    ELSE 'location' END AS scene,
+               coalesce(e.device, e.channel, e.location) AS value, count(*) AS events
+        FROM events e WHERE {where}
+        GROUP BY GROUPING SETS ((e.device), (e.channel), (e.location))
+        ORDER BY list_position(['device', 'channel', 'location'], scene), events DESC, value
         """,
         params,
     )
