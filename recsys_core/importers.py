@@ -57,7 +57,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "category": ("category_id", "categoryid", "item_category"),
     "device": (),
     "channel": (),
-    "location": ("user_geohash", "city"),
+    "location": ("city",),
     "price": (),
 }
 

@@ -293,6 +293,31 @@ def test_generic_parquet_with_typed_columns(tmp_path, tmp_db):
     assert row == 3 and '"behavior":"nope"' in raw and reason.startswith("log.parquet row 3:")
 
 
+def test_generic_items_csv_overrides_and_parquet_items(shared_data, tmp_path, tmp_db):
+    items = write(tmp_path / "items.csv", (
+        "item_id,title,category,brand,price\n"
+        "2268318,Latte,coffee,Brew,18\n"
+        "2268318,Latte grande,,Brew,21.5\n"  # listed twice: the last non-empty value of each field wins
+        "999,Phone case,accessories,Shell,-3\n"
+    ))
+    r = importers.import_file(shared_data / TAOBAO, fmt="taobao", db=tmp_db, items_path=items)
+    assert r["items_file"]["format"] == "csv_items"
+    assert (r["items_file"]["rows_imported"], r["items_file"]["rows_quarantined"]) == (2, 1)
+    # The items file overrides the category that came with the events (2520377).
+    assert query(tmp_db, "SELECT title, category, brand, price FROM items WHERE item_id = '2268318'") == [
+        ("Latte grande", "coffee", "Brew", 21.5)
+    ]
+    (_, _, reason), = quarantine(tmp_db, r["items_file"]["run_id"])
+    assert reason == "items.csv line 4: field 'price' (column 'price'): '-3' is not a price (a non-negative number)"
+
+    pd = pytest.importorskip("pandas")
+    pq = tmp_path / "items.parquet"
+    pd.DataFrame({"item": ["999"], "category": ["accessories"], "price": [9.9]}).to_parquet(pq)
+    r = importers.import_file(write(tmp_path / "one.csv", GOOD), fmt="taobao", db=tmp_db, items_path=pq)
+    assert r["items_file"]["format"] == "parquet_items" and r["items_file"]["rows_imported"] == 1
+    assert query(tmp_db, "SELECT category, price FROM items WHERE item_id = '999'") == [("accessories", 9.9)]
+
+
 def test_unknown_options_fail_loudly(shared_data, tmp_path, tmp_db):
     with pytest.raises(ValueError, match="unknown timezone 'Mars/Base'"):
         importers.import_file(shared_data / TAOBAO, fmt="taobao", db=tmp_db, tz="Mars/Base")

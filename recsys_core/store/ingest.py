@@ -6,7 +6,7 @@ sits where, how ids, times and behaviours are written — and describes it as a
 
     stage_lines -> _imp_lines(line); split_lines -> Rows   (or parquet_rows -> Rows)
     Rows: a query of (line_no, raw, f VARCHAR[], problem), one row per data row
-    check_rows(plan, rows)      -> _imp_checked(line_no, raw, <plan's columns>, problem)
+    check_rows(plan, rows)      -> _imp_checked(line_no, <plan's columns>, problem, raw of rejected rows)
     write_events / write_items  -> events, items, users, quarantine, import_runs
 
 Every row of the file is staged as text (CSV lines are read whole, one VARCHAR
@@ -80,7 +80,7 @@ class Column:
     out: str            # column name in _imp_checked, e.g. "user_id"
     kind: str           # one of KINDS
     index: int | None   # position among the row's fields; None: absent from the file (default applies)
-    label: str          # how reasons name it, e.g. "user (user_id)"
+    label: str          # how reasons name it, e.g. "field 'user_id' (column 1)"
 
 
 @dataclass(frozen=True)
@@ -301,11 +301,13 @@ def check_rows(con: duckdb.DuckDBPyConnection, plan: RowPlan, rows: Rows) -> Non
     source = f"({rows.sql})"
     for layer in layers:
         source = f"(SELECT *{''.join(', ' + e for e in layer)} FROM {source})"
+    # The raw text is kept for rejected rows only: they are the ones quarantine shows.
     sql = (
         "CREATE OR REPLACE TEMP TABLE _imp_checked AS "
+        "SELECT * EXCLUDE (raw), CASE WHEN problem IS NOT NULL THEN raw END AS raw FROM ("
         f"SELECT line_no, raw, {', '.join(finals)}, "
         f"  coalesce(problem, {count_problem}, {field_problems}) AS problem "
-        f"FROM {source}"
+        f"FROM {source})"
     )
     con.execute(sql, {**p.used_in(sql), **rows.params})
 
