@@ -1,0 +1,147 @@
+"""What one explanation is about: a shopper's history, an item, and the moment of the push.
+
+`build_case` reads the shopper's recent events (those before the moment, as many
+as the model reads), encodes them and the moment with the model's own
+vocabularies, and keeps the readable event rows beside the (1, T) batch so every
+attribution can be shown against the event it belongs to. The batch carries no
+left padding (a shopper with no history gets one padding position: the model's
+cold-start state), which gives the same scores as a padded serving batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recsys_core.features import CONTEXT_FIELDS, HISTORY_FIELDS, FeatureSpace, gap_bucket
+from recsys_core.models.base import Batch
+from recsys_core.sequences import serving_batch
+from recsys_core.store import events as store_events
+
+
+@dataclass(frozen=True)
+class Moment:
+    """The push moment: naive LOCAL time in the model's timezone, the scene, and an optional forced promotion flag."""
+
+    local: dt.datetime
+    device: str | None = None
+    channel: str | None = None
+    location: str | None = None
+    promo_override: bool | None = None
+
+    @classmethod
+    def of(cls, scenario: Any, timezone: str) -> "Moment":
+        """From anything with ``at`` (naive = local in ``timezone``), ``device``, ``channel``, ``location``
+        and optionally ``promo_override`` (e.g. `recsys_core.recommend.Scenario`)."""
+        at = scenario.at
+        if isinstance(at, str):
+            at = dt.datetime.fromisoformat(at)
+        if at.tzinfo is not None:
+            at = at.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+        return cls(at, scenario.device, scenario.channel, scenario.location, getattr(scenario, "promo_override", None))
+
+    def utc(self, timezone: str) -> dt.datetime:
+        return self.local.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def context(self, features: FeatureSpace) -> dict[str, int]:
+        return features.encode_moment(self.local, self.device, self.channel, self.location, self.promo_override)
+
+    def changed(self, **changes: Any) -> "Moment":
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.local.isoformat(timespec="minutes"),
+            "device": self.device,
+            "channel": self.channel,
+            "location": self.location,
+            "promo_override": self.promo_override,
+        }
+
+
+@dataclass
+class Case:
+    """One shopper × moment × item, ready for the model.
+
+    events: the history rows the model reads, oldest first (batch column i ↔ row i − offset where
+    offset = T − len(events)), with item fields; batch: (1, T); item: dense item id.
+    """
+
+    user_id: str
+    item_id: str
+    item: int
+    moment: Moment
+    context: dict[str, int]
+    events: pd.DataFrame
+    batch: Batch
+    features: FeatureSpace
+
+    @property
+    def offset(self) -> int:
+        """Batch column of the oldest event (1 for a cold shopper: one padding column)."""
+        return self.batch.length - len(self.events)
+
+    def event_column(self, row: int) -> int:
+        return self.offset + int(row)
+
+
+def trim_padding(batch: Batch) -> Batch:
+    """Drop left-padding columns common to every row (keeping at least one column)."""
+    valid = batch.history["item"] > 0
+    n = int(valid.sum(dim=1).max()) if valid.numel() else 0
+    keep = max(n, 1)
+    return Batch({k: v[:, -keep:] for k, v in batch.history.items()}, batch.context, batch.targets, batch.weights)
+
+
+def encode_case_batch(features: FeatureSpace, events: pd.DataFrame, context: dict[str, int], max_len: int) -> Batch:
+    """(1, T) batch of a shopper's event rows (oldest first) under one context."""
+    if len(events):
+        frame = events.assign(user_id=events["user_id"].astype(str))
+        history = features.encode_events(frame)
+    else:
+        history = {f: np.zeros(0, np.int64) for f in HISTORY_FIELDS}
+    return trim_padding(serving_batch(history, [context], max_len))
+
+
+def with_context(batch: Batch, contexts: list[dict[str, int]]) -> Batch:
+    """One history (1, T) under S contexts → (S, T) (history rows shared, not copied)."""
+    S = len(contexts)
+    ctx = {k: torch.tensor([int(c.get(k, 0)) for c in contexts], dtype=torch.long) for k in CONTEXT_FIELDS}
+    return Batch({k: v.expand(S, -1) for k, v in batch.history.items()}, ctx)
+
+
+def build_case(loaded: Any, con: Any, user_id: str, item_id: str, scenario: Any) -> Case:
+    """Read and encode one shopper × moment × item for ``loaded`` (a `registry.LoadedModel`).
+
+    Raises ValueError for an unknown shopper or an item outside the model's catalogue.
+    """
+    features: FeatureSpace = loaded.features
+    tz = features.calendar.timezone
+    item = features.items.id(str(item_id))
+    if item == 0:
+        raise ValueError(f"item {item_id!r} is not in the model's catalogue")
+    if not store_events.user_exists(con, str(user_id)):
+        raise ValueError(f"unknown shopper {user_id!r}: no events or profile in the database")
+    moment = Moment.of(scenario, tz)
+    max_len = int(loaded.model.history_len)
+    events = store_events.read_user_events(con, str(user_id), tz, before=moment.utc(tz), limit=max_len)
+    if len(events):
+        items = store_events.read_items_by_id(con, events["item_id"].astype(str).unique().tolist())
+        events = events.merge(items, on="item_id", how="left")
+    context = moment.context(features)
+    batch = encode_case_batch(features, events, context, max_len)
+    return Case(str(user_id), str(item_id), item, moment, context, events.reset_index(drop=True), batch, features)
+
+
+def gap_id(previous_ts: Any, moment_utc: dt.datetime) -> int:
+    """Gap bucket id between the newest event (naive UTC) and the moment (1 = no previous event)."""
+    if previous_ts is None or pd.isna(previous_ts):
+        return 1
+    seconds = (pd.Timestamp(moment_utc) - pd.Timestamp(previous_ts)).total_seconds()
+    return int(gap_bucket(np.array([seconds]))[0])
