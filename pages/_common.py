@@ -229,19 +229,49 @@ def active_model_dir() -> Path | None:
 
 
 def _metric_line(meta: dict[str, Any]) -> str:
-    protocol = meta.get("protocol")
+    """NDCG@10 on the held-out test targets, with the protocol it was measured under."""
     metrics = meta.get("metrics") or {}
-    ndcg = metrics.get("NDCG@10")
+    protocol = meta.get("protocol") or metrics.get("protocol")
+    ndcg = (metrics.get("test") or {}).get("NDCG@10", metrics.get("NDCG@10"))
     if ndcg is None or not protocol:
         return tr("sidebar.model_no_metric")
     return tr("sidebar.model_metric", value=f"{ndcg:.3f}", protocol=tr("protocol.full_ranking", protocol=protocol))
 
 
-def _model_sidebar() -> None:
+@st.cache_data(show_spinner=False)
+def _events_hash(path: str, version: tuple[int, int]) -> str:
+    """The store's event fingerprint, to tell whether a model was trained on this very data."""
+    from recsys_core.store.events import data_fingerprint
+
+    cur = _connection(path).cursor()
+    try:
+        return data_fingerprint(cur)["events_hash"]
+    finally:
+        cur.close()
+
+
+def _trained_on_line(meta: dict[str, Any], store: Store | None) -> str:
+    data = meta.get("data_fingerprint") or {}
+    if not data:
+        return tr("sidebar.model_trained_on", value="–")
+    cutoff = (meta.get("training_cutoff") or data.get("last_ts") or "")[:10]
+    text = tr(
+        "sidebar.trained_on_data",
+        events=format_int(data.get("n_events")),
+        shoppers=format_int(data.get("n_users")),
+        cutoff=cutoff or "–",
+    )
+    if store is not None and data.get("events_hash"):
+        same = _events_hash(store.path, store.version) == data["events_hash"]
+        text += " · " + tr("sidebar.same_data" if same else "sidebar.other_data")
+    return tr("sidebar.model_trained_on", value=text)
+
+
+def _model_sidebar(store: Store | None) -> None:
     st.sidebar.subheader(tr("sidebar.model"))
     try:
         dirs = model_dirs()
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError):  # no registry API yet: nothing to show
         dirs = []
     if not dirs:
         st.sidebar.caption(tr("sidebar.no_model"))
@@ -254,13 +284,12 @@ def _model_sidebar() -> None:
     except (OSError, ValueError) as exc:
         st.sidebar.warning(tr("sidebar.model_error", error=exc))
         return
-    trained_on = meta.get("trained_on") or meta.get("data_fingerprint") or "–"
     st.sidebar.markdown(
         "  \n".join(
             [
                 tr("sidebar.model_type", value=meta.get("model_type", "–")),
                 tr("sidebar.model_version", value=f"`{meta.get('version', '–')}`"),
-                tr("sidebar.model_trained_on", value=trained_on),
+                _trained_on_line(meta, store),
                 _metric_line(meta),
             ]
         )
@@ -286,7 +315,7 @@ def sidebar() -> None:
                 tr("sidebar.db_range", start=s["first_event_local"][:10], end=s["last_event_local"][:10], tz=s["timezone"])
             )
         st.sidebar.caption("  \n".join(lines))
-    _model_sidebar()
+    _model_sidebar(None if isinstance(status, str) else status)
 
 
 _COUNT_COLUMNS = {"events", "pv", "fav", "cart", "buy", "shoppers"}

@@ -40,6 +40,12 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "sidebar.model_type": {"en": "Type: {value}", "zh": "类型：{value}"},
     "sidebar.model_version": {"en": "Version: {value}", "zh": "版本：{value}"},
     "sidebar.model_trained_on": {"en": "Trained on: {value}", "zh": "训练数据：{value}"},
+    "sidebar.trained_on_data": {
+        "en": "{events} events of {shoppers} shoppers, up to {cutoff}",
+        "zh": "{shoppers} 位顾客的 {events} 条行为，截至 {cutoff}",
+    },
+    "sidebar.same_data": {"en": "this database", "zh": "即当前数据库"},
+    "sidebar.other_data": {"en": "not this database", "zh": "不是当前数据库"},
     "sidebar.model_metric": {"en": "NDCG@10 {value} ({protocol})", "zh": "排序指标 NDCG@10 {value}（{protocol}）"},
     "sidebar.model_no_metric": {"en": "NDCG@10 not evaluated yet", "zh": "尚未评估 NDCG@10"},
     "protocol.full_ranking": {"en": "full ranking, {protocol}", "zh": "全量排序，{protocol}"},

@@ -64,6 +64,35 @@ def test_sidebar_without_a_model_says_so(monkeypatch, small_db, tmp_path):
     assert t("sidebar.no_model", "en") in texts(at.sidebar.caption)
 
 
+def test_sidebar_shows_the_active_model_with_its_protocol(monkeypatch, small_db, tmp_path):
+    """Metadata only: type, version, what it was trained on (and whether that is this database), NDCG@10 + protocol."""
+    import json
+
+    from recsys_core import registry
+    from recsys_core.store.events import data_fingerprint
+
+    con = duckdb.connect(str(small_db), read_only=True)
+    fingerprint = data_fingerprint(con)
+    con.close()
+    model_dir = tmp_path / "models" / "pop"
+    model_dir.mkdir(parents=True)
+    (model_dir / "metadata.json").write_text(json.dumps({
+        "format_version": registry.FORMAT_VERSION, "model_type": "pop", "version": "pop-0123456789",
+        "config": {}, "features": {}, "weights_sha256": "0" * 64, "protocol": "next_session",
+        "training_cutoff": "2024-11-10T16:00:00+00:00", "data_fingerprint": fingerprint,
+        "metrics": {"protocol": "next_session", "valid": {"NDCG@10": 0.2}, "test": {"NDCG@10": 0.1234}},
+    }))
+    monkeypatch.setattr(registry, "bundled_model_dir", lambda: model_dir, raising=False)
+    at = run_app(monkeypatch, small_db)
+    assert not at.exception
+    card = texts(at.sidebar.markdown)
+    assert "pop-0123456789" in card and "pop" in card
+    assert t("sidebar.model_metric", "en", value="0.123",
+             protocol=t("protocol.full_ranking", "en", protocol="next_session")) in card
+    assert f"{fingerprint['n_events']:,} events" in card and "2024-11-10" in card
+    assert t("sidebar.same_data", "en") in card
+
+
 def test_language_switch_and_query_parameter(monkeypatch, small_db):
     at = run_app(monkeypatch, small_db)
     assert at.query_params["lang"] == ["en"] or at.query_params["lang"] == "en"
