@@ -23,6 +23,7 @@ sidebar()
 PAGES = [
     ("pages/overview.py", "nav.overview", ":material/dashboard:", "data-overview"),
     ("pages/behaviour.py", "nav.behaviour", ":material/query_stats:", "shopper-behaviour"),
+    ("pages/scenario.py", "nav.scenario", ":material/schedule:", "scenario-simulator"),
 ]
 
 page = st.navigation(

@@ -9,9 +9,11 @@ query: results are cached per database file version and arguments.
 from __future__ import annotations
 
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd  # before plotly: see GOTCHAS (partially initialised pandas on a fresh server)
 import duckdb
@@ -118,6 +120,42 @@ def release_store() -> None:
     _connection.clear()
 
 
+@contextmanager
+def read_cursor(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of the shared connection for this thread, closed afterwards (for queries outside `query`)."""
+    cur = _connection(path).cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
+
+
+@contextmanager
+def write_cursor(path: str, wait_s: float = 3.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-write connection for a page that writes (the Scenario page's pushes).
+
+    A process opens a DuckDB file in one mode at a time, so the shared read-only
+    connection is released first and reopened by the next read; meanwhile other
+    sessions see the "locked" message for a moment. While a query of another
+    session still holds the read-only file, opening waits up to ``wait_s``.
+    Raises `DatabaseLockedError` when another process holds the file.
+    """
+    release_store()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = connect(path)
+            break
+        except duckdb.ConnectionException as exc:
+            if "different configuration" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 @dataclass(frozen=True)
 class Store:
     """The open database as pages see it: its path, version (cache key) and summary statistics."""
@@ -210,9 +248,10 @@ def _model_card(model_dir: str, mtime: int) -> dict[str, Any]:
 
 def model_dirs() -> list[Path]:
     """Every model folder: the bundled one first, then those under its folder and under `models/`."""
-    from recsys_core import registry
+    from recsys_core import recommend, registry
 
-    bundled = registry.bundled_model_dir()
+    # The serving API names the bundled folder; a `registry.bundled_model_dir` (tests set one) takes precedence.
+    bundled = getattr(registry, "bundled_model_dir", recommend.bundled_model_dir)()
     dirs = [bundled] if (bundled / registry.METADATA_FILE).is_file() else []
     for root in (bundled.parent, APP_ROOT / "models"):
         dirs += [d for d in registry.list_model_dirs(root) if d.resolve() not in {x.resolve() for x in dirs}]

@@ -202,6 +202,130 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "en": "{events} events, {first} – {end} (whole history, not filtered; newest {limit} at most).",
         "zh": "共 {events} 条行为，{first} 至 {end}（完整历史，不受筛选影响；最多显示最近 {limit} 条）。",
     },
+    # --- scenario page
+    "nav.scenario": {"en": "Scenario", "zh": "场景模拟"},
+    "scenario.title": {"en": "Scenario simulator", "zh": "场景模拟"},
+    "scenario.caption": {
+        "en": "Pick a shopper, set when and where the push happens, and see what the model would push — "
+        "and how the list moves with the hour, the day and the scene. The URL holds the whole scenario: copy it to share.",
+        "zh": "选择一位顾客，设定推送的时间和场景，查看模型会推送什么，以及推荐列表如何随时段、日期和场景变化。"
+        "网址记录了完整的场景设置：复制网址即可分享。",
+    },
+    "scenario.no_model": {
+        "en": "No trained model yet, so there is nothing to recommend with. Train one with "
+        "`python -m recsys_core train --model context_transformer --protocol next_session` (or `make model`), then reload.",
+        "zh": "还没有训练好的模型，暂时无法生成推荐。请运行 "
+        "`python -m recsys_core train --model context_transformer --protocol next_session`（或 `make model`）训练后刷新页面。",
+    },
+    "scenario.model_error": {
+        "en": "The model `{model}` could not be loaded: {error}",
+        "zh": "无法加载模型 `{model}`：{error}",
+    },
+    "scenario.shopper": {"en": "Shopper id", "zh": "顾客 ID"},
+    "scenario.shopper_help": {
+        "en": "Type a shopper id, or pick a random active shopper. Most active: {examples}",
+        "zh": "输入顾客 ID，或随机选择一位活跃顾客。最活跃的顾客：{examples}",
+    },
+    "scenario.random_shopper": {"en": "Random active shopper", "zh": "随机活跃顾客"},
+    "scenario.pick_shopper": {"en": "Type a shopper id to see their recommendations.", "zh": "请输入顾客 ID 查看推荐。"},
+    "scenario.unknown_shopper": {
+        "en": "No shopper with id `{user}` in this database. Check the id, or try one of the most active: {examples}.",
+        "zh": "数据库中没有 ID 为 `{user}` 的顾客。请检查 ID，或试试最活跃的顾客：{examples}。",
+    },
+    "scenario.model": {"en": "Model", "zh": "模型"},
+    "scenario.model_b": {"en": "Compare with model", "zh": "对比模型"},
+    "scenario.model_b_none": {"en": "(none)", "zh": "（不对比）"},
+    "scenario.k": {"en": "List length k", "zh": "推荐条数 k"},
+    "scenario.a": {"en": "Scenario A", "zh": "场景 A"},
+    "scenario.b": {"en": "Reference scenario B", "zh": "参照场景 B"},
+    "scenario.date": {"en": "Date (local)", "zh": "日期（本地）"},
+    "scenario.hour": {"en": "Hour", "zh": "小时"},
+    "scenario.minute": {"en": "Minute", "zh": "分钟"},
+    "scenario.workday": {"en": "working day", "zh": "工作日"},
+    "scenario.weekend": {"en": "weekend", "zh": "周末"},
+    "scenario.holiday": {"en": "public holiday", "zh": "法定节假日"},
+    "scenario.promo_day": {"en": "promotion day", "zh": "大促日"},
+    "scenario.promo": {"en": "Promotion flag", "zh": "大促标记"},
+    "scenario.promo_auto": {"en": "Calendar ({state})", "zh": "按日历（{state}）"},
+    "scenario.promo_on": {"en": "Force on", "zh": "强制开启"},
+    "scenario.promo_off": {"en": "Force off", "zh": "强制关闭"},
+    "scenario.yes": {"en": "yes", "zh": "是"},
+    "scenario.no": {"en": "no", "zh": "否"},
+    "scenario.preset.commute": {"en": "Commute 08:00", "zh": "通勤 08:00"},
+    "scenario.preset.office": {"en": "Office 14:00", "zh": "办公室 14:00"},
+    "scenario.preset.evening_home": {"en": "Home 20:30", "zh": "居家 20:30"},
+    "scenario.preset.saturday": {"en": "Saturday pm", "zh": "周六下午"},
+    "scenario.preset.double11": {"en": "11.11 00:05", "zh": "双11 00:05"},
+    "scenario.copy_a": {"en": "Copy A", "zh": "复制 A"},
+    "scenario.swap": {"en": "Swap", "zh": "互换"},
+    "scenario.exclude_seen": {
+        "en": "Hide items the shopper has already interacted with",
+        "zh": "隐藏该顾客已有过行为的商品",
+    },
+    "scenario.url_ignored": {
+        "en": "The link had values this database or model does not know; they were ignored: {names}.",
+        "zh": "链接中的部分参数与当前数据库或模型不匹配，已忽略：{names}。",
+    },
+    "scenario.describe": {"en": "{weekday} {day} {time}, {scene}", "zh": "{day}（{weekday}）{time}，{scene}"},
+    "scenario.top": {"en": "Top {k} for shopper {user}", "zh": "顾客 {user} 的前 {k} 条推荐"},
+    "scenario.col.rank": {"en": "Rank", "zh": "排名"},
+    "scenario.col.vs_b": {"en": "vs B", "zh": "较 B"},
+    "scenario.col.vs_b_help": {
+        "en": "Places gained (▲) or lost (▼) against the item's rank in reference scenario B; = unchanged.",
+        "zh": "与参照场景 B 中的排名相比上升（▲）或下降（▼）的名次；= 表示不变。",
+    },
+    "scenario.col.score": {"en": "Score", "zh": "得分"},
+    "scenario.entering": {"en": "Entering (＋ in A, not in B)", "zh": "新进入（＋ 在 A 中、不在 B 中）"},
+    "scenario.leaving": {"en": "Leaving (✕ in B, not in A)", "zh": "被移出（✕ 在 B 中、不在 A 中）"},
+    "scenario.staying": {"en": "In both lists", "zh": "两份列表都有"},
+    "scenario.ab_caption": {
+        "en": "The same shopper and model under scenario A and the reference scenario B: ＋ marks items that enter A's "
+        "list, ✕ items of B's list that leave it.",
+        "zh": "同一顾客、同一模型在场景 A 和参照场景 B 下的推荐：＋ 表示进入 A 列表的商品，✕ 表示 B 列表中在 A 里被移出的商品。",
+    },
+    "scenario.arrows_caption": {
+        "en": "“vs B”: places gained ▲ or lost ▼ against the item's rank in reference scenario B ({scenario}).",
+        "zh": "“较 B”：与该商品在参照场景 B（{scenario}）中的排名相比，上升 ▲ 或下降 ▼ 的名次。",
+    },
+    "scenario.presets": {"en": "Presets", "zh": "预设场景"},
+    "scenario.tab_ab": {"en": "A vs B", "zh": "A 与 B 对比"},
+    "scenario.col.rank_b": {"en": "Rank in B", "zh": "B 中排名"},
+    "scenario.push": {"en": "Push these {k} to {user}", "zh": "将这 {k} 条推送给 {user}"},
+    "scenario.pushed": {
+        "en": "Recorded {n} pushes to {user} for {when} with model `{version}` (first push id `{push_id}`).",
+        "zh": "已记录 {n} 条推送：顾客 {user}，{when}，模型 `{version}`（首条推送 ID `{push_id}`）。",
+    },
+    "scenario.push_failed": {"en": "The pushes could not be recorded: {error}", "zh": "推送记录失败：{error}"},
+    "scenario.tab_sweep": {"en": "24-hour sweep", "zh": "24 小时变化"},
+    "scenario.tab_models": {"en": "Two models", "zh": "模型对比"},
+    "scenario.tab_history": {"en": "Shopper history", "zh": "顾客历史"},
+    "scenario.sweep_rank": {"en": "Rank (1 = top)", "zh": "排名（1 = 最前）"},
+    "scenario.sweep_caption": {
+        "en": "How A's top items rank at every hour of the same day, everything else as in A ({scenario}); "
+        "the dotted line is A's hour. All 24 hours are scored in one batch.",
+        "zh": "A 的前几名商品在同一天每个小时的排名，其余条件与 A 相同（{scenario}）；虚线为 A 的时刻。24 个小时一次批量打分。",
+    },
+    "scenario.pick_model_b": {
+        "en": "Choose a second model under “Compare with model” to see both lists for the same shopper and scenario A.",
+        "zh": "在“对比模型”中选择第二个模型，即可在同一顾客、同一场景 A 下并排比较两份推荐列表。",
+    },
+    "scenario.overlap_common": {"en": "Items in both lists", "zh": "两份列表共有的商品"},
+    "scenario.overlap_share": {"en": "Overlap@k", "zh": "重合率@k"},
+    "scenario.overlap_jaccard": {"en": "Jaccard", "zh": "Jaccard 相似度"},
+    "scenario.overlap_caption": {
+        "en": "Both models rank the whole catalogue for the same shopper and scenario A ({scenario}); ● = in both lists.",
+        "zh": "两个模型针对同一顾客、同一场景 A（{scenario}）对全部商品排序；● 表示两份列表都有。",
+    },
+    "scenario.no_history": {
+        "en": "This shopper has no events: the list comes from the time and scene alone.",
+        "zh": "该顾客没有行为记录：推荐仅依据时间和场景。",
+    },
+    "scenario.colour_by": {"en": "Colour by", "zh": "着色依据"},
+    "scenario.history_caption": {
+        "en": "The shopper's latest {n} events, {first} – {last} (local time); marker shape = behaviour "
+        "(● view, ★ favourite, ■ cart, ◆ purchase).",
+        "zh": "该顾客最近 {n} 条行为，{first} 至 {last}（本地时间）；标记形状表示行为（● 浏览、★ 收藏、■ 加购、◆ 购买）。",
+    },
     # --- vocabularies
     "behavior.pv": {"en": "View", "zh": "浏览"},
     "behavior.fav": {"en": "Favourite", "zh": "收藏"},

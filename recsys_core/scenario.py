@@ -68,8 +68,13 @@ class ScenarioSpec:
         return replace(self, hour=int(hour))
 
     def key(self) -> tuple:
-        """A hashable, cache-friendly identity."""
+        """A hashable, cache-friendly identity of plain values (`from_key` rebuilds the spec)."""
         return (self.day.isoformat(), int(self.hour), int(self.minute), self.device, self.channel, self.location, self.promo)
+
+    @classmethod
+    def from_key(cls, key: tuple) -> "ScenarioSpec":
+        day, *rest = key
+        return cls(dt.date.fromisoformat(day), *rest)
 
 
 @dataclass(frozen=True)

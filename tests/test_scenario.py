@@ -58,6 +58,7 @@ def test_spec_validates_and_converts_time():
     assert spec.local_time == dt.datetime(2025, 11, 11, 0, 5)
     # 11.11 00:05 in Shanghai is 11.10 16:05 UTC
     assert to_utc(spec.local_time, "Asia/Shanghai") == dt.datetime(2025, 11, 10, 16, 5)
+    assert ScenarioSpec.from_key(spec.key()) == spec and hash(spec.key())
     with pytest.raises(ValueError, match="hour"):
         ScenarioSpec(MONDAY, 24)
     with pytest.raises(ValueError, match="promo"):
