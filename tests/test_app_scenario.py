@@ -1,0 +1,304 @@
+"""AppTest of the Scenario page on the sample world with the bundled model: planted time and device
+effects move the list, the URL carries the scenario, pushes are recorded, broken inputs give messages."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from recsys_core import recommend, scenario as sc
+from recsys_core.i18n import t
+from recsys_core.store import connect
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+PAGE = "pages/scenario.py"
+MONDAY = dt.date(2025, 12, 15)  # the day after the sample world: the whole history is "before"
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory) -> Path:
+    from recsys_core import synth
+
+    db = tmp_path_factory.mktemp("scenario") / "sample.duckdb"
+    synth.build_sample_database(db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    """The bundled model (`SCENEPUSH_MODEL_DIR` may name another folder to test the page with)."""
+    path = Path(os.environ.get("SCENEPUSH_MODEL_DIR") or recommend.bundled_model_dir())
+    assert (path / "metadata.json").is_file(), f"no model at {path}: run `make model` to train the bundled model"
+    return path
+
+
+@pytest.fixture(scope="module")
+def second_model(sample_db, tmp_path_factory) -> Path:
+    """A popularity baseline trained on the sample world, for the side-by-side view."""
+    from recsys_core import train
+
+    out = tmp_path_factory.mktemp("models") / "pop"
+    con = connect(sample_db, read_only=True)
+    try:
+        train.train(con, "pop", "next_session", out, progress=False)
+    finally:
+        con.close()
+    return out
+
+
+@pytest.fixture
+def models(monkeypatch, model_dir, second_model):
+    """The page (and sidebar) see exactly these two model folders."""
+    import pages._common as common
+
+    monkeypatch.setattr(common, "model_dirs", lambda: [model_dir, second_model])
+    return model_dir, second_model
+
+
+def shopper_with(db: Path, categories: tuple[str, ...]) -> str:
+    """The shopper with at least 100 events whose events fall most often in ``categories``."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(
+            f"""
+            SELECT e.user_id FROM events e JOIN items i USING (item_id)
+            GROUP BY e.user_id HAVING count(*) >= 100
+            ORDER BY avg(CASE WHEN i.category IN ({", ".join("?" for _ in categories)}) THEN 1 ELSE 0 END) DESC, e.user_id
+            LIMIT 1
+            """,
+            list(categories),
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+def open_page(monkeypatch, db: Path, params: dict[str, str] | None = None) -> AppTest:
+    """The app as a browser would open it: the frame first, then the Scenario page (URL parameters kept)."""
+    monkeypatch.setenv("RECSYS_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def top_list(at: AppTest):
+    """The main list (the first table): rank, vs B, rank in B, title, category, price, score."""
+    return at.dataframe[0].value
+
+
+def scenario_params(user: str, spec: sc.ScenarioSpec, **extra: str) -> dict[str, str]:
+    state = sc.ScenarioState(user, spec, sc.ScenarioSpec(MONDAY, 14, 0, "pc", "search", "office"), k=10)
+    return {**sc.to_query_params(state), **extra}
+
+
+def count(frame, names: set[str]) -> int:
+    return int(frame["category_shown"].isin(names).sum())
+
+
+# --- planted effects move the list ---------------------------------------------------------------
+
+
+def test_hour_slider_moves_breakfast_and_coffee(monkeypatch, sample_db, models):
+    user = shopper_with(sample_db, ("coffee", "breakfast"))
+    spec = sc.ScenarioSpec(MONDAY, 15, 0, "mobile", "home_feed", "home")
+    at = open_page(monkeypatch, sample_db, scenario_params(user, spec))
+    afternoon = top_list(at)
+    assert len(afternoon) == 10
+    at.slider(key="hour").set_value(8).run()
+    assert not at.exception
+    morning = top_list(at)
+    assert list(morning["title_shown"]) != list(afternoon["title_shown"])
+    morning_n, afternoon_n = count(morning, {"Coffee", "Breakfast"}), count(afternoon, {"Coffee", "Breakfast"})
+    assert morning_n > afternoon_n, (morning_n, afternoon_n)
+    assert at.query_params["at"] == ["2025-12-15T08:00"] or at.query_params["at"] == "2025-12-15T08:00"
+
+
+def test_device_switch_brings_computer_accessories_on_pc(monkeypatch, sample_db, models):
+    user = shopper_with(sample_db, ("computer_accessories",))
+    spec = sc.ScenarioSpec(MONDAY, 14, 0, "mobile", "home_feed", "home")
+    at = open_page(monkeypatch, sample_db, scenario_params(user, spec))
+    mobile = count(top_list(at), {"Computer Accessories"})
+    at.selectbox(key="device").set_value("pc").run()
+    assert not at.exception
+    pc = count(top_list(at), {"Computer Accessories"})
+    assert pc > mobile, (pc, mobile)
+
+
+# --- the page's parts -------------------------------------------------------------------------------
+
+
+def decode(array):
+    if isinstance(array, dict) and "bdata" in array:  # plotly 7 typed arrays (GOTCHAS)
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
+    return list(array)
+
+
+def test_lists_arrows_sweep_models_and_history(monkeypatch, sample_db, models):
+    user = shopper_with(sample_db, ("coffee", "breakfast"))
+    at = open_page(monkeypatch, sample_db, scenario_params(user, sc.ScenarioSpec(MONDAY, 8, 0, "mobile", "push", "commute")))
+    main = top_list(at)
+    assert list(main["rank"]) == list(range(1, 11))
+    assert main["score"].is_monotonic_decreasing
+    # the arrow says how far each item moved against its rank in B
+    for arrow, rank, ref in zip(main["arrow"], main["rank"], main["ref_rank"]):
+        assert arrow == sc.rank_arrow(rank, ref)
+    assert at.metric[0].label == t("scenario.entering", "en")
+
+    # the 24-hour sweep: one line per top item, 24 points each, and at A's hour the ranks are the list's
+    sweep = json.loads(at.get("plotly_chart")[0].proto.spec)
+    traces = sweep["data"]
+    assert len(traces) == 10 and all(len(decode(tr["x"])) == 24 for tr in traces)
+    assert [decode(tr["y"])[8] for tr in traces] == list(range(1, 11))
+
+    # two models side by side with their overlap
+    at.selectbox(key="scenario_model_b").set_value(next(k for k in at.selectbox(key="scenario_model_b").options if "pop" in k)).run()
+    assert not at.exception
+    labels = {m.label: m.value for m in at.metric}
+    common = labels[t("scenario.overlap_common", "en")]
+    assert common.endswith("/ 10") and 0 <= int(common.split("/")[0]) <= 10
+    assert len(at.dataframe) == 5  # main list, A vs B (2), two models (2)
+
+    # the shopper's history, coloured by a scene field
+    assert len(at.get("plotly_chart")) == 2
+    at.segmented_control(key="timeline_scene").set_value("location").run()
+    assert not at.exception
+    history = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert {tr["name"] for tr in history["data"]} <= {"Home", "Office", "Commute", "Out in the city"}
+
+
+def test_presets_set_the_scenario(monkeypatch, sample_db, models):
+    at = open_page(monkeypatch, sample_db)
+    at.pills(key="preset").set_value("double11").run()
+    assert not at.exception
+    assert at.date_input(key="day").value == dt.date(2025, 11, 11)
+    assert (at.slider(key="hour").value, at.number_input(key="minute").value) == (0, 5)
+    assert t("scenario.promo_day", "en") in texts(at.caption)
+    at.pills(key="ref_preset").set_value("office").run()
+    assert (at.slider(key="ref_hour").value, at.selectbox(key="ref_device").value) == (14, "pc")
+    at.button(key="swap").click().run()
+    assert at.slider(key="hour").value == 14 and at.slider(key="ref_hour").value == 0
+    assert at.pills(key="preset").value is None  # presets are actions, not states
+
+
+def test_a_shared_url_opens_the_same_scenario(monkeypatch, sample_db, models):
+    user = shopper_with(sample_db, ("computer_accessories",))
+    first = open_page(monkeypatch, sample_db)
+    first.text_input(key="user").set_value(user).run()
+    first.date_input(key="day").set_value(dt.date(2025, 11, 11)).run()
+    first.slider(key="hour").set_value(21).run()
+    first.selectbox(key="device").set_value("tablet").run()
+    first.radio(key="promo").set_value("off").run()
+    first.number_input(key="k").set_value(7).run()
+    first.checkbox(key="unseen").check().run()
+    assert not first.exception
+    url = {k: first.query_params[k][0] if isinstance(first.query_params[k], list) else first.query_params[k]
+           for k in first.query_params}
+    assert url["user"] == user and url["at"] == "2025-11-11T21:00" and url["promo"] == "off" and url["unseen"] == "1"
+
+    second = open_page(monkeypatch, sample_db, url)  # a new session opened from the copied URL
+    assert second.text_input(key="user").value == user
+    assert second.date_input(key="day").value == dt.date(2025, 11, 11)
+    assert (second.slider(key="hour").value, second.selectbox(key="device").value) == (21, "tablet")
+    assert second.radio(key="promo").value == "off" and second.checkbox(key="unseen").value
+    assert list(top_list(second)["title_shown"]) == list(top_list(first)["title_shown"])
+    assert len(top_list(second)) == 7
+
+
+def test_a_url_with_bad_values_falls_back_with_a_warning(monkeypatch, sample_db, models):
+    at = open_page(monkeypatch, sample_db, {"at": "not-a-time", "device": "fridge", "k": "9999"})
+    assert t("scenario.url_ignored", "en", names="at, device, k") in texts(at.warning)
+    assert len(top_list(at)) == sc.DEFAULT_K
+
+
+def test_push_these_records_the_top_k(monkeypatch, sample_db, models):
+    user = shopper_with(sample_db, ("coffee", "breakfast"))
+    spec = sc.ScenarioSpec(MONDAY, 8, 0, "mobile", "push", "commute")
+    at = open_page(monkeypatch, sample_db, scenario_params(user, spec))
+    shown = top_list(at)
+    at.button(key="push_these").click().run()
+    assert not at.exception
+    assert not at.error, texts(at.error)
+    assert len(at.success) == 1 and user in at.success[0].value
+    con = duckdb.connect(str(sample_db), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT i.title, p.rank, p.score, p.pushed_at, p.device, p.channel, p.location, p.model_version "
+            "FROM pushes p JOIN items i USING (item_id) WHERE p.user_id = ? ORDER BY p.rank", [user]
+        ).fetchall()
+    finally:
+        con.close()
+    assert [r[1] for r in rows] == list(range(1, 11))
+    assert [r[0] for r in rows] == list(shown["title_shown"])
+    assert all(r[3] == dt.datetime(2025, 12, 15, 0, 0) for r in rows)  # 08:00 Shanghai, stored as UTC
+    assert {(r[4], r[5], r[6]) for r in rows} == {("mobile", "push", "commute")}
+    version = json.loads((models[0] / "metadata.json").read_text())["version"]
+    assert {r[7] for r in rows} == {version}
+    assert np.allclose([r[2] for r in rows], shown["score"].to_numpy(), atol=1e-4)
+    at.slider(key="hour").set_value(9).run()  # the confirmation belongs to that click only
+    assert not at.success and not at.exception
+
+
+# --- clear messages instead of tracebacks ----------------------------------------------------------
+
+
+def test_unknown_shopper(monkeypatch, sample_db, models):
+    at = open_page(monkeypatch, sample_db, {"user": "nobody"})
+    assert "`nobody`" in texts(at.warning) and not at.dataframe
+    at.text_input(key="user").set_value("").run()
+    assert t("scenario.pick_shopper", "en") in texts(at.info)
+    at.button(key="random_user").click().run()
+    assert not at.exception and len(top_list(at)) == sc.DEFAULT_K
+
+
+def test_database_without_a_model(monkeypatch, sample_db):
+    import pages._common as common
+
+    monkeypatch.setattr(common, "model_dirs", lambda: [])
+    at = open_page(monkeypatch, sample_db)
+    assert t("scenario.no_model", "en") in texts(at.info)
+
+
+def test_a_corrupt_model_folder(monkeypatch, sample_db, tmp_path):
+    import pages._common as common
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metadata.json").write_text("{ not json")
+    monkeypatch.setattr(common, "model_dirs", lambda: [broken])
+    at = open_page(monkeypatch, sample_db)
+    assert "could not be loaded" in texts(at.error) and "not valid JSON" in texts(at.error)
+
+
+def test_empty_database(monkeypatch, tmp_path, models):
+    empty = tmp_path / "empty.duckdb"
+    connect(empty).close()
+    at = open_page(monkeypatch, empty)
+    assert t("db.empty", "en", path=empty) in texts(at.info)
+
+
+def test_in_chinese(monkeypatch, sample_db, models):
+    user = shopper_with(sample_db, ("coffee", "breakfast"))
+    at = open_page(monkeypatch, sample_db, scenario_params(user, sc.ScenarioSpec(MONDAY, 8, 0, "mobile", "push", "commute"), lang="zh"))
+    assert at.title[0].value == t("scenario.title", "zh")
+    main = top_list(at)
+    assert main["category_shown"].str.contains(r"[\u4e00-\u9fff]").all()
+    assert main["title_shown"].str.contains(r"[\u4e00-\u9fff]").all()
+    assert at.slider(key="hour").label == t("scenario.hour", "zh")
