@@ -107,6 +107,7 @@ class _Format:
     fields: tuple[tuple[str, str, str], ...]  # (out column, kind, source column)
     behavior_codes: dict[str, str] = field(default_factory=dict)
     ts_unit: str = "s"
+    events: bool = True  # an events file (else an items file)
 
 
 TAOBAO = _Format(
@@ -135,6 +136,7 @@ TIANCHI_ITEMS = _Format(
     "tianchi_items",
     ("item_id", "item_geohash", "item_category"),
     (("item_id", "id_numeric", "item_id"), ("category", "text", "item_category")),
+    events=False,
 )
 RETAILROCKET_ITEMS = _Format(
     "retailrocket_items",
@@ -142,9 +144,11 @@ RETAILROCKET_ITEMS = _Format(
     (("ts", "ts_unix", "timestamp"), ("item_id", "id_numeric", "itemid"), ("property", "text_required", "property"),
      ("value", "text", "value")),
     ts_unit="ms",
+    events=False,
 )
 FIXED_FORMATS = {f.name: f for f in (TAOBAO, TIANCHI, RETAILROCKET, TIANCHI_ITEMS, RETAILROCKET_ITEMS)}
-EVENT_SCENE_COLUMNS = ("device", "channel", "location")
+_EVENT_EXTRAS = (("device", "scene"), ("channel", "scene"), ("location", "scene"), ("category", "text"), ("price", "price"))
+_OUT = {"user": "user_id", "item": "item_id"}  # generic field -> column of the checked rows
 
 
 # --- public API --------------------------------------------------------------------------
@@ -163,9 +167,10 @@ def import_file(
 ) -> dict[str, Any]:
     """Import one behaviour log (and optionally its items file) into the store.
 
-    Returns rows_read, rows_imported, rows_quarantined, run_id, status
-    ("imported", "partial", "rejected" or "already_imported"), already_imported,
-    file, format, and for `--items` the same figures under "items_file".
+    Returns rows_read, rows_imported, rows_quarantined, run_id, file, format,
+    already_imported, and status: "ok", "partial" (some rows quarantined),
+    "rejected" (all of them) or "already_imported"; for `--items` the same
+    figures under "items_file".
     Raises FileNotFoundError / IsADirectoryError / ValueError with a clear
     message for input that cannot be imported at all (nothing is written then).
     """
@@ -277,7 +282,7 @@ def _import_items(con, source: Path, fmt: str, sep: str | None, work: Path) -> d
             rows = ingest.parquet_rows(str(source), [names[i - 1] for i in picked.values()])
             plan = RowPlan(tuple(_item_column(f, j + 1, names[i - 1]) for j, (f, i) in enumerate(picked.items())))
             return _Staged(plan, rows, unit="row")
-        text = _stage_text(con, source, scan, sep, work)
+        text = _stage_text(con, source, scan, sep, work, sniff=kind == "csv_items")
         if kind in FIXED_FORMATS:
             plan, has_header = _fixed_plan(FIXED_FORMATS[kind], text.first_line, text.sep, "UTC", source)
         else:
@@ -343,7 +348,7 @@ class _StagedText:
 
 def _stage_csv_events(con, source: Path, scan: _FileScan, fmt: str, options: dict, parsed_map: dict[str, str],
                       work: Path) -> _Staged:
-    text = _stage_text(con, source, scan, options["sep"], work)
+    text = _stage_text(con, source, scan, options["sep"], work, sniff=fmt not in FIXED_FORMATS)
     if fmt in FIXED_FORMATS:
         plan, has_header = _fixed_plan(FIXED_FORMATS[fmt], text.first_line, text.sep, options["tz"], source)
         quoted = False
@@ -360,8 +365,12 @@ def _stage_csv_events(con, source: Path, scan: _FileScan, fmt: str, options: dic
     return _Staged(plan, rows, non_header_lines=text.lines - (1 if skip else 0))
 
 
-def _stage_text(con, source: Path, scan: _FileScan, sep: str | None, work: Path) -> _StagedText:
-    """Stage a text file's lines (sanitised first when it is not clean text)."""
+def _stage_text(con, source: Path, scan: _FileScan, sep: str | None, work: Path, sniff: bool) -> _StagedText:
+    """Stage a text file's lines (sanitised first when it is not clean text).
+
+    Without `sep`, a generic file's separator is sniffed from its first line
+    (`sniff`); the fixed formats are comma-separated.
+    """
     read_path, problems = source, []
     if not scan.clean:
         fd, name = tempfile.mkstemp(dir=work, suffix=".csv")
@@ -375,10 +384,10 @@ def _stage_text(con, source: Path, scan: _FileScan, sep: str | None, work: Path)
     if first is None:
         raise ValueError(f"{source} is empty: it has no lines with content, nothing to import")
     line_no, line = first
-    if sep is None:
+    if sep is None and sniff:
         counts = {c: line.count(c) for c in (",", "\t", ";", "|")}
         sep = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
-    return _StagedText(line, line_no, sep, scan.lines)
+    return _StagedText(line, line_no, sep or ",", scan.lines)
 
 
 def _fixed_plan(fmt: _Format, first_line: str, sep: str, tz: str, source: Path) -> tuple[RowPlan, bool]:
@@ -401,12 +410,9 @@ def _fixed_plan(fmt: _Format, first_line: str, sep: str, tz: str, source: Path) 
         Column(out, kind, names.index(col) + 1, f"field {col!r} (column {names.index(col) + 1})")
         for out, kind, col in fmt.fields
     )
-    present = {out for out, _, _ in fmt.fields}
-    if fmt.name in ("taobao", "tianchi", "retailrocket"):
-        columns += tuple(Column(s, "scene", None, s) for s in EVENT_SCENE_COLUMNS if s not in present)
-        columns += (Column("price", "price", None, "price"),)
-        if "category" not in present:
-            columns += (Column("category", "text", None, "category"),)
+    if fmt.events:  # the event columns a format lacks take their defaults ('unknown' scene, no category or price)
+        present = {out for out, _, _ in fmt.fields}
+        columns += tuple(Column(out, kind, None, out) for out, kind in _EVENT_EXTRAS if out not in present)
     codes = tuple(fmt.behavior_codes)
     plan = RowPlan(
         columns,
@@ -451,9 +457,6 @@ def _parquet_events(con, source: Path, parsed_map: dict[str, str], tz: str, ts_u
     positions = {f: j + 1 for j, f in enumerate(used)}
     labels = {f: f"column {names[picked[f] - 1]!r}" for f in used}
     return _Staged(_generic_plan(positions, labels, None, ",", tz, ts_unit), rows, unit="row")
-
-
-_OUT = {"user": "user_id", "item": "item_id"}
 
 
 def _resolve_fields(names: list[str], parsed_map: dict[str, str], source: Path, where: str) -> dict[str, int]:
@@ -689,5 +692,5 @@ def _already(existing: dict[str, Any]) -> dict[str, Any]:
 
 def _status(counts: dict[str, int]) -> str:
     if counts["rows_quarantined"] == 0:
-        return "imported"
+        return "ok"  # as the sample loader records a complete run
     return "partial" if counts["rows_imported"] else "rejected"

@@ -74,7 +74,7 @@ def local_hour_counts(db: Path, run_id: str) -> Counter:
 def test_taobao_sample_counts_and_behaviours(shared_data, tmp_db):
     r = importers.import_file(shared_data / TAOBAO, fmt="taobao", db=tmp_db)
     assert (r["rows_read"], r["rows_imported"], r["rows_quarantined"]) == (4321, 4321, 0)
-    assert r["status"] == "imported" and not r["already_imported"]
+    assert r["status"] == "ok" and not r["already_imported"]
     assert (r["users"], r["items"]) == (43, 3276)
     rid = r["run_id"]
     assert query(tmp_db, "SELECT count(DISTINCT user_id), count(DISTINCT item_id) FROM events WHERE source_run = ?", [rid]) == [(43, 3276)]
@@ -82,7 +82,7 @@ def test_taobao_sample_counts_and_behaviours(shared_data, tmp_db):
     assert behaviours == {"pv": 3926, "cart": 190, "fav": 128, "buy": 77}
     # The run is recorded; categories from the events file reach items; scene fields are 'unknown'.
     assert query(tmp_db, "SELECT format, rows_read, rows_imported, rows_quarantined, status FROM import_runs") == [
-        ("taobao", 4321, 4321, 0, "imported")
+        ("taobao", 4321, 4321, 0, "ok")
     ]
     assert query(tmp_db, "SELECT count(*), count(category) FROM items") == [(3276, 3276)]
     assert query(tmp_db, "SELECT DISTINCT device, channel, location FROM events") == [("unknown", "unknown", "unknown")]
