@@ -127,12 +127,15 @@ if len(categories) >= 2:
     )
     for annotation in fig.layout.annotations:
         annotation.text = category_name(shown_cats[int(annotation.text.split("=")[1])])
+        annotation.font = {"size": 14}
     fig.update_traces(hovertemplate="%{y} %{x}:00 — %{z:.2%}<extra></extra>")
     fig.update_coloraxes(colorbar_tickformat=".1%")
     fig.update_xaxes(dtick=3)
     heat_height = 260 * ((len(shown_cats) + 2) // 3) + 40
     heat_table = per_cat[per_cat["category"].isin(shown_cats)]
     heat_caption = tr("behaviour.heatmap_per_category")
+    if len(categories) > MAX_CATEGORY_MAPS:
+        heat_caption += " " + tr("behaviour.heatmap_first", shown=MAX_CATEGORY_MAPS, chosen=len(categories))
 else:
     heat_table = query(store, "hour_weekday", filters)
     grid = heat_table.pivot(index="weekday", columns="hour", values="events")

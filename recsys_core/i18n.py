@@ -168,6 +168,10 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "en": "One map per chosen category; colour is the share of that category's events.",
         "zh": "每个所选类目一张图；颜色表示该类目行为在各时段的占比。",
     },
+    "behaviour.heatmap_first": {
+        "en": "Showing the first {shown} of the {chosen} chosen categories.",
+        "zh": "所选 {chosen} 个类目中显示前 {shown} 个。",
+    },
     "behaviour.scene_funnel": {"en": "Funnel per scene", "zh": "分场景转化漏斗"},
     "behaviour.scene_field": {"en": "Compare scenes by", "zh": "按场景维度比较"},
     "behaviour.scene_funnel_caption": {

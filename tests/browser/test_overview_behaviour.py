@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import duckdb
 import pytest
 
 from recsys_core.i18n import t
@@ -23,15 +24,37 @@ def wait_for_app(page, heading: str, min_charts: int) -> None:
 
 
 def snap(page, path) -> None:
-    """Screenshot the whole page: Streamlit scrolls inside its own container, so grow the viewport to fit it."""
+    """Screenshot the whole page: Streamlit scrolls inside its own container, so grow the viewport to fit it.
+
+    Tables draw on a canvas only once they have been on screen: visit each, then check that it has its width.
+    """
     height = page.evaluate(
         "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebar]')]"
         ".map(e => e.scrollHeight), 800)"
     )
     page.set_viewport_size({"width": WIDTH, "height": height + 40})
+    tables = page.get_by_test_id("stDataFrame")
+    for i in range(tables.count()):
+        if tables.nth(i).is_visible():
+            tables.nth(i).scroll_into_view_if_needed()
+            page.wait_for_timeout(200)
     page.wait_for_timeout(800)
+    for i in range(tables.count()):
+        if tables.nth(i).is_visible():
+            box = tables.nth(i).bounding_box()
+            assert box and box["width"] > 300, f"table {i} is drawn {box} wide: not rendered"
     page.screenshot(path=path, full_page=True)
     page.set_viewport_size({"width": WIDTH, "height": 1000})
+
+
+def category_names(db, lang: str) -> list[str]:
+    """Category names as the Categories filter shows them, in its order."""
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT category, any_value(category_zh) FROM items WHERE category IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    con.close()
+    return [zh if lang == "zh" and zh else en for en, zh in rows]
 
 
 def metric_value(page, label: str) -> str:
@@ -39,7 +62,7 @@ def metric_value(page, label: str) -> str:
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_overview_and_behaviour(page, app_url, screenshots, lang):
+def test_overview_and_behaviour(page, app_url, sample_db, screenshots, lang):
     page.goto(f"{app_url}/?lang={lang}")
     wait_for_app(page, t("overview.title", lang), min_charts=5)
     events = metric_value(page, t("col.events", lang))
@@ -63,7 +86,19 @@ def test_overview_and_behaviour(page, app_url, screenshots, lang):
         arg=[t("col.pv", lang), views_all],
     )
     wait_for_app(page, t("behaviour.title", lang), min_charts=6)
-    snap(page, screenshots / f"behaviour_pc_{lang}.png")
+
+    # Two categories: one hour x weekday map each.
+    categories = page.get_by_test_id("stMultiSelect").filter(has_text=t("behaviour.categories", lang))
+    for name in category_names(sample_db, lang)[:2]:
+        categories.click()
+        page.get_by_role("option", name=name, exact=True).click()
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(500)
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=stPlotlyChart]')[1]?.querySelectorAll('.heatmaplayer .hm').length >= 2"
+    )
+    wait_for_app(page, t("behaviour.title", lang), min_charts=6)
+    snap(page, screenshots / f"behaviour_filtered_{lang}.png")
 
 
 def test_direct_page_url_keeps_the_frame(page, app_url, screenshots):
