@@ -24,6 +24,8 @@ PAGES = [
     ("pages/overview.py", "nav.overview", ":material/dashboard:", "data-overview"),
     ("pages/behaviour.py", "nav.behaviour", ":material/query_stats:", "shopper-behaviour"),
     ("pages/scenario.py", "nav.scenario", ":material/schedule:", "scenario-simulator"),
+    ("pages/why.py", "nav.why", ":material/psychology_alt:", "why-pushed"),
+    ("pages/push_review.py", "nav.push_review", ":material/fact_check:", "push-review"),
 ]
 
 page = st.navigation(

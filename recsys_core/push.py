@@ -87,3 +87,69 @@ def record_pushes(
     insert_pushes(con, rows)
     log.info("recorded %d pushes for %s at %s UTC with %s", len(rows), user_id, pushed_at, version)
     return [r["push_id"] for r in rows]
+
+
+# --- reasons at push time, and the `push` command ----------------------------------------------------
+
+
+def record_pushes_with_reasons(
+    con: duckdb.DuckDBPyConnection, loaded_model: Any, user_id: str, scenario: Any, recs_df: pd.DataFrame, k: int | None = None
+) -> list[str]:
+    """`record_pushes` with the reasons computed now, from the live model (`recsys_core.explain.push_reasons`):
+    each push stores why it was made — the reason in English and Chinese, the Shapley values, the top
+    inputs, a counterfactual and the model version."""
+    from recsys_core.explain import push_reasons
+
+    reasons = push_reasons(loaded_model, con, user_id, scenario, recs_df["item_id"].astype(str).tolist(), k=k or len(recs_df))
+    return record_pushes(con, loaded_model, user_id, scenario, recs_df, reasons)
+
+
+def push_cli(args: Any) -> dict[str, Any]:
+    """Handler of `python -m recsys_core push`: record the top-k of a segment of shoppers for one moment and
+    scene, with their reasons. Shoppers the store does not know are skipped and listed."""
+    from tqdm.auto import tqdm
+
+    from recsys_core import recommend
+    from recsys_core.store import connect
+    from recsys_core.store.events import active_users
+
+    if int(args.k) < 1:
+        raise ValueError(f"-k must be at least 1, got {args.k}")
+    lm = recommend.load_model(args.model_dir)
+    scenario = recommend.Scenario(recommend.parse_moment(args.at, lm.features.calendar.timezone), args.device, args.channel, args.location)
+    con = connect(args.db)  # writable: pushes are recorded
+    try:
+        if args.users:
+            users = list(dict.fromkeys(u.strip() for u in str(args.users).split(",") if u.strip()))
+        else:
+            users = active_users(con, int(args.limit))
+        if not users:
+            raise ValueError("no shoppers to push to: give --users, or fill the database first")
+        pushes, skipped = [], []
+        for user in tqdm(users, desc="push", unit="shopper", disable=len(users) < 2):
+            try:
+                top = recommend.recommend(lm, con, user, scenario, k=int(args.k))
+            except recommend.UnknownUserError:
+                skipped.append(user)
+                continue
+            ids = record_pushes_with_reasons(con, lm, user, scenario, top[["item_id", "rank", "score"]], k=int(args.k))
+            for push_id, row in zip(ids, top.itertuples()):
+                pushes.append({"push_id": push_id, "user_id": user, "item_id": row.item_id, "rank": int(row.rank),
+                               "score": round(float(row.score), 5)})
+        stored = {p["push_id"]: p for p in pushes}
+        if pushes:
+            from recsys_core.store.pushes import get_pushes
+
+            for row in get_pushes(con, list(stored)).itertuples():
+                stored[row.push_id]["reason"] = json.loads(row.reasons_json)["reason"]["en"] if row.reasons_json else None
+    finally:
+        con.close()
+    return {
+        "pushed": len(pushes),
+        "shoppers": len(users) - len(skipped),
+        "skipped": skipped,
+        "at": scenario.at.isoformat(),
+        "scene": {"device": args.device or UNKNOWN, "channel": args.channel or UNKNOWN, "location": args.location or UNKNOWN},
+        "model_version": lm.version,
+        "pushes": pushes,
+    }

@@ -85,3 +85,11 @@ def tiny_loaded(seed: int = 0) -> LoadedModel:
 
 def local(s: str) -> dt.datetime:
     return pd.Timestamp(s).to_pydatetime()
+
+
+def save_tiny_model(out, seed: int = 0):
+    """A tiny random context transformer saved as a model folder (vocabularies of `tests.app_db`'s small store)."""
+    from recsys_core.registry import save_model
+
+    lm = tiny_loaded(seed)
+    return save_model(lm.model, lm.features, out, {"protocol": "next_session", "metrics": {}})

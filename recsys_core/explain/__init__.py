@@ -161,17 +161,51 @@ def explain(loaded_model: Any, con: Any, user_id: str, item_id: str, scenario: A
     return result.as_dict()
 
 
+def push_reasons(loaded_model: Any, con: Any, user_id: str, scenario: Any, item_ids: Any, k: int | None = None,
+                 n_steps: int = DEFAULT_STEPS) -> list[dict[str, Any]]:
+    """The reasons stored with each push (one dict per item, in order), computed at push time.
+
+    Each holds the reason in both languages, the score and baseline score, the Shapley values of
+    the feature groups, the five inputs with the largest attributions, the counterfactual named in
+    the reason, the moment and scene explained, and the model version — enough to answer "why"
+    later without the model, and to tell whether a re-explanation comes from the same model.
+    """
+    from recsys_core.explain.cases import for_item, shopper_case
+
+    items = [str(i) for i in item_ids]
+    k = int(k or len(items))
+    case = shopper_case(loaded_model, con, user_id, scenario)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out = []
+    for item_id in items:
+        ex = explain_case(loaded_model.model, for_item(case, item_id), k, n_steps, attention=False, history_edits=False, pushed=True)
+        rows = sorted(ex.attribution_rows(), key=lambda r: -abs(r["value"]))[:5]
+        out.append({
+            "reason": {"en": ex.reason["en"], "zh": ex.reason["zh"]},
+            "score": round(ex.attribution.score, 6),
+            "baseline_score": round(ex.attribution.baseline_score, 6),
+            "rank": ex.rank,
+            "k": k,
+            "shapley": {g: round(v, 6) for g, v in ex.shapley.values.items()},
+            "top_inputs": [{**r, "value": round(r["value"], 6)} for r in rows],
+            "completeness_gap": round(ex.attribution.completeness_gap, 6),
+            "counterfactual": ex.reason["evidence"]["counterfactual"],
+            "history": ex.reason["evidence"]["history"],
+            "scenario": case.moment.as_dict(),
+            "model_version": loaded_model.version,
+            "explained_at": stamp,
+        })
+    return out
+
+
 def explain_cli(args: argparse.Namespace) -> dict[str, Any]:
     """Handler of `python -m recsys_core explain` (arguments in cli.py)."""
-    import torch
-
     from recsys_core import recommend
     from recsys_core.store import connect
 
-    torch.set_num_threads(1)  # GOTCHAS: stable latency on shared cores
-    at = recommend.parse_at(args.at) if hasattr(recommend, "parse_at") else args.at
-    scenario = recommend.Scenario(at=at, device=args.device, channel=args.channel, location=args.location)
-    loaded = recommend.load_model(args.model_dir or recommend.bundled_model_dir())
+    loaded = recommend.load_model(args.model_dir)  # one torch thread (GOTCHAS: stable latency on shared cores)
+    at = recommend.parse_moment(args.at, loaded.features.calendar.timezone)
+    scenario = recommend.Scenario(at, args.device, args.channel, args.location)
     con = connect(args.db, read_only=True)
     try:
         return explain(loaded, con, args.user, args.item, scenario)
@@ -179,4 +213,4 @@ def explain_cli(args: argparse.Namespace) -> dict[str, Any]:
         con.close()
 
 
-__all__ = ["Explanation", "Moment", "build_case", "explain", "explain_case", "explain_cli"]
+__all__ = ["Explanation", "Moment", "build_case", "explain", "explain_case", "explain_cli", "push_reasons"]

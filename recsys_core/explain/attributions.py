@@ -107,8 +107,7 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 def item_scores(model: ContextTransformer, batch: Batch, items: torch.Tensor) -> torch.Tensor:
     """Score of one item per row ((B,) dense ids) — the same numbers as ``score_all`` → (B,)."""
     h, _ = model.encode_history(batch)  # (B, T, D)
-    q, side_q = model.query(h[:, -1], batch.context, batch.history["item"][:, -1])
-    return model.logits(q, side_q).gather(1, items.view(-1, 1)).squeeze(1)  # (B,)
+    return model.scores_from_state(h[:, -1], batch.context).gather(1, items.view(-1, 1)).squeeze(1)  # (B,)
 
 
 def repeat_batch(batch: Batch, n: int) -> Batch:

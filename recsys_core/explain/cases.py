@@ -1,9 +1,9 @@
 """What one explanation is about: a shopper's history, an item, and the moment of the push.
 
-`build_case` reads the shopper's recent events (those before the moment, as many
-as the model reads), encodes them and the moment with the model's own
-vocabularies, and keeps the readable event rows beside the (1, T) batch so every
-attribution can be shown against the event it belongs to. The batch carries no
+`build_case` reads the shopper's history exactly as the recommender serves it
+(`recommend.user_history`: the latest events the model reads), encodes the
+moment with the model's own vocabularies, and keeps the readable event rows
+beside the (1, T) batch so every attribution can be shown against its event. The batch carries no
 left padding (a shopper with no history gets one padding position: the model's
 cold-start state), which gives the same scores as a padded serving batch.
 """
@@ -116,27 +116,52 @@ def with_context(batch: Batch, contexts: list[dict[str, int]]) -> Batch:
     return Batch({k: v.expand(S, -1) for k, v in batch.history.items()}, ctx)
 
 
-def build_case(loaded: Any, con: Any, user_id: str, item_id: str, scenario: Any) -> Case:
-    """Read and encode one shopper × moment × item for ``loaded`` (a `registry.LoadedModel`).
+def shopper_case(loaded: Any, con: Any, user_id: str, scenario: Any, history_before: dt.datetime | None = None) -> Case:
+    """Read and encode one shopper × moment for ``loaded`` (a `registry.LoadedModel`), no item chosen yet
+    (``item`` 0; see `for_item`). The history is exactly what `recommend.recommend` scores (the latest
+    events, or those before ``history_before``), so explained scores are the served scores.
+    Raises ValueError (`recommend.UnknownUserError`) for an unknown shopper."""
+    from recsys_core import recommend
 
-    Raises ValueError for an unknown shopper or an item outside the model's catalogue.
-    """
     features: FeatureSpace = loaded.features
-    tz = features.calendar.timezone
-    item = features.items.id(str(item_id))
-    if item == 0:
-        raise ValueError(f"item {item_id!r} is not in the model's catalogue")
-    if not store_events.user_exists(con, str(user_id)):
-        raise ValueError(f"unknown shopper {user_id!r}: no events or profile in the database")
-    moment = Moment.of(scenario, tz)
-    max_len = int(loaded.model.history_len)
-    events = store_events.read_user_events(con, str(user_id), tz, before=moment.utc(tz), limit=max_len)
+    moment = Moment.of(scenario, features.calendar.timezone)
+    events, history = recommend.user_history(loaded, con, str(user_id), history_before)
     if len(events):
         items = store_events.read_items_by_id(con, events["item_id"].astype(str).unique().tolist())
         events = events.merge(items, on="item_id", how="left")
     context = moment.context(features)
-    batch = encode_case_batch(features, events, context, max_len)
-    return Case(str(user_id), str(item_id), item, moment, context, events.reset_index(drop=True), batch, features)
+    batch = trim_padding(serving_batch(history, [context], int(loaded.model.history_len)))
+    return Case(str(user_id), "", 0, moment, context, events.reset_index(drop=True), batch, features)
+
+
+def for_item(case: Case, item_id: str) -> Case:
+    """The same shopper and moment about ``item_id``; ValueError when the model does not know the item."""
+    item = case.features.items.id(str(item_id))
+    if item == 0:
+        raise ValueError(f"item {item_id!r} is not in the model's catalogue")
+    return replace(case, item_id=str(item_id), item=item)
+
+
+def build_case(loaded: Any, con: Any, user_id: str, item_id: str, scenario: Any, history_before: dt.datetime | None = None) -> Case:
+    """`shopper_case` + `for_item`: one shopper × moment × item, ready for the explanations."""
+    if loaded.features.items.id(str(item_id)) == 0:
+        raise ValueError(f"item {item_id!r} is not in the model's catalogue")
+    return for_item(shopper_case(loaded, con, user_id, scenario, history_before), item_id)
+
+
+@torch.no_grad()
+def top_items(model: Any, case: Case, k: int) -> pd.DataFrame:
+    """The shopper's top ``k`` at the case's moment: item_id, rank (1 = best), score."""
+    was = model.training
+    model.eval()
+    try:
+        scores = model.score_all(case.batch)[0]
+    finally:
+        model.train(was)
+    top = torch.topk(scores[1:], min(int(k), scores.shape[0] - 1))
+    ids = (top.indices + 1).tolist()
+    return pd.DataFrame({"item_id": [case.features.items.decode(i) for i in ids], "rank": range(1, len(ids) + 1),
+                         "score": top.values.tolist()})
 
 
 def gap_id(previous_ts: Any, moment_utc: dt.datetime) -> int:

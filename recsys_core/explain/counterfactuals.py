@@ -36,10 +36,8 @@ def score_contexts(model: ContextTransformer, batch: Batch, contexts: list[dict[
     """One shopper's (1, T) history scored under S contexts, the history encoded once → (S, N+1)."""
     with eval_mode(model):
         h, _ = model.encode_history(batch)
-        S = len(contexts)
         b = with_context(batch, contexts)
-        q, side_q = model.query(h[:, -1].expand(S, -1), b.context, batch.history["item"][:, -1].expand(S))
-        scores = model.logits(q, side_q)
+        scores = model.scores_from_state(h[:, -1].expand(len(contexts), -1), b.context)  # (S, N+1)
     scores[:, 0] = float("-inf")
     return scores
 
@@ -65,6 +63,7 @@ class ScenarioChange:
     moment: Moment
     rank: int = 0
     score: float = 0.0
+    diff: dict[str, int] | None = None  # context ids that differ from the case's (filled when evaluated)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -133,11 +132,12 @@ def single_changes(moment: Moment, features: FeatureSpace) -> list[ScenarioChang
 
 
 def _combine(a: ScenarioChange, b: ScenarioChange, moment: Moment) -> ScenarioChange | None:
+    """Both changes at once (fields must differ); the context ids are the base ids updated by both diffs."""
     fa, fb = _field(a), _field(b)
     if fa == fb:
         return None
     m = moment
-    for c in (a, b):
+    for c in (a, b):  # `single_changes` lists weekday before promotion: a forced flag wins over the new date's
         f = _field(c)
         if f == "hour":
             m = m.changed(local=m.local.replace(hour=c.moment.local.hour))
@@ -147,7 +147,7 @@ def _combine(a: ScenarioChange, b: ScenarioChange, moment: Moment) -> ScenarioCh
             m = m.changed(promo_override=c.moment.promo_override)
         else:
             m = m.changed(**{f: getattr(c.moment, f)})
-    return ScenarioChange({**a.changes, **b.changes}, a.cost + b.cost, m)
+    return ScenarioChange({**a.changes, **b.changes}, a.cost + b.cost, m, diff={**a.diff, **b.diff})
 
 
 def _field(change: ScenarioChange) -> str:
@@ -157,7 +157,11 @@ def _field(change: ScenarioChange) -> str:
 def _evaluate(model: ContextTransformer, case: Case, changes: list[ScenarioChange]) -> None:
     if not changes:
         return
-    scores = score_contexts(model, case.batch, [c.moment.context(case.features) for c in changes])
+    for c in changes:
+        if c.diff is None:
+            ctx = c.moment.context(case.features)
+            c.diff = {f: v for f, v in ctx.items() if case.context.get(f) != v}
+    scores = score_contexts(model, case.batch, [{**case.context, **c.diff} for c in changes])
     ranks = ranks_of(scores, case.item)
     for c, r, s in zip(changes, ranks, scores[:, case.item].tolist()):
         c.rank, c.score = int(r), float(s)

@@ -124,33 +124,37 @@ def _history_text(evidence: dict[str, Any], lang: str) -> str:
         what = t(f"reason.item.{evidence['behavior']}", lang, times=times_words(evidence["n"], lang))
     else:
         category = _category_name(pd.Series(evidence), lang)
-        what = t(f"reason.category.{evidence['behavior']}", lang, n=count_words(evidence["n"], lang), category=category,
-                 items=t("reason.item_word" if evidence["n"] == 1 else "reason.items_word", lang))
+        items = t("reason.item_word" if evidence["n"] == 1 else "reason.items_word", lang)
+        # "three coffee items", but "two items in phone accessories" (a plural category name reads badly as an adjective)
+        things = t("reason.things_in" if lang == "en" and category.endswith("s") else "reason.things", lang, category=category, items=items)
+        what = t(f"reason.category.{evidence['behavior']}", lang, n=count_words(evidence["n"], lang), things=things)
     return t("reason.shopper", lang, what=what, period=t(f"reason.period.{evidence['period']}", lang))
 
 
 def _context_text(groups: list[str], case: Case, lang: str) -> str:
     m = case.moment
-    time_parts, scene_parts = [], []
-    for g in groups:
-        if g == "hour":
-            time_parts.append(t("reason.time", lang, time=m.local.strftime("%H:%M")))
-        elif g == "weekday":
-            wd = m.local.weekday()
-            time_parts.append(t("reason.weekday", lang, day=t(f"reason.day.{wd}", lang)))
-        elif g == "promotion":
-            promo = m.promo_override if m.promo_override is not None else case.features.calendar.is_promo(m.local.date())
-            time_parts.append(t("reason.promo_day" if promo else "reason.regular_day", lang))
-        else:
-            scene_parts.append(_scene_phrase(g, getattr(m, g), lang))
-    sep = "、" if lang == "zh" else " and "
-    text = sep.join(time_parts) if time_parts else t("reason.pushed_scene", lang)
+    time = m.local.strftime("%H:%M")
+    day = t(f"reason.day.{m.local.weekday()}", lang)
+    if "hour" in groups and "weekday" in groups:
+        time_parts = [t("reason.time_day", lang, time=time, day=day)]
+    elif "hour" in groups:
+        time_parts = [t("reason.time", lang, time=time)]
+    elif "weekday" in groups:
+        time_parts = [t("reason.weekday", lang, day=day)]
+    else:
+        time_parts = []
+    if "promotion" in groups:
+        promo = m.promo_override if m.promo_override is not None else case.features.calendar.is_promo(m.local.date())
+        time_parts.append(t("reason.promo_day" if promo else "reason.regular_day", lang))
+    scene_parts = [_scene_phrase(g, getattr(m, g), lang) for g in groups if g in ("device", "channel", "location")]
+    text = t("reason.and", lang).join(time_parts) if time_parts else t("reason.pushed_scene", lang)
     if scene_parts:
         text += ("，" if lang == "zh" else " ") + ("、" if lang == "zh" else " ").join(scene_parts)
     return text
 
 
-def _change_text(change: ScenarioChange, lang: str) -> str:
+def change_text(change: ScenarioChange, lang: str) -> str:
+    """A scenario change in words: "at 20:00", "on Saturday and on a PC"."""
     parts = []
     for f, (_, new) in change.changes.items():
         if f == "hour":
@@ -214,7 +218,7 @@ def build_reason(
             clauses.append(_context_text(groups, case, lang))
         body = t("reason.and", lang).join(clauses) if clauses else t("reason.no_single_input", lang)
         if contrast and contrast["changes"]:
-            tail = t("reason.would_rank", lang, change=_change_text(ScenarioChange(contrast["changes"], 0, case.moment), lang),
+            tail = t("reason.would_rank", lang, change=change_text(ScenarioChange(contrast["changes"], 0, case.moment), lang),
                      rank=ordinal(contrast["rank"], lang))
         elif contrast:
             tail = t("reason.stays_in" if contrast["stays"] else "reason.stays_out", lang, k=cf.k)

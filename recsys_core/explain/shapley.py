@@ -133,18 +133,13 @@ def coalition_values(model: ContextTransformer, batch: Batch, item: int, groups:
         with scaled_layers(hist_scales):
             h, _ = model.encode_history(repeat_batch(batch, len(uniq)))
         h = h[:, -1]  # (U, D): the shopper state at the target position
-        table, side = model.item_table()
-        like = batch.history["item"][:, -1]
         for lo in range(0, len(masks), CHUNK_ROWS):
             rows = slice(lo, lo + CHUNK_ROWS)
             n = len(masks[rows])
             ctx_scales = {layers[n_].module: s[rows] for n_, s in scales.items() if layers[n_].side == "context"}
             context = {k: v.expand(n) for k, v in batch.context.items()}
             with scaled_layers(ctx_scales):
-                q, side_q = model.query(h[torch.from_numpy(inverse[rows])], context, like.expand(n))
-            v = q @ table[item] + model.item_bias[item]  # (n,) — `logits` restricted to one column
-            if side_q is not None:
-                v = v + side_q @ side[item]
+                v = model.scores_from_state(h[torch.from_numpy(inverse[rows])], context)[:, item]  # (n,)
             out[rows] = v.double().numpy()
     return out
 

@@ -1,0 +1,205 @@
+"""Push review: the audit log of pushes — filter, open one with the reasons stored at push time,
+re-explain it with the live model (warned when that is not the model that pushed), export as CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pandas as pd  # before plotly (GOTCHAS)
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages._common import active_model_dir, download_csv, lang, model_dirs, open_store, read_cursor, show_chart, tr, vocab, vocab_formatter
+from pages._explain import explanation, loaded_model, model_key, model_mtime, spec_of_push
+from recsys_core.explain.reasons import ordinal
+from recsys_core.store import pushes as store_pushes
+
+LIMIT = 5000
+LIVE = "_review_live"  # the push id re-explained with the live model
+
+st.title(tr("review.title"))
+st.caption(tr("review.caption"))
+store = open_store()
+zh = lang() == "zh"
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def filter_options(db: str, version: tuple) -> dict[str, Any]:
+    with read_cursor(db) as cur:
+        return store_pushes.push_filter_options(cur)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def pushes(db: str, version: tuple, f: store_pushes.PushFilter) -> tuple[pd.DataFrame, int]:
+    with read_cursor(db) as cur:
+        return store_pushes.list_pushes(cur, f, limit=LIMIT), store_pushes.count_pushes(cur, f)
+
+
+def reasons_of(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def reason_text(raw: Any) -> str:
+    r = reasons_of(raw)
+    return (r.get("reason") or {}).get(lang(), "") if r else ""
+
+
+options = filter_options(store.path, store.version)
+if options["start"] is None:
+    st.info(tr("review.no_pushes"))
+    st.stop()
+
+# --- filters (the URL may name a push or a shopper) -------------------------------------------------
+
+wanted_push = st.query_params.get("push")
+if "review_user" not in st.session_state and st.query_params.get("user"):
+    st.session_state["review_user"] = st.query_params["user"]
+with st.container(border=True):
+    c_dates, c_user, c_item, c_cat = st.columns([3, 2, 2, 3])
+    dates = c_dates.date_input(tr("review.dates"), value=(options["start"], options["end"]), key="review_dates")
+    user_text = c_user.text_input(tr("review.shoppers"), key="review_user", help=tr("review.ids_help"))
+    item_text = c_item.text_input(tr("review.items"), key="review_item", help=tr("review.ids_help"))
+    categories = c_cat.multiselect(tr("review.categories"), options["category"], key="review_category")
+    c_dev, c_ch, c_loc, c_model = st.columns(4)
+    scene = {
+        f: column.multiselect(tr(f"scene.{f}"), options[f], key=f"review_{f}", format_func=vocab_formatter(f))
+        for column, f in zip((c_dev, c_ch, c_loc), ("device", "channel", "location"))
+    }
+    versions = c_model.multiselect(tr("review.models"), options["model_version"], key="review_model")
+
+start, end = (dates if isinstance(dates, (tuple, list)) and len(dates) == 2 else (options["start"], options["end"]))
+split = lambda text: tuple(x.strip() for x in str(text).split(",") if x.strip())  # noqa: E731
+f = store_pushes.PushFilter(start=start, end=end, user_ids=split(user_text), item_ids=split(item_text), categories=tuple(categories),
+                            devices=tuple(scene["device"]), channels=tuple(scene["channel"]), locations=tuple(scene["location"]),
+                            model_versions=tuple(versions))
+frame, total = pushes(store.path, store.version, f)
+if wanted_push and wanted_push not in set(frame["push_id"]):  # a linked push is shown whatever the filters say
+    with read_cursor(store.path) as cur:
+        frame = pd.concat([store_pushes.get_pushes(cur, [wanted_push]), frame], ignore_index=True)
+
+st.subheader(tr("review.list", shown=f"{len(frame):,}", total=f"{total:,}"))
+if frame.empty:
+    st.info(tr("review.none_match"))
+    st.stop()
+
+title_col, cat_col = ("title_zh", "category_zh") if zh else ("title", "category")
+table = pd.DataFrame({
+    "local_time": pd.to_datetime(frame["local_time"]).dt.strftime("%Y-%m-%d %H:%M"),
+    "user_id": frame["user_id"],
+    "item": frame[title_col].fillna(frame["item_id"]),
+    "category": frame[cat_col].fillna("–"),
+    "rank": frame["rank"],
+    "score": frame["score"].round(4),
+    "scene": [" · ".join(vocab(fl, v) for fl, v in zip(("device", "channel", "location"), row))
+              for row in frame[["device", "channel", "location"]].itertuples(index=False)],
+    "model_version": frame["model_version"],
+    "reason": [reason_text(r) for r in frame["reasons_json"]],
+})
+shown = table.rename(columns={c: tr(f"review.col.{c}") for c in table.columns})
+selection = st.dataframe(shown, hide_index=True, key="review_table", on_select="rerun", selection_mode="single-row", height=320,
+                         column_config={tr("review.col.reason"): st.column_config.TextColumn(width="large")})
+export = frame.assign(reason_en=[(reasons_of(r) or {}).get("reason", {}).get("en", "") for r in frame["reasons_json"]],
+                      reason_zh=[(reasons_of(r) or {}).get("reason", {}).get("zh", "") for r in frame["reasons_json"]])
+download_csv(export, "pushes", key="review_csv")
+
+# --- one push -----------------------------------------------------------------------------------------
+
+ids = frame["push_id"].tolist()
+rows = getattr(getattr(selection, "selection", None), "rows", None) or []
+if rows:
+    st.session_state["review_push"] = ids[rows[0]]
+elif wanted_push in ids and "review_push" not in st.session_state:
+    st.session_state["review_push"] = wanted_push
+if st.session_state.get("review_push") not in ids:
+    st.session_state["review_push"] = ids[0]
+labels = {pid: f"{t} · {u} · {i} (#{r})" for pid, t, u, i, r in zip(ids, table["local_time"], table["user_id"], table["item"], table["rank"])}
+push_id = st.selectbox(tr("review.open"), ids, key="review_push", format_func=labels.get)
+st.query_params["push"] = push_id
+push = frame[frame["push_id"] == push_id].iloc[0]
+stored = reasons_of(push["reasons_json"])
+local_time = pd.Timestamp(push["local_time"]).to_pydatetime()
+
+st.subheader(tr("review.push_heading", item=push[title_col] or push["item_id"], user=push["user_id"]))
+st.caption(tr("review.push_line", when=local_time.strftime("%Y-%m-%d %H:%M"), device=vocab("device", push["device"]),
+              channel=vocab("channel", push["channel"]), location=vocab("location", push["location"]), rank=int(push["rank"]),
+              score=f"{push['score']:.4f}", version=push["model_version"], push_id=push_id))
+
+try:
+    dirs = model_dirs()
+except (ImportError, AttributeError):
+    dirs = []
+live_dir = active_model_dir() if dirs else None
+live = None
+if live_dir is not None:
+    try:
+        live = loaded_model(model_key(live_dir))
+    except Exception as exc:  # noqa: BLE001 — shown, not raised
+        st.error(tr("review.model_error", error=exc))
+if live is not None and live.version != push["model_version"]:
+    st.warning(tr("review.model_differs", pushed=push["model_version"], live=live.version), icon=":material/warning:")
+
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**{tr('review.stored')}**")
+    if stored is None:
+        st.warning(tr("review.no_reasons"))
+    else:
+        st.info(stored["reason"][lang()], icon=":material/history:")
+        values = stored.get("shapley") or {}
+        if values:
+            names = [tr(f"why.group.{g}") for g in values]
+            fig = go.Figure(go.Bar(x=list(values.values()), y=names, orientation="h",
+                                   marker_color=["#2CA02C" if v >= 0 else "#D62728" for v in values.values()],
+                                   hovertemplate="%{y}: %{x:+.4f}<extra></extra>"))
+            fig.update_yaxes(autorange="reversed")
+            fig.update_xaxes(title_text=tr("review.shapley_axis"))
+            show_chart(fig, "review_stored_shapley", height=340)
+        st.caption(tr("review.stored_caption", version=stored.get("model_version", push["model_version"]),
+                      at=stored.get("explained_at", "–"), score=f"{stored.get('score', float('nan')):.4f}",
+                      base=f"{stored.get('baseline_score', float('nan')):.4f}"))
+
+spec = spec_of_push(local_time, push["device"], push["channel"], push["location"])
+if stored and (stored.get("scenario") or {}).get("promo_override") is not None:
+    spec = spec.__class__(**{**spec.__dict__, "promo": "on" if stored["scenario"]["promo_override"] else "off"})
+k = int((stored or {}).get("k") or max(10, int(push["rank"])))
+
+
+def reexplain() -> None:
+    st.session_state[LIVE] = st.session_state["review_push"]
+
+
+with right:
+    st.markdown(f"**{tr('review.live')}**")
+    if live is None:
+        st.info(tr("review.no_live_model"))
+    elif not hasattr(live.model, "encode_history"):
+        st.info(tr("why.not_explainable", model=live.model_type))
+    else:
+        st.button(tr("review.reexplain"), key="review_reexplain", on_click=reexplain, icon=":material/refresh:")
+        if st.session_state.get(LIVE) == push_id:
+            key = model_key(live_dir)
+            try:
+                ex = explanation(key, model_mtime(key), store.path, store.version, str(push["user_id"]), str(push["item_id"]), spec.key(), k)
+            except ValueError as exc:
+                st.warning(tr("review.live_failed", error=exc))
+            else:
+                st.info(ex.reason[lang()], icon=":material/bolt:")
+                now = {tr("review.col.group"): [tr(f"why.group.{g}") for g in ex.shapley.values],
+                       tr("review.col.live"): [round(v, 4) for v in ex.shapley.values.values()]}
+                if stored and stored.get("shapley"):
+                    now[tr("review.col.stored")] = [round(stored["shapley"].get(g, float("nan")), 4) for g in ex.shapley.values]
+                st.dataframe(pd.DataFrame(now), hide_index=True, key="review_live_table")
+                st.caption(tr("review.live_caption", version=live.version, score=f"{ex.attribution.score:.4f}",
+                              rank=ordinal(ex.rank, lang()), stored_score=f"{push['score']:.4f}", stored_rank=ordinal(int(push["rank"]), lang())))
+        st.page_link("pages/why.py", label=tr("review.open_why"), icon=":material/psychology_alt:",
+                     query_params={"user": str(push["user_id"]), "item": str(push["item_id"]), "at": local_time.strftime("%Y-%m-%dT%H:%M"),
+                                   "device": push["device"], "channel": push["channel"], "location": push["location"],
+                                   "promo": spec.promo, "k": str(k), "lang": lang()})

@@ -1,0 +1,334 @@
+"""Why: why would this item be pushed to this shopper, at this moment, in this scene?
+
+Inputs (shopper, item, scenario, k — taken from the URL first, so the Scenario
+and Push review pages can link here) → one cached `recsys_core.explain` call →
+the reason, integrated-gradients attributions (bar chart and the shopper's
+timeline coloured by contribution), attention per layer and head with rollout,
+the Shapley waterfall from the all-unknown baseline to the score, and
+counterfactuals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd  # before plotly (GOTCHAS)
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from pages._common import active_model_dir, download_csv, lang, model_dirs, open_store, query, show_chart, text_formatter, tr, vocab, vocab_formatter
+from pages._explain import explanation, loaded_model, model_key, model_mtime, shopper_case
+from recsys_core import scenario as sc
+from recsys_core.explain.attributions import HISTORY_PARTS
+from recsys_core.explain.reasons import change_text, ordinal
+from recsys_core.explain.shapley import FIELD_GROUPS
+from recsys_core.features import Calendar
+from recsys_core.i18n import format_int
+from recsys_core.store.analytics import EventFilter
+
+SPEC_FIELDS = ("day", "hour", "minute", "device", "channel", "location", "promo")
+SCENE = ("device", "channel", "location")
+TOP_EVENTS = 12
+PART_COLORS = {"item": "#1F77B4", "behavior": "#F3A712", "time": "#2CA02C", "scene": "#9467BD", "context": "#E4572E"}
+BEHAVIOR_SYMBOLS = {"pv": "circle", "fav": "star", "cart": "square", "buy": "diamond"}
+SAVED = "_why_saved"
+
+st.title(tr("why.title"))
+st.caption(tr("why.caption"))
+
+store = open_store()
+options = query(store, "filter_options")
+zh = lang() == "zh"
+
+# --- the model ------------------------------------------------------------------------------------
+
+try:
+    dirs = model_dirs()
+except (ImportError, AttributeError):
+    dirs = []
+if not dirs:
+    st.info(tr("why.no_model"))
+    st.stop()
+keys = [model_key(d) for d in dirs]
+wanted = st.query_params.get("model")
+active = active_model_dir()
+model = wanted if wanted in keys else (model_key(active) if active else keys[0])
+try:
+    loaded = loaded_model(model)
+except Exception as exc:  # noqa: BLE001 — an unreadable model folder is a message, not a traceback
+    st.error(tr("why.model_error", model=Path(model).name, error=exc))
+    st.stop()
+if not hasattr(loaded.model, "encode_history"):
+    st.info(tr("why.not_explainable", model=loaded.model_type))
+    st.stop()
+
+# --- state: URL ↔ widgets ---------------------------------------------------------------------------
+
+first_day, last_day = options["start"], options["end"]
+today = last_day + dt.timedelta(days=1)
+calendar: Calendar = loaded.features.calendar
+top_shoppers = query(store, "active_shoppers", EventFilter(), limit=20)["user_id"].tolist()
+
+
+def pick(values: list[str], value: str) -> str:
+    return value if value in values else (values[0] if values else value)
+
+
+if SAVED not in st.session_state:
+    spec0 = sc.preset("commute", today, calendar)
+    spec0 = sc.ScenarioSpec(spec0.day, spec0.hour, spec0.minute, pick(options["device"], spec0.device),
+                            pick(options["channel"], spec0.channel), pick(options["location"], spec0.location))
+    default = sc.ScenarioState(top_shoppers[0] if top_shoppers else "", spec0, spec0)
+    choices = sc.Choices(options["device"], options["channel"], options["location"], keys,
+                         first_day - dt.timedelta(days=366), last_day + dt.timedelta(days=366))
+    params = dict(st.query_params)
+    state, ignored = sc.from_query_params(params, default, choices)
+    st.session_state[SAVED] = True
+    st.session_state.setdefault("why_user", state.user_id)
+    st.session_state.setdefault("why_item", params.get("item") or None)
+    st.session_state.setdefault("why_k", state.k)
+    for f in SPEC_FIELDS:
+        st.session_state.setdefault(f"why_{f}", getattr(state.a, f))
+    if ignored:
+        st.warning(tr("why.url_ignored", names=", ".join(ignored)))
+
+with st.container(border=True):
+    c_user, c_day, c_min, c_k = st.columns([3, 3, 1, 1], vertical_alignment="bottom")
+    c_user.text_input(tr("why.shopper"), key="why_user", help=tr("why.shopper_help", examples=", ".join(top_shoppers[:5])))
+    c_day.date_input(tr("why.date"), key="why_day", min_value=first_day - dt.timedelta(days=366), max_value=last_day + dt.timedelta(days=366))
+    c_min.number_input(tr("why.minute"), 0, 59, key="why_minute", step=5)
+    c_k.number_input(tr("why.k"), *sc.K_RANGE, key="why_k", step=1)
+    st.slider(tr("why.hour"), 0, 23, key="why_hour", format="%02d:00")
+    c_dev, c_ch, c_loc, c_promo = st.columns([2, 2, 2, 3])
+    for column, f in zip((c_dev, c_ch, c_loc), SCENE):
+        column.selectbox(tr(f"scene.{f}"), options[f], key=f"why_{f}", format_func=vocab_formatter(f))
+    c_promo.radio(tr("why.promo"), sc.PROMO_CHOICES, key="why_promo", horizontal=True, format_func=text_formatter("why.promo_choice"))
+
+user = str(st.session_state["why_user"]).strip()
+spec = sc.ScenarioSpec(**{f: st.session_state[f"why_{f}"] for f in SPEC_FIELDS})
+k = int(st.session_state["why_k"])
+if not user:
+    st.info(tr("why.pick_shopper"))
+    st.stop()
+mtime = model_mtime(model)
+case = shopper_case(model, mtime, store.path, store.version, user, spec.key())
+if isinstance(case, str):
+    st.warning(tr("why.unknown_shopper", user=user, examples=", ".join(top_shoppers[:5])))
+    st.stop()
+
+from recsys_core.explain.cases import top_items  # noqa: E402 — after the cheap checks above
+
+top = top_items(loaded.model, case, k)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def item_labels(db: str, version: tuple, item_ids: tuple[str, ...], language: str) -> dict[str, str]:
+    from pages._common import read_cursor
+    from recsys_core.store.events import read_items_by_id
+
+    with read_cursor(db) as cur:
+        rows = read_items_by_id(cur, list(item_ids))
+    title = "title_zh" if language == "zh" else "title"
+    return {str(r.item_id): f"{getattr(r, title) or r.title} · {r.item_id}" for r in rows.itertuples()}
+
+
+current = st.session_state.get("why_item")
+item_options = list(top["item_id"])
+if current and current not in item_options:
+    item_options.append(current)
+labels = item_labels(store.path, store.version, tuple(item_options), lang())
+rank_of = dict(zip(top["item_id"], top["rank"]))
+if not current or current not in item_options:
+    st.session_state["why_item"] = item_options[0]
+st.selectbox(
+    tr("why.item"), item_options, key="why_item", accept_new_options=True,
+    format_func=lambda i: f"{rank_of[i]}. {labels.get(i, i)}" if i in rank_of else labels.get(i, str(i)),
+    help=tr("why.item_help", k=k),
+)
+item = str(st.session_state["why_item"]).strip()
+
+# the URL holds the whole view
+st.query_params.update({"user": user, "item": item, "at": spec.local_time.strftime("%Y-%m-%dT%H:%M"), "device": spec.device,
+                        "channel": spec.channel, "location": spec.location, "promo": spec.promo, "k": str(k), "model": model})
+
+try:
+    ex = explanation(model, mtime, store.path, store.version, user, item, spec.key(), k)
+except ValueError:
+    st.warning(tr("why.unknown_item", item=item))
+    st.stop()
+
+# --- headline ---------------------------------------------------------------------------------------
+
+a, case = ex.attribution, ex.case
+info = item_labels(store.path, store.version, (item,), lang()).get(item, item)
+st.subheader(tr("why.item_heading", item=info))
+st.info(ex.reason[lang()], icon=":material/lightbulb:")
+m1, m2, m3, m4 = st.columns(4)
+m1.metric(tr("why.rank"), ordinal(ex.rank, lang()), tr("why.of_items", n=format_int(loaded.model.n_items)), delta_color="off", delta_arrow="off")
+m2.metric(tr("why.score"), f"{a.score:.3f}")
+m3.metric(tr("why.baseline"), f"{a.baseline_score:.3f}", help=tr("why.baseline_help"))
+m4.metric(tr("why.gap"), f"{a.relative_gap:.2%}", help=tr("why.gap_help", gap=f"{a.completeness_gap:+.4f}", steps=a.n_steps))
+st.caption(tr("why.model_line", version=loaded.version, ms=format_int(sum(ex.timings_ms.values()))))
+
+events = ex.event_frame()
+title_col = "title_zh" if zh else "title"
+cat_col = "category_zh" if zh else "category"
+
+
+def event_label(row: pd.Series) -> str:
+    when = pd.Timestamp(row["local_ts"]).strftime("%m-%d %H:%M")
+    return f"{when} · {vocab('behavior', row['behavior'])} · {row.get(title_col) or row['item_id']}"
+
+
+events["label"] = [event_label(r) for _, r in events.iterrows()]
+context_names = {f: tr(f"why.context.{f}") for f in a.context}
+
+tab_attr, tab_time, tab_att, tab_shap, tab_cf = st.tabs(
+    [tr("why.tab_attributions"), tr("why.tab_timeline"), tr("why.tab_attention"), tr("why.tab_shapley"), tr("why.tab_counterfactuals")]
+)
+
+# --- attributions -----------------------------------------------------------------------------------
+
+with tab_attr:
+    shown = events.reindex(events["total"].abs().sort_values(ascending=False).index[:TOP_EVENTS]).sort_index()
+    fig = go.Figure()
+    rows_y = list(shown["label"]) + [tr("why.context_row", field=context_names[f]) for f in a.context]
+    for part in HISTORY_PARTS:
+        fig.add_trace(go.Bar(y=list(shown["label"]), x=shown[part], orientation="h", name=tr(f"why.part.{part}"),
+                             marker_color=PART_COLORS[part], hovertemplate="%{y}<br>%{x:+.4f}<extra>" + tr(f"why.part.{part}") + "</extra>"))
+    fig.add_trace(go.Bar(y=[tr("why.context_row", field=context_names[f]) for f in a.context], x=list(a.context.values()),
+                         orientation="h", name=tr("why.part.context"), marker_color=PART_COLORS["context"],
+                         hovertemplate="%{y}<br>%{x:+.4f}<extra></extra>"))
+    fig.update_layout(barmode="relative", xaxis_title=tr("why.attribution"))
+    fig.update_yaxes(categoryorder="array", categoryarray=rows_y[::-1])
+    show_chart(fig, "why_attributions", height=max(380, 24 * len(rows_y) + 120))
+    st.caption(tr("why.attr_caption", n=min(TOP_EVENTS, len(events)), total=len(events), steps=a.n_steps))
+    table = events[["label", *HISTORY_PARTS, "total"]].rename(columns={"label": tr("why.col.event"), "total": tr("why.col.total"),
+                                                                       **{p: tr(f"why.part.{p}") for p in HISTORY_PARTS}})
+    st.dataframe(table.round(5), hide_index=True, key="why_attr_table", height=240)
+    download_csv(pd.DataFrame(ex.attribution_rows()), f"why_{user}_{item}", key="why_attr_csv")
+
+# --- timeline -----------------------------------------------------------------------------------------
+
+with tab_time:
+    if events.empty:
+        st.info(tr("why.no_history"))
+    else:
+        limit = float(np.abs(events["total"]).max()) or 1.0
+        fig = go.Figure()
+        for behavior, part in events.groupby("behavior", sort=False):
+            fig.add_trace(go.Scatter(
+                x=part["local_ts"], y=part[cat_col].fillna("–"), mode="markers", name=vocab("behavior", behavior),
+                marker={"symbol": BEHAVIOR_SYMBOLS.get(behavior, "circle"), "size": 13, "color": part["total"], "cmin": -limit,
+                        "cmax": limit, "colorscale": "RdBu", "reversescale": True, "line": {"width": 1, "color": "#555"},
+                        "colorbar": {"title": {"text": tr("why.contribution")}, "x": 1.02}},
+                text=part["label"], customdata=part[["total", *HISTORY_PARTS]].to_numpy(),
+                hovertemplate="%{text}<br>" + tr("why.col.total") + " %{customdata[0]:+.4f}<extra></extra>",
+            ))
+        fig.update_layout(xaxis_title=tr("why.local_time"), yaxis_title="")
+        show_chart(fig, "why_timeline", height=420)
+        st.caption(tr("why.timeline_caption"))
+
+# --- attention ----------------------------------------------------------------------------------------
+
+with tab_att:
+    st.warning(tr("why.attention_not_importance"), icon=":material/info:")
+    maps = ex.attention
+    n = len(events)
+    if maps is None or n == 0:
+        st.info(tr("why.no_history"))
+    else:
+        target = maps.target()[:, :, case.offset:]  # (L, H, n)
+        rollout = maps.rollout()[case.offset:]
+        view = st.segmented_control(tr("why.attention_view"), ["model", "head"], key="why_att_view", default="model",
+                                    format_func=text_formatter("why.attention_view"))
+        x = [f"{pos}" for pos in events["position"]]
+        hover = events["label"].tolist()
+        if view == "head":
+            c1, c2 = st.columns(2)
+            layer = c1.selectbox(tr("why.layer"), range(maps.n_layers), key="why_layer", format_func=lambda i: f"{i + 1}")
+            head = c2.selectbox(tr("why.head"), range(maps.n_heads), key="why_head", format_func=lambda i: f"{i + 1}")
+            fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55],
+                                subplot_titles=[tr("why.head_row"), tr("why.head_matrix")])
+            fig.add_trace(go.Bar(x=x, y=target[layer, head], name=tr("why.head_name", layer=layer + 1, head=head + 1),
+                                 hovertext=hover, marker_color="#1F77B4"), row=1, col=1)
+            fig.add_trace(go.Scatter(x=x, y=rollout, name=tr("why.rollout"), mode="lines+markers", hovertext=hover,
+                                     line={"color": "#E4572E"}), row=1, col=1)
+            full = maps.weights[layer, head][case.offset:, case.offset:]
+            fig.add_trace(go.Heatmap(z=full, x=x, y=x, colorscale="Blues", showscale=False, hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"),
+                          row=1, col=2)
+            fig.update_yaxes(autorange="reversed", row=1, col=2, title_text=tr("why.query"))
+            fig.update_xaxes(title_text=tr("why.event_position"), row=1, col=1)
+            fig.update_xaxes(title_text=tr("why.key"), row=1, col=2)
+            show_chart(fig, "why_attention_head", height=460)
+        else:
+            rows = [tr("why.head_name", layer=l + 1, head=h + 1) for l in range(maps.n_layers) for h in range(maps.n_heads)]
+            z = np.vstack([target.reshape(-1, n), rollout[None, :]])
+            fig = go.Figure(go.Heatmap(z=z, x=x, y=rows + [tr("why.rollout")], colorscale="Blues",
+                                       colorbar={"title": {"text": tr("why.weight")}},
+                                       customdata=np.array([hover] * z.shape[0]),
+                                       hovertemplate="%{y}<br>%{customdata}<br>%{z:.3f}<extra></extra>"))
+            fig.update_yaxes(autorange="reversed")
+            fig.update_xaxes(title_text=tr("why.event_position"))
+            show_chart(fig, "why_attention_model", height=max(300, 34 * len(rows) + 160))
+        st.caption(tr("why.attention_caption", layers=maps.n_layers, heads=maps.n_heads))
+
+# --- Shapley --------------------------------------------------------------------------------------------
+
+with tab_shap:
+    s = ex.shapley
+    names = [tr(f"why.group.{g}") for g in s.values]
+    fig = go.Figure(go.Waterfall(
+        x=[tr("why.base_value"), *names, tr("why.score")],
+        measure=["absolute", *["relative"] * len(names), "total"],
+        y=[s.base_value, *s.values.values(), 0.0],
+        text=[f"{s.base_value:.3f}", *[f"{v:+.3f}" for v in s.values.values()], f"{s.score:.3f}"],
+        textposition="outside", cliponaxis=False,
+        increasing={"marker": {"color": "#2CA02C"}}, decreasing={"marker": {"color": "#D62728"}}, totals={"marker": {"color": "#29335C"}},
+    ))
+    fig.update_layout(showlegend=False, yaxis_title=tr("why.score"))
+    show_chart(fig, "why_shapley", height=420)
+    st.caption(tr("why.shapley_caption", n=len(s.values), evals=format_int(s.n_evaluations),
+                  gap=f"{sum(s.values.values()) - (s.score - s.base_value):+.1e}"))
+
+# --- counterfactuals --------------------------------------------------------------------------------------
+
+with tab_cf:
+    cf = ex.counterfactuals
+    where = tr("why.in_top", k=k) if cf.in_top_k else tr("why.outside_top", k=k)
+    if cf.smallest is not None:
+        st.success(tr("why.smallest", where=where, change=change_text(cf.smallest, lang()), rank=ordinal(cf.smallest.rank, lang()),
+                      cost=cf.smallest.cost), icon=":material/swap_horiz:")
+    else:
+        st.info(tr("why.no_crossing", where=where, k=k))
+    per_field = [
+        {tr("why.col.field"): tr(f"why.field.{f}"), tr("why.col.change"): change_text(c, lang()), tr("why.col.new_rank"): c.rank}
+        for f, c in cf.per_field.items() if c is not None
+    ]
+    if per_field:
+        st.dataframe(pd.DataFrame(per_field), hide_index=True, key="why_cf_fields")
+    fig = go.Figure(go.Scatter(x=list(range(24)), y=cf.hour_ranks, mode="lines+markers", name=tr("why.rank"), line={"color": "#1F77B4"},
+                               hovertemplate="%{x:02d}:00 — " + tr("why.rank") + " %{y:,}<extra></extra>"))
+    fig.add_hline(y=k + 0.5, line={"color": "#E4572E", "dash": "dash"}, annotation_text=tr("why.top_k_line", k=k))
+    fig.add_vline(x=spec.hour, line={"color": "#7F7F7F", "dash": "dot"})
+    fig.update_yaxes(type="log", autorange="reversed", title_text=tr("why.rank"), tickformat=",d")
+    fig.update_xaxes(title_text=tr("why.hour"), tickvals=list(range(0, 24, 2)), ticktext=[f"{h:02d}:00" for h in range(0, 24, 2)])
+    show_chart(fig, "why_hour_ranks", height=320)
+    st.markdown(f"**{tr('why.history_edits')}**")
+    edits = []
+    for e in ex.history_edits:
+        if e.kind == "remove":
+            what = tr("why.edit.remove", event=events["label"].iloc[e.row])
+        else:
+            what = tr(f"why.edit.{e.kind}")
+        edits.append({tr("why.col.edit"): what, tr("why.col.new_rank"): e.rank, tr("why.col.rank_change"): -e.delta_rank,
+                      tr("why.col.score_change"): round(e.delta_score, 4), "_kind": e.kind})
+    frame = pd.DataFrame(edits)
+    if not frame.empty:
+        shown = pd.concat([frame[frame["_kind"] != "remove"], frame[frame["_kind"] == "remove"].head(5),
+                           frame[frame["_kind"] == "remove"].tail(3)]).drop_duplicates().drop(columns="_kind")
+        st.dataframe(shown, hide_index=True, key="why_history_edits")
+        st.caption(tr("why.history_edits_caption"))

@@ -1,0 +1,114 @@
+"""AppTest of the Why page: a tiny model on the small store for the mechanics (URL, widgets, every view,
+clear messages), and the bundled model on the sample world for the planted morning effect and the render time."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from recsys_core.i18n import t
+from tests.app_db import build_small_store
+from tests.explain_models import save_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+PAGE = "pages/why.py"
+torch.set_num_threads(1)
+PARAMS = {"user": "u0", "item": "i3", "at": "2024-11-18T08:00", "device": "mobile", "channel": "push", "location": "commute", "k": "5"}
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory) -> Path:
+    return build_small_store(tmp_path_factory.mktemp("why") / "small.duckdb")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def open_why(monkeypatch, db: Path, dirs: list[Path], params: dict[str, str] | None = None) -> AppTest:
+    import pages._common as common
+
+    monkeypatch.setattr(common, "model_dirs", lambda: list(dirs))
+    monkeypatch.setenv("RECSYS_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=180)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_the_page_shows_every_explanation_for_the_linked_scenario(monkeypatch, small_db, tiny_dir):
+    at = open_why(monkeypatch, small_db, [tiny_dir], PARAMS)
+    assert at.text_input(key="why_user").value == "u0" and at.selectbox(key="why_item").value == "i3"
+    assert at.slider(key="why_hour").value == 8 and at.selectbox(key="why_location").value == "commute"
+    reason = at.info[0].value
+    assert reason.startswith(("Ranked", "Pushed")) and reason.endswith(".")
+    labels = {m.label for m in at.metric}
+    assert {t("why.rank", "en"), t("why.score", "en"), t("why.baseline", "en"), t("why.gap", "en")} <= labels
+    figs = charts(at)
+    assert len(figs) == 5  # attributions, timeline, attention (model view), Shapley waterfall, hour profile
+    waterfall = figs[3]["data"][0]
+    assert waterfall["type"] == "waterfall" and len(waterfall["x"]) == 12
+    assert t("why.attention_not_importance", "en") in [w.value for w in at.warning]
+    assert at.query_params["item"] in ("i3", ["i3"])
+
+
+def test_widgets_move_the_explanation(monkeypatch, small_db, tiny_dir):
+    at = open_why(monkeypatch, small_db, [tiny_dir], PARAMS)
+    before = at.info[0].value
+    gap_before = at.metric[1].value
+    at.slider(key="why_hour").set_value(21).run()
+    assert not at.exception
+    assert (at.info[0].value, at.metric[1].value) != (before, gap_before)
+    at.segmented_control(key="why_att_view").set_value("head").run()
+    at.selectbox(key="why_layer").set_value(1).run()
+    assert not at.exception
+    head = charts(at)[2]
+    assert {tr["type"] for tr in head["data"]} == {"bar", "scatter", "heatmap"}
+    other = [o for o in at.selectbox(key="why_item").options if "· i3" not in o][1]  # the 2nd of the top k
+    at.selectbox(key="why_item").set_value(other.split(" · ")[-1]).run()
+    assert not at.exception and other.split(" · ")[-1] in at.subheader[0].value
+
+
+def test_an_item_outside_the_top_k(monkeypatch, small_db, tiny_dir):
+    at = open_why(monkeypatch, small_db, [tiny_dir], {**PARAMS, "item": "i20"})
+    assert "i20" in at.subheader[0].value
+    assert at.selectbox(key="why_item").value == "i20"
+
+
+def test_clear_messages_not_tracebacks(monkeypatch, small_db, tiny_dir, tmp_path):
+    at = open_why(monkeypatch, small_db, [tiny_dir], {**PARAMS, "user": "nobody"})
+    assert any("nobody" in w.value for w in at.warning)
+    at = open_why(monkeypatch, small_db, [tiny_dir], {**PARAMS, "item": "not-an-item"})
+    assert any("not-an-item" in w.value for w in at.warning)
+    at = open_why(monkeypatch, small_db, [], PARAMS)
+    assert at.info[0].value == t("why.no_model", "en")
+    from recsys_core import train
+    from recsys_core.store import connect
+
+    con = connect(small_db, read_only=True)
+    try:
+        train.train(con, "pop", "next_session", tmp_path / "pop", progress=False)
+    finally:
+        con.close()
+    at = open_why(monkeypatch, small_db, [tmp_path / "pop"], PARAMS)
+    assert "pop" in at.info[0].value
+
+
+def test_chinese(monkeypatch, small_db, tiny_dir):
+    at = open_why(monkeypatch, small_db, [tiny_dir], {**PARAMS, "lang": "zh"})
+    assert at.title[0].value == t("why.title", "zh")
+    assert "位" in at.info[0].value and "理由" in at.info[0].value or "加分因素" in at.info[0].value

@@ -1,0 +1,133 @@
+"""Cases from the store, counterfactual scenarios and history edits (tiny random model, small store)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from recsys_core.explain import explain
+from recsys_core.explain.cases import build_case, with_context
+from recsys_core.models.base import Batch
+from recsys_core.explain.counterfactuals import (
+    append_event,
+    history_counterfactuals,
+    ranks_of,
+    remove_columns,
+    scenario_counterfactuals,
+    score_contexts,
+    single_changes,
+)
+from recsys_core.store import connect
+from tests.app_db import build_small_store
+from tests.explain_models import tiny_batch, tiny_loaded
+
+torch.set_num_threads(1)
+MOMENT = SimpleNamespace(at=dt.datetime(2024, 11, 12, 8, 0), device="mobile", channel="push", location="commute")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    con = connect(build_small_store(tmp_path_factory.mktemp("cf") / "small.duckdb"), read_only=True)
+    yield con
+    con.close()
+
+
+def test_case_reads_the_served_history(store):
+    from recsys_core import recommend
+
+    loaded = tiny_loaded()
+    case = build_case(loaded, store, "u0", "i3", MOMENT)
+    assert len(case.events) == loaded.model.history_len == case.batch.length
+    assert case.events["ts"].is_monotonic_increasing and "title" in case.events and "category_zh" in case.events
+    assert case.item == loaded.features.items.id("i3") and case.context["hour"] == 9 and case.offset == 0
+    # the explained score is the served score
+    served = recommend.recommend(loaded, store, "u0", recommend.Scenario(**vars(MOMENT)), k=30)
+    assert float(loaded.model.score_all(case.batch).detach()[0, case.item]) == pytest.approx(
+        float(served.set_index("item_id").loc["i3", "score"]), abs=1e-5)
+    before = dt.datetime(2024, 11, 12, 0, 0)  # 08:00 Shanghai = 00:00 UTC
+    past = build_case(loaded, store, "u0", "i3", MOMENT, history_before=before)
+    assert past.events["ts"].max() < before <= case.events["ts"].max()
+    with pytest.raises(ValueError, match="unknown shopper"):
+        build_case(loaded, store, "nobody", "i3", MOMENT)
+    with pytest.raises(ValueError, match="catalogue"):
+        build_case(loaded, store, "u0", "i999", MOMENT)
+
+
+def test_cold_shopper_gets_one_padding_column(store):
+    loaded = tiny_loaded()
+    case = build_case(loaded, store, "u0", "i3", MOMENT, history_before=dt.datetime(2024, 1, 1))
+    assert len(case.events) == 0 and case.batch.length == 1 and case.offset == 1
+    assert history_counterfactuals(loaded.model, case)[0].kind in ("add_cart", "add_buy")
+
+
+def test_scenario_counterfactuals_agree_with_scoring_each_moment(store):
+    loaded = tiny_loaded()
+    case = build_case(loaded, store, "u0", "i3", MOMENT)
+    model = loaded.model
+    cf = scenario_counterfactuals(model, case, k=5)
+    full = model.score_all(case.batch).detach()
+    assert cf.rank == int(ranks_of(full, case.item)[0])
+    # the hour profile: each hour scored on its own
+    for hour in (0, 8, 20):
+        ctx = case.moment.changed(local=case.moment.local.replace(hour=hour)).context(case.features)
+        b = with_context(case.batch, [ctx])
+        assert cf.hour_ranks[hour] == int(ranks_of(model.score_all(b).detach(), case.item)[0])
+    if cf.smallest is not None:
+        assert (cf.smallest.rank <= 5) != cf.in_top_k
+        costs = [c.cost for c in cf.candidates if cf.crosses(c)]
+        assert cf.smallest.cost == min(costs)
+    singles = single_changes(case.moment, case.features)
+    assert {next(iter(c.changes)) for c in singles} == {"hour", "weekday", "promotion", "device", "channel", "location"}
+    assert len(singles) == 23 + 6 + 1 + 2 + 4 + 3
+
+
+def test_score_contexts_equals_scoring_each_context_alone():
+    model, batch = tiny_loaded().model, tiny_batch(8, pad=2)
+    contexts = [{"hour": h, "weekday": 3, "device": 1 + h % 3} for h in (1, 9, 21)]
+    batched = score_contexts(model, batch, contexts)
+    for row, ctx in enumerate(contexts):
+        alone = model.score_all(with_context(batch, [ctx])).detach()
+        torch.testing.assert_close(batched[row, 1:], alone[0, 1:], atol=1e-5, rtol=1e-5)
+
+
+def test_history_edits(store):
+    loaded = tiny_loaded()
+    case = build_case(loaded, store, "u0", "i3", MOMENT)
+    edits = history_counterfactuals(loaded.model, case)
+    assert [e.delta_score for e in edits] == sorted(e.delta_score for e in edits)
+    removed = {e.row: e for e in edits if e.kind == "remove"}
+    assert set(removed) == set(range(len(case.events)))
+    r = len(case.events) - 1  # removing the newest event = scoring the history without it
+    shorter = Batch({k: v[:, :-1] for k, v in case.batch.history.items()}, case.batch.context)
+    assert removed[r].score == pytest.approx(float(loaded.model.score_all(shorter).detach()[0, case.item]), abs=1e-5)
+    add = next(e for e in edits if e.kind == "add_buy")
+    longer = append_event(case.batch, {"item": case.item, "behavior": case.features.behavior.id("buy"), **case.context, "gap": 2})
+    assert longer.length == case.batch.length + 1 and add.rank >= 1
+
+
+def test_remove_columns_left_pads():
+    batch = tiny_batch(5)
+    out = remove_columns(batch, [[0], [4], [1, 3]])
+    item = batch.history["item"][0]
+    assert out.history["item"][0].tolist() == [0] + item[1:].tolist()
+    assert out.history["item"][1].tolist() == [0] + item[:4].tolist()
+    assert out.history["item"][2].tolist() == [0, 0, int(item[0]), int(item[2]), int(item[4])]
+
+
+def test_explain_returns_the_design_json(store):
+    out = explain(tiny_loaded(), store, "u0", "i3", MOMENT, k=5, n_steps=20)
+    for key in ("score", "baseline_score", "attributions", "completeness_gap", "shapley", "reason"):
+        assert key in out
+    assert set(out["shapley"]) >= {"base_value", "values"} and len(out["shapley"]["values"]) == 10
+    assert all(set(r) >= {"feature", "value"} for r in out["attributions"])
+    assert out["attributions"][-1]["feature"] == "context.location"
+    total = sum(r["value"] for r in out["attributions"])
+    assert total - (out["score"] - out["baseline_score"]) == pytest.approx(out["completeness_gap"], abs=1e-6)
+    assert isinstance(out["reason"], str) and out["reason_zh"] and out["model_version"] == "tiny-0"
+    import json
+
+    json.dumps(out)
