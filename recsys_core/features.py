@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_HOLIDAY_COUNTRY = "CN"
@@ -50,11 +51,12 @@ class Vocabulary:
         seen = [v for v in dict.fromkeys(str(v) for v in values) if v != UNKNOWN and v != ""]
         self.values: list[str] = seen
         self._index = {v: i + 1 for i, v in enumerate(seen)}
+        self._pd_index = pd.Index(seen, dtype=object)
 
     @classmethod
     def fit(cls, values: Iterable[Any]) -> "Vocabulary":
         """Sorted distinct values, so a vocabulary does not depend on row order."""
-        return cls(sorted({str(v) for v in values if v is not None}))
+        return cls(sorted({str(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))}))
 
     def __len__(self) -> int:
         """Number of ids including 0."""
@@ -64,7 +66,12 @@ class Vocabulary:
         return self._index.get(str(value), 0) if value is not None else 0
 
     def encode(self, values: Sequence[Any]) -> np.ndarray:
-        return np.fromiter((self.id(v) for v in values), dtype=np.int64, count=len(values))
+        """Ids of many values at once (vectorised; unseen, missing and ``unknown`` → 0)."""
+        if len(values) == 0:
+            return np.zeros(0, np.int64)
+        raw = pd.Series(values, dtype=object)
+        text = raw.astype(str).where(raw.notna(), "")  # "" is never in a vocabulary
+        return (self._pd_index.get_indexer(text) + 1).astype(np.int64)
 
     def decode(self, idx: int) -> str:
         return self.values[idx - 1] if 0 < idx <= len(self.values) else UNKNOWN

@@ -219,26 +219,34 @@ class TrainingWindows:
         return int(sum(min(self.max_len, int(lst - fst + 2)) for fst, lst in zip(self.first, self.last)))
 
     def batches(self, batch_size: int, generator: np.random.Generator | None = None) -> Iterator[Batch]:
-        """Training batches, shuffled by ``generator`` (unshuffled without one)."""
+        """Training batches (context and targets (B, T); target 0 = none).
+
+        With a ``generator`` the windows are shuffled and a position whose weight w is below 1 is
+        kept with probability w (then weighted 1): the same expected loss as weighting, for a
+        fraction of the output-layer work. Without one, windows stay in order and
+        ``batch.weights`` carries the weights.
+        """
         order = generator.permutation(len(self)) if generator is not None else np.arange(len(self))
         d, T = self.data, self.max_len
         for lo in range(0, len(order), batch_size):
             w = order[lo : lo + batch_size]
             first, last = self.first[w], self.last[w]
             rows = last[:, None] - T + 1 + np.arange(T)[None, :]  # (B, T) input rows
-            valid_in = rows >= first[:, None]
-            nxt = rows + 1  # target rows
-            # a target exists where the input is valid, or at the position just before the first event (cold start)
-            has_target = valid_in | (nxt == first[:, None])
-            nxt_c = np.clip(nxt, 0, d.n_events - 1)
-            batch = gather_batch(d, first, last + 1, T, context_rows=nxt_c, targets=d.fields["item"][nxt_c])
-            targets = np.where(has_target, d.fields["item"][nxt_c], 0)
-            weights = np.where(d.session_start[nxt_c], self.session_start_weight, self.within_session_weight)
+            nxt = rows + 1  # (B, T) target rows
+            # a target exists where the input is a real event, or just before the first event (cold start)
+            has_target = (rows >= first[:, None]) | (nxt == first[:, None])
+            nxt = np.clip(nxt, 0, d.n_events - 1)
+            weights = np.where(d.session_start[nxt], self.session_start_weight, self.within_session_weight)
             weights = np.where(has_target, weights, 0.0)
-            ctx_mask = has_target.astype(np.int64)
-            batch.context = {k: v * torch.from_numpy(ctx_mask) for k, v in batch.context.items()}
-            batch.targets = torch.from_numpy(targets)
-            batch.weights = torch.from_numpy(weights.astype(np.float32))
+            batch = gather_batch(d, first, last + 1, T, context_rows=nxt)
+            if generator is not None:
+                keep = (weights >= 1.0) | (generator.random(weights.shape) < weights)
+                has_target &= keep
+                batch.weights = None
+            else:
+                batch.weights = torch.from_numpy(weights.astype(np.float32))
+            batch.targets = torch.from_numpy(np.where(has_target, d.fields["item"][nxt], 0))
+            batch.context = {k: v * torch.from_numpy(has_target.astype(np.int64)) for k, v in batch.context.items()}
             yield batch
 
 

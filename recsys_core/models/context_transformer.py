@@ -186,12 +186,12 @@ class ContextTransformer(Recommender):
             return torch.zeros(*items.shape, self.cfg.d_model, device=items.device)
         return self.category_emb(self.item_category[items]) + self.price_emb(self.item_price_band[items])
 
-    def item_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(full item vectors (N+1, D), side-feature part (N+1, D)) — the tied output table."""
-        side = torch.zeros_like(self.item_emb.weight)
+    def item_table(self) -> torch.Tensor:
+        """Item vectors (N+1, D): id embedding + side features — the tied output table."""
+        table = self.item_emb.weight
         if self.cfg.use_item_side:
-            side = self.category_emb.weight[self.item_category] + self.price_emb.weight[self.item_price_band]
-        return self.item_emb.weight + side, side
+            table = table + self.category_emb.weight[self.item_category] + self.price_emb.weight[self.item_price_band]
+        return table
 
     # --- forward -----------------------------------------------------------------------
 
@@ -218,46 +218,54 @@ class ContextTransformer(Recommender):
                 maps.append(att)
         return self.ln_f(x), maps
 
-    def context_vector(self, context: dict[str, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-        """Sum of the target-context embeddings: (B,) or (B, T) ids → (B, D) or (B, T, D)."""
-        c = torch.zeros(*like.shape, self.cfg.d_model, device=like.device)
+    def context_vector(self, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Sum of the target-context embeddings: (M,) ids per field → (M, D)."""
+        any_field = next(iter(context.values()))
+        c = torch.zeros(*any_field.shape, self.cfg.d_model, device=any_field.device)
         for f, emb in self.context_emb.items():
             c = c + emb(context[f])
         return c
 
-    def query(self, h: torch.Tensor, context: dict[str, torch.Tensor], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Fuse hidden states with the target context → (query (..., D), side query (..., D) or None)."""
-        if not self.cfg.context_fields:
-            return h, None
-        c = self.context_vector(context, like)
-        return self.fusion(h, c), self.context_to_side(c)
+    def scores_from_state(self, h: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Shopper states (M, D) + target contexts (M,) per field → scores (M, N+1).
 
-    def logits(self, q: torch.Tensor, side_q: torch.Tensor | None) -> torch.Tensor:
-        """(..., D) queries → (..., N+1) scores over the catalogue."""
-        table, side = self.item_table()
-        out = q @ table.T + self.item_bias  # (..., N+1)
-        if side_q is not None:
-            out = out + side_q @ side.T
+        score(i) = fuse(h, c) · item_i + bias_i + (W c) · (category_i + price_band_i): the last term lets
+        the moment raise or lower whole categories / price bands whatever the history (computed on the
+        small category and band tables, then gathered).
+        """
+        if not self.cfg.context_fields:
+            return torch.addmm(self.item_bias, h, self.item_table().T)  # (M, N+1)
+        c = self.context_vector(context)  # (M, D)
+        out = torch.addmm(self.item_bias, self.fusion(h, c), self.item_table().T)  # (M, N+1)
+        if self.cfg.use_item_side:
+            side_q = self.context_to_side(c)  # (M, D)
+            out = out + (side_q @ self.category_emb.weight.T)[:, self.item_category]  # (M, N+1)
+            out = out + (side_q @ self.price_emb.weight.T)[:, self.item_price_band]
         return out
 
     def forward(self, batch: Batch, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
-        """Training/analysis pass. Training batches (context (B, T)) give per-position logits (B, T, N+1)
-        and the loss when targets are given; serving batches (context (B,)) give (B, N+1)."""
+        """(logits, loss, attention maps).
+
+        Serving/evaluation batches (context (B,)): logits (B, N+1) for the moment after the newest event,
+        loss only when ``batch.targets`` (B,) is given. Training batches (context and targets (B, T)):
+        logits (M, N+1) only at the M positions that have a target, and their weighted mean cross-entropy.
+        """
         h, maps = self.encode_history(batch, need_weights)  # (B, T, D)
-        per_position = batch.per_position
-        if not per_position:
-            h = h[:, -1]  # (B, D): the state after the newest event
-        like = batch.history["item"][:, -h.shape[1] :] if per_position else batch.history["item"][:, -1]
-        q, side_q = self.query(h, batch.context, like)
-        logits = self.logits(q, side_q)  # (B, T, N+1) or (B, N+1)
+        if batch.per_position:
+            T = h.shape[1]
+            tgt = batch.targets[:, -T:]  # (B, T)
+            at = tgt > 0
+            ctx = {k: v[:, -T:][at] for k, v in batch.context.items()}  # (M,)
+            logits = self.scores_from_state(h[at], ctx)  # (M, N+1)
+            tgt = tgt[at]
+            w = None if batch.weights is None else batch.weights[:, -T:][at]
+        else:
+            logits = self.scores_from_state(h[:, -1], batch.context)  # (B, N+1)
+            tgt, w = batch.targets, None
         loss = None
-        if batch.targets is not None:
-            tgt = batch.targets if per_position else batch.targets[:, None]
-            lg = logits if per_position else logits[:, None]
-            tgt = tgt[:, -lg.shape[1] :]
-            w = (tgt > 0).float() if batch.weights is None else batch.weights[:, -lg.shape[1] :] * (tgt > 0)
-            ce = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tgt.reshape(-1), reduction="none", ignore_index=0)
-            loss = (ce * w.reshape(-1)).sum() / w.sum().clamp_min(1e-8)
+        if tgt is not None:
+            ce = F.cross_entropy(logits, tgt, reduction="none")  # (M,)
+            loss = ce.mean() if w is None else (ce * w).sum() / w.sum().clamp_min(1e-8)
         return logits, loss, maps
 
     def loss(self, batch: Batch) -> torch.Tensor:
@@ -268,8 +276,7 @@ class ContextTransformer(Recommender):
     def score_all(self, batch: Batch) -> torch.Tensor:
         """(B, N+1) scores for the moment in ``batch.context`` (B,); column 0 = -inf."""
         h, _ = self.encode_history(batch)
-        q, side_q = self.query(h[:, -1], batch.context, batch.history["item"][:, -1])
-        scores = self.logits(q, side_q)  # (B, N+1)
+        scores = self.scores_from_state(h[:, -1], batch.context)  # (B, N+1)
         scores[:, 0] = float("-inf")
         return scores
 

@@ -100,3 +100,9 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection) -> dict:
         "last_ts": last.isoformat() if last else None,
         "events_hash": f"{int(digest or 0):016x}",
     }
+
+
+def user_item_ids(con: duckdb.DuckDBPyConnection, user_id: str) -> list[str]:
+    """Every item the shopper has interacted with (for "exclude already seen")."""
+    rows = con.execute("SELECT DISTINCT item_id FROM events WHERE user_id = ?", [str(user_id)]).fetchall()
+    return [r[0] for r in rows]

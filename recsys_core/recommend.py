@@ -1,0 +1,292 @@
+"""The serving API: what a shopper would be pushed at a given moment and scene.
+
+The app, the explanations and the CLI call these functions; any registered model
+(the context transformer, sasrec, or a baseline) serves through the same path:
+
+    lm = load_model()                                   # the bundled model; cache it (st.cache_resource)
+    sc = Scenario(at=datetime(2025, 11, 11, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")), device="mobile",
+                  channel="push", location="commute")
+    recommend(lm, con, "u00042", sc, k=10)             # DataFrame: item_id, rank, score, title, ...
+    score_scenarios(lm, con, "u00042", [sc.at_hour(h) for h in range(24)])   # (24, n_items), one batch
+
+History: the shopper's most recent events in the store (at most the model's
+``history_len``), or only those strictly before ``history_before`` when given
+(to replay a past moment). The target context is the scenario's local time
+(in the model's timezone) and scene; unknown scene values map to "unknown".
+
+Shoppers: an id found nowhere in the store raises `UnknownUserError`. A known
+shopper without usable history (profile only, or only items the model never
+saw) is a cold start: the model scores an empty history, which for the neural
+models is a learned state fused with the scenario context — context-aware
+popularity. The result says so (``attrs["cold_start"]``).
+
+Threads: `load_model` sets torch to one thread (``SERVING_THREADS``): on a shared
+2-core machine one thread gives the most stable interactive latency (GOTCHAS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recsys_core import registry
+from recsys_core.features import HISTORY_FIELDS
+from recsys_core.registry import LoadedModel
+from recsys_core.sequences import serving_batch
+from recsys_core.store import connect
+from recsys_core.store import events as store_events
+
+SERVING_THREADS = 1
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "sample_data" / "models" / "context_transformer"
+MODELS_ROOT = Path("models")
+RESULT_COLUMNS = ["item_id", "rank", "score", "title", "title_zh", "category", "category_zh", "price"]
+
+
+class UnknownUserError(ValueError):
+    """The shopper id is not in the store."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """When and where a push happens.
+
+    at: the moment; timezone-aware, or naive = local time of the data's timezone.
+    device / channel / location: the scene (None or an unseen value = unknown).
+    promo_override: force the promotion-day flag on/off (None = from the calendar).
+    """
+
+    at: dt.datetime
+    device: str | None = None
+    channel: str | None = None
+    location: str | None = None
+    promo_override: bool | None = None
+
+    def local_time(self, timezone: str) -> dt.datetime:
+        """The moment as naive local time in ``timezone``."""
+        if self.at.tzinfo is None:
+            return self.at
+        return self.at.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+
+    def at_hour(self, hour: int, minute: int = 0) -> "Scenario":
+        """The same scenario at another hour of the same (local) day."""
+        return replace(self, at=self.at.replace(hour=int(hour), minute=int(minute), second=0, microsecond=0))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["at"] = self.at.isoformat()
+        return d
+
+
+def bundled_model_dir() -> Path:
+    """The context transformer shipped with the sample world."""
+    return BUNDLED_MODEL
+
+
+def list_model_dirs(root: str | os.PathLike = MODELS_ROOT) -> list[Path]:
+    """The bundled model (when present) followed by every model folder under ``root`` (default ./models)."""
+    found = [BUNDLED_MODEL] if (BUNDLED_MODEL / registry.METADATA_FILE).is_file() else []
+    return found + [p for p in registry.list_model_dirs(root) if p.resolve() != BUNDLED_MODEL.resolve()]
+
+
+def load_model(model_dir: str | os.PathLike | None = None) -> LoadedModel:
+    """Load a model folder (default: the bundled model) for serving; callers cache the result.
+    Raises `registry.ModelFolderError` with a clear message for a missing/corrupt/incompatible folder."""
+    torch.set_num_threads(SERVING_THREADS)
+    return registry.load_model(model_dir or BUNDLED_MODEL)
+
+
+def context_ids(lm: LoadedModel, scenario: Scenario) -> dict[str, int]:
+    """Target-context ids of a scenario under the model's vocabularies and calendar."""
+    fs = lm.features
+    return fs.encode_moment(scenario.local_time(fs.calendar.timezone), scenario.device, scenario.channel, scenario.location, scenario.promo_override)
+
+
+def user_history(
+    lm: LoadedModel, con, user_id: str, history_before: dt.datetime | None = None
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The shopper's recent events (raw rows, oldest first) and their encoded history fields.
+
+    Events of items the model does not know are dropped from the encoded history (and the raw rows).
+    Raises `UnknownUserError` for an id the store has never seen.
+    """
+    fs = lm.features
+    before = None
+    if history_before is not None:
+        before = history_before.astimezone(dt.timezone.utc).replace(tzinfo=None) if history_before.tzinfo else history_before
+    # one extra event so the oldest kept event still gets its real time-since-previous bucket
+    rows = store_events.read_user_events(con, user_id, fs.calendar.timezone, before=before, limit=lm.model.history_len + 1)
+    if len(rows) == 0 and not store_events.user_exists(con, user_id):
+        raise UnknownUserError(f"unknown shopper {user_id!r}: no events or profile in this database")
+    enc = fs.encode_events(rows) if len(rows) else {}
+    if len(rows) > lm.model.history_len:
+        rows, enc = rows.iloc[1:].reset_index(drop=True), {k: v[1:] for k, v in enc.items()}
+    if len(rows):
+        known = enc["item"] > 0
+        rows, enc = rows[known].reset_index(drop=True), {k: v[known] for k, v in enc.items()}
+    if not len(rows):
+        enc = {k: np.zeros(0, np.int64) for k in HISTORY_FIELDS}
+    return rows, enc
+
+
+def _scores(lm: LoadedModel, history: dict[str, np.ndarray], contexts: list[dict[str, int]]) -> torch.Tensor:
+    batch = serving_batch(history, contexts, lm.model.history_len)
+    with torch.no_grad():
+        scores = lm.model.score_all(batch)  # (S, N+1)
+    assert bool(torch.isfinite(scores[:, 1:]).all()), "model produced non-finite scores"
+    return scores
+
+
+def score_scenarios(
+    lm: LoadedModel, con, user_id: str, scenarios: Sequence[Scenario], history_before: dt.datetime | None = None
+) -> np.ndarray:
+    """Scores of every item under each scenario, in ONE batch: float32 (S, n_items); column j is the
+    item ``lm.features.items.values[j]`` (dense id j + 1). Use for a 24-hour sweep."""
+    _, hist = user_history(lm, con, user_id, history_before)
+    scores = _scores(lm, hist, [context_ids(lm, s) for s in scenarios])
+    return scores[:, 1:].numpy().astype(np.float32)
+
+
+def recommend(
+    lm: LoadedModel,
+    con,
+    user_id: str,
+    scenario: Scenario,
+    k: int = 10,
+    exclude_seen: bool = False,
+    history_before: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Top-k items for the shopper under the scenario, best first.
+
+    Columns: item_id, rank (1-based), score, title, title_zh, category, category_zh, price.
+    ``attrs``: user_id, cold_start, history_length, model_version, scenario.
+    ``exclude_seen`` drops every item the shopper has interacted with.
+    """
+    rows, hist = user_history(lm, con, user_id, history_before)
+    scores = _scores(lm, hist, [context_ids(lm, scenario)])  # (1, N+1)
+    if exclude_seen:
+        seen = lm.features.items.encode(store_events.user_item_ids(con, user_id))
+        scores[0, seen[seen > 0]] = float("-inf")
+    k = max(1, min(int(k), lm.model.n_items))
+    top = torch.topk(scores[0], k)
+    keep = torch.isfinite(top.values)
+    dense, values = top.indices[keep].tolist(), top.values[keep].tolist()
+    ids = [lm.features.items.decode(i) for i in dense]
+    info = store_events.read_items_by_id(con, ids).set_index("item_id")
+    out = pd.DataFrame({"item_id": ids, "rank": np.arange(1, len(ids) + 1), "score": values})
+    out = out.join(info, on="item_id")
+    for col in RESULT_COLUMNS:
+        if col not in out:
+            out[col] = None
+    out = out[RESULT_COLUMNS]
+    out.attrs.update(
+        user_id=str(user_id),
+        cold_start=len(rows) == 0,
+        history_length=len(rows),
+        model_version=lm.version,
+        scenario=scenario.to_dict(),
+    )
+    return out
+
+
+def parse_moment(text: str, timezone: str) -> dt.datetime:
+    """ISO 8601 → aware datetime; without an offset it is read in ``timezone``."""
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"--at {text!r} is not an ISO 8601 time (e.g. 2025-11-11T08:00 or 2025-11-11T08:00+08:00)") from exc
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(timezone))
+
+
+def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
+    """Handler of `python -m recsys_core recommend`."""
+    lm = load_model(args.model_dir)
+    tz = lm.features.calendar.timezone
+    scenario = Scenario(parse_moment(args.at, tz), args.device, args.channel, args.location)
+    con = connect(args.db, read_only=True)
+    try:
+        top = recommend(lm, con, args.user, scenario, k=args.k)
+    finally:
+        con.close()
+    ctx = context_ids(lm, scenario)
+    local = scenario.local_time(tz)
+    items = [
+        {k: (None if pd.isna(v) else (round(float(v), 5) if k == "score" else (int(v) if k == "rank" else v))) for k, v in row.items()}
+        for row in top.to_dict(orient="records")
+    ]
+    return {
+        "items": items,
+        "user": str(args.user),
+        "at": scenario.at.isoformat(),
+        "local_time": local.isoformat(timespec="minutes"),
+        "timezone": tz,
+        "scene": {"device": args.device or "unknown", "channel": args.channel or "unknown", "location": args.location or "unknown"},
+        "context": {
+            "hour": local.hour,
+            "weekday": local.strftime("%A"),
+            "weekend": ctx["weekend"] == 2,
+            "holiday": ctx["holiday"] == 2,
+            "promo_day": ctx["promo"] == 2,
+        },
+        "cold_start": top.attrs["cold_start"],
+        "history_length": top.attrs["history_length"],
+        "model": {"type": lm.model_type, "version": lm.version, "path": str(lm.path), "protocol": lm.protocol},
+    }
+
+
+# --- benchmark ("serving" group) --------------------------------------------------------------
+
+
+def _serving_figures(db: str | None, model_dir: str | None = None, n_users: int = 20, repeats: int = 10) -> dict[str, float]:
+    """Latency and memory of serving, measured in this process (run it in a fresh one for RSS)."""
+    t0 = time.perf_counter()
+    lm = load_model(model_dir)
+    load_ms = (time.perf_counter() - t0) * 1000
+    con = connect(db, read_only=True)
+    try:
+        users = store_events.active_users(con, n_users)
+        tz = lm.features.calendar.timezone
+        base = Scenario(dt.datetime(2025, 11, 18, 8, 0, tzinfo=ZoneInfo(tz)), "mobile", "push", "commute")
+        recommend(lm, con, users[0], base)  # warm-up
+        one, sweep = [], []
+        for r in range(repeats):
+            for i, u in enumerate(users):
+                sc = base.at_hour((r * 7 + i) % 24)
+                t = time.perf_counter()
+                recommend(lm, con, u, sc, k=10)
+                one.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            score_scenarios(lm, con, users[r % len(users)], [base.at_hour(h) for h in range(24)])
+            sweep.append((time.perf_counter() - t) * 1000)
+    finally:
+        con.close()
+    return {
+        "serving_model_load_ms": round(load_ms, 1),
+        "recommend_p50_ms": round(float(np.percentile(one, 50)), 2),
+        "recommend_p99_ms": round(float(np.percentile(one, 99)), 2),
+        "recommend_calls": len(one),
+        "sweep24_p50_ms": round(float(np.percentile(sweep, 50)), 2),
+        "sweep24_max_ms": round(float(np.max(sweep)), 2),
+        "serving_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def benchmark_serving(db: str | None) -> dict[str, float]:
+    """Bench group "serving": recommend p50/p99, 24-hour sweep, peak RSS — in a fresh process so the
+    RSS is that of serving alone (bundled model, one torch thread)."""
+    code = "import json,sys; from recsys_core.recommend import _serving_figures; print(json.dumps(_serving_figures(sys.argv[1] or None)))"
+    out = subprocess.run([sys.executable, "-c", code, db or ""], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
