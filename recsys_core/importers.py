@@ -318,8 +318,11 @@ def _import_run(con, source: Path, kind: str, options: dict, stage, write, text:
             "its rows are now in the store twice"
         )
     started_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    staged = stage(scan)
-    ingest.check_rows(con, staged.plan, staged.rows)
+    try:
+        staged = stage(scan)
+        ingest.check_rows(con, staged.plan, staged.rows)
+    except ingest.ReadError as exc:
+        raise ValueError(f"{source} could not be read: {exc}") from exc
     counts = ingest.checked_counts(con)
     if counts["rows_read"] == 0:
         raise ValueError(f"{source} has no data rows (only a header or blank lines): nothing to import")

@@ -427,6 +427,22 @@ def test_bad_binary_file_is_refused_with_a_clear_error(tmp_path, tmp_db):
     assert snapshot(tmp_db)["import_runs"] == []
 
 
+def test_bad_corrupt_parquet_is_a_clear_error(tmp_path, tmp_db):
+    pd = pytest.importorskip("pandas")
+    good = tmp_path / "good.parquet"
+    pd.DataFrame({"user": range(500), "item": range(500), "ts": range(1_500_000_000, 1_500_000_500)}).to_parquet(good)
+    data = good.read_bytes()
+    cut = write(tmp_path / "cut.parquet", data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.parquet is not a readable Parquet file"):
+        importers.import_file(cut, fmt="parquet", db=tmp_db)
+    scrambled = write(tmp_path / "scrambled.parquet", data[:200] + b"\x00" * 100 + data[300:])
+    with pytest.raises(ValueError, match="scrambled.parquet could not be read"):
+        importers.import_file(scrambled, fmt="parquet", db=tmp_db)
+    assert snapshot(tmp_db)["import_runs"] == []
+    r = importers.import_file(good, fmt="parquet", db=tmp_db)  # the database is still usable
+    assert (r["rows_read"], r["rows_imported"]) == (500, 500)
+
+
 def test_bad_huge_line_is_quarantined_truncated(tmp_path, tmp_db):
     huge = "9" * (3 * ingest.MAX_LINE_BYTES)
     r, q = _import_bad(tmp_path, tmp_db, GOOD + huge + "\n" + GOOD)

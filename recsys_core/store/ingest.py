@@ -61,6 +61,10 @@ _CONTENT_RE = "[^ \t\r]"
 _STAGED_TABLES = ("_imp_lines", "_imp_line_problems", "_imp_checked")
 
 
+class ReadError(ValueError):
+    """DuckDB could not read the file's content (a corrupt Parquet file, for one)."""
+
+
 @dataclass(frozen=True)
 class Rows:
     """A query yielding one (line_no, raw, f VARCHAR[], problem) per data row, with its parameters.
@@ -171,13 +175,16 @@ def stage_lines(
     nothing was lost. `line_problems` marks lines the importer already knows are
     bad (binary bytes, over-long), with the reason.
     """
-    con.execute(
+    sql = (
         "CREATE OR REPLACE TEMP TABLE _imp_lines AS "
         "SELECT row_number() OVER () AS line_no, line FROM read_csv($path, columns = {'line': 'VARCHAR'}, "
         "header = false, delim = $delim, quote = '', escape = '', new_line = $new_line, auto_detect = false, "
-        "max_line_size = $max_line)",
-        {"path": path, "delim": "\\0", "new_line": new_line, "max_line": DUCKDB_MAX_LINE_SIZE},
+        "max_line_size = $max_line)"
     )
+    try:
+        con.execute(sql, {"path": path, "delim": "\\0", "new_line": new_line, "max_line": DUCKDB_MAX_LINE_SIZE})
+    except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+        raise ReadError(str(exc).splitlines()[0]) from exc
     n = con.execute("SELECT count(*) FROM _imp_lines").fetchone()[0]
     if n != expected_lines:
         raise RuntimeError(f"{path}: DuckDB read {n} lines but the file has {expected_lines}; nothing was imported")
@@ -309,7 +316,10 @@ def check_rows(con: duckdb.DuckDBPyConnection, plan: RowPlan, rows: Rows) -> Non
         f"  coalesce(problem, {count_problem}, {field_problems}) AS problem "
         f"FROM {source})"
     )
-    con.execute(sql, {**p.used_in(sql), **rows.params})
+    try:
+        con.execute(sql, {**p.used_in(sql), **rows.params})
+    except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+        raise ReadError(str(exc).splitlines()[0]) from exc
 
 
 @dataclass(frozen=True)
