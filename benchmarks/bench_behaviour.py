@@ -37,6 +37,7 @@ LARGE_TARGET_MS = 1500
 def page_queries(con) -> dict[str, Callable[[EventFilter], Any]]:
     """Every query the Behaviour page (and the sidebar and Overview) runs, as functions of the page filter.
 
+    The Overview needs only `database_stats` (counts, funnel, scene mix) and the unfiltered heatmap.
     The per-category heatmap runs only when categories are chosen: it is timed with three.
     Queries that ignore the filter (stats, options, most active shoppers, a timeline) run
     once per database version in the app; they are timed in both sets all the same.
@@ -47,8 +48,6 @@ def page_queries(con) -> dict[str, Callable[[EventFilter], Any]]:
         "database_stats": lambda f: analytics.database_stats(con),
         "filter_options": lambda f: analytics.filter_options(con),
         "behavior_counts": lambda f: analytics.behavior_counts(con, f),
-        "funnel": lambda f: analytics.funnel(con, f),
-        "scene_mix": lambda f: analytics.scene_mix(con, f),
         "daily_events": lambda f: analytics.daily_events(con, f),
         "hour_weekday": lambda f: analytics.hour_weekday(con, f),
         "hour_weekday_by_category": lambda f: analytics.hour_weekday(

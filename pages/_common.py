@@ -31,7 +31,6 @@ QUERIES = frozenset(
         "database_stats",
         "filter_options",
         "behavior_counts",
-        "funnel",
         "daily_events",
         "hour_weekday",
         "scene_funnel",

@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages._common import open_store, query, show_chart, tr, vocab
 from recsys_core.i18n import format_int, format_pct
-from recsys_core.store.analytics import SCENE_FIELDS
+from recsys_core.store.analytics import SCENE_FIELDS, funnel_from_counts, scene_mix_frame
 
 st.title(tr("overview.title"))
 st.caption(tr("overview.caption"))
@@ -29,7 +29,7 @@ c4.metric(
 left, right = st.columns([2, 3])
 with left:
     st.subheader(tr("overview.funnel"))
-    funnel = query(store, "funnel")
+    funnel = funnel_from_counts(stats["behaviors"])
     funnel["label"] = [tr(f"stage.{s}") for s in funnel["stage"]]
     funnel["text"] = [f"{format_int(n)}  ({format_pct(p)})" for n, p in zip(funnel["events"], funnel["share_of_views"])]
     fig = px.funnel(funnel, x="events", y="label", text="text", labels={"events": tr("col.events"), "label": ""})
@@ -59,7 +59,7 @@ with right:
     st.caption(tr("common.local_time_note", tz=stats["timezone"]))
 
 st.subheader(tr("overview.scene_mix"))
-mix = query(store, "scene_mix")
+mix = scene_mix_frame(stats["scene_mix"])
 for column, scene in zip(st.columns(len(SCENE_FIELDS)), SCENE_FIELDS):
     part = mix[mix["scene"] == scene].copy()
     part["label"] = [vocab(scene, v) for v in part["value"]]

@@ -221,22 +221,14 @@ def behavior_counts(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter
     return counts
 
 
-def funnel(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter()) -> pd.DataFrame:
-    """The pv → fav/cart → buy funnel: events and distinct shoppers per stage, share of views."""
-    where, params = _where(f.without_behaviors(), data_timezone(con))
-    row = con.execute(
-        f"""
-        SELECT count(*) FILTER (WHERE behavior = 'pv'),
-               count(*) FILTER (WHERE behavior IN ('fav', 'cart')),
-               count(*) FILTER (WHERE behavior = 'buy'),
-               count(DISTINCT user_id) FILTER (WHERE behavior = 'pv'),
-               count(DISTINCT user_id) FILTER (WHERE behavior IN ('fav', 'cart')),
-               count(DISTINCT user_id) FILTER (WHERE behavior = 'buy')
-        FROM events e WHERE {where}
-        """,
-        params,
-    ).fetchone()
-    df = pd.DataFrame({"stage": ["pv", "fav_cart", "buy"], "events": row[:3], "shoppers": row[3:]})
+def funnel_from_counts(counts: dict[str, int]) -> pd.DataFrame:
+    """The pv → fav/cart → buy funnel from events per behaviour: stage, events, share of views."""
+    df = pd.DataFrame(
+        {
+            "stage": ["pv", "fav_cart", "buy"],
+            "events": [counts.get("pv", 0), counts.get("fav", 0) + counts.get("cart", 0), counts.get("buy", 0)],
+        }
+    )
     views = df["events"].iloc[0]
     df["share_of_views"] = df["events"] / views if views else float("nan")
     return df
@@ -399,6 +391,17 @@ def scene_mix(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter()) ->
         """,
         params,
     )
+    return _with_shares(df)
+
+
+def scene_mix_frame(mix: dict[str, dict[str, int]]) -> pd.DataFrame:
+    """`scene_mix`'s table from `database_stats()["scene_mix"]` (no second scan for the overview)."""
+    rows = [(scene, value, n) for scene in SCENE_FIELDS for value, n in mix.get(scene, {}).items()]
+    df = pd.DataFrame(rows, columns=["scene", "value", "events"]).astype({"events": "int64"})
+    return _with_shares(df)
+
+
+def _with_shares(df: pd.DataFrame) -> pd.DataFrame:
     df["share"] = df["events"] / df.groupby("scene")["events"].transform("sum")
     return df
 
