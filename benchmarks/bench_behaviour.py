@@ -146,6 +146,13 @@ def worst(results: dict[str, Any]) -> float:
     return max(q["median_ms"] for name, per in results.items() if name != "events" for q in per.values())
 
 
+def bench_group(db: str | None) -> dict[str, float]:
+    """For `recsys_core/bench.py` GROUPS: the sample world only (the 10M store takes a minute to build)."""
+    sample = time_queries(resolve_db_path(db), repeat=3)
+    medians = [q["median_ms"] for name, per in sample.items() if name != "events" for q in per.values()]
+    return {"behaviour_query_worst_median_ms": max(medians), "behaviour_query_median_ms": statistics.median(medians)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default=None, help="the sample database (default: $RECSYS_DB, else data/scenepush.duckdb)")

@@ -132,7 +132,9 @@ if len(categories) >= 2:
     fig.update_coloraxes(colorbar_tickformat=".1%")
     fig.update_xaxes(dtick=3)
     heat_height = 260 * ((len(shown_cats) + 2) // 3) + 40
-    heat_table = per_cat[per_cat["category"].isin(shown_cats)]
+    heat_table = per_cat[per_cat["category"].isin(shown_cats)].assign(
+        category=lambda d: [category_name(c) for c in d["category"]]
+    )
     heat_caption = tr("behaviour.heatmap_per_category")
     if len(categories) > MAX_CATEGORY_MAPS:
         heat_caption += " " + tr("behaviour.heatmap_first", shown=MAX_CATEGORY_MAPS, chosen=len(categories))
@@ -151,7 +153,8 @@ else:
 show_chart(fig, "heatmap_chart", height=heat_height)
 st.caption(heat_caption)
 with st.expander(tr("common.table")):
-    show_table(heat_table, "hour_weekday", "heatmap_table", height=240)
+    show_table(heat_table.assign(weekday=[vocab("weekday", w) for w in heat_table["weekday"]]), "hour_weekday",
+               "heatmap_table", height=240)
 
 # --- funnel per scene ---------------------------------------------------------------------------
 st.subheader(tr("behaviour.scene_funnel"))
