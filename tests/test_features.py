@@ -1,0 +1,103 @@
+"""Time and scene encoding: vocabularies, calendar, gap buckets, price bands, round trips."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_core.features import (
+    Calendar,
+    FeatureSpace,
+    Vocabulary,
+    gap_bucket,
+    hour_bucket,
+    log2_bucket_label,
+    price_band_edges,
+    price_bands,
+    time_ids,
+)
+
+
+def test_vocabulary_reserves_zero_for_padding_and_unknown():
+    v = Vocabulary.fit(["pc", "mobile", "unknown", "pc", None])
+    assert v.to_list() == ["mobile", "pc"] and len(v) == 3
+    assert v.encode(["mobile", "pc", "unknown", "tablet", None]).tolist() == [1, 2, 0, 0, 0]
+    assert v.id("pc") == 2 and v.decode(2) == "pc" and v.decode(0) == "unknown" and v.decode(99) == "unknown"
+
+
+def test_time_ids_hour_weekday_weekend_holiday_promo():
+    ts = np.array(["2025-11-11T08:30", "2025-11-15T23:59", "2025-10-01T00:00", "2025-06-18T12:00"], dtype="datetime64[s]")
+    t = time_ids(ts, Calendar())
+    assert t["hour"].tolist() == [9, 24, 1, 13]  # hour + 1
+    assert t["weekday"].tolist() == [2, 6, 3, 3]  # Tue, Sat, Wed, Wed (Monday = 1)
+    assert t["weekend"].tolist() == [1, 2, 1, 1]
+    assert t["holiday"].tolist() == [1, 1, 2, 1]  # 10-01 National Day (CN)
+    assert t["promo"].tolist() == [2, 1, 1, 2]  # 11.11 and 6.18
+
+
+def test_promotion_days_are_configurable_and_validated():
+    ts = np.array(["2025-11-11T08:30", "2025-03-08T10:00"], dtype="datetime64[s]")
+    assert time_ids(ts, Calendar(promo_days=("03-08",)))["promo"].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="MM-DD"):
+        Calendar(promo_days=("11/11",))
+
+
+def test_gap_buckets_are_log_spaced_with_a_first_event_bucket():
+    g = gap_bucket(np.array([np.nan, 0, 59, 60, 299, 1800, 86400 * 40]))
+    assert g[0] == 1 and g[1] == g[2] == 2 and g[3] == 3 and g[4] == 3 and g[5] == 5
+    assert g[-1] == g.max() and np.all(np.diff(g[1:]) >= 0)
+
+
+def test_price_bands_from_quantiles_and_missing_price():
+    edges = price_band_edges(np.arange(1, 101, dtype=float), n_bands=4)
+    bands = price_bands(np.array([1.0, 30.0, 60.0, 100.0, np.nan, 0.0]), edges)
+    assert bands.tolist()[:4] == [1, 2, 3, 4] and bands.tolist()[4:] == [0, 0]
+
+
+def _frames():
+    items = pd.DataFrame({"item_id": ["a", "b", "c"], "category": ["coffee", "games", None], "price": [5.0, 500.0, np.nan]})
+    events = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u2"],
+            "item_id": ["a", "z", "b"],
+            "behavior": ["pv", "buy", "cart"],
+            "ts": pd.to_datetime(["2025-11-11 00:00", "2025-11-11 00:10", "2025-11-12 03:00"]),
+            "local_ts": pd.to_datetime(["2025-11-11 08:00", "2025-11-11 08:10", "2025-11-12 11:00"]),
+            "device": ["mobile", "pc", "unknown"],
+            "channel": ["push", "search", "push"],
+            "location": ["home", "office", "home"],
+        }
+    )
+    return events, items
+
+
+def test_feature_space_fit_encode_and_round_trip():
+    events, items = _frames()
+    fs = FeatureSpace.fit(events, items, Calendar())
+    assert fs.items.to_list() == ["a", "b", "c", "z"] and fs.n_items == 4
+    assert fs.item_category[fs.items.id("a")] == fs.category.id("coffee") and fs.item_category[fs.items.id("c")] == 0
+    assert fs.item_price_band[fs.items.id("c")] == 0 and fs.item_price_band[0] == 0
+    enc = fs.encode_events(events)
+    assert enc["item"].tolist() == [1, 4, 2]
+    assert enc["gap"].tolist()[0] == 1 and enc["gap"][2] == 1  # first event of each shopper
+    assert enc["gap"][1] == gap_bucket(np.array([600.0]))[0]
+    assert enc["device"][2] == 0 and enc["hour"].tolist() == [9, 9, 12]
+    again = FeatureSpace.from_dict(fs.to_dict())
+    assert again.to_dict() == fs.to_dict()
+    with pytest.raises(ValueError, match="missing"):
+        FeatureSpace.from_dict({"calendar": {}})
+
+
+def test_encode_moment_and_promo_override():
+    events, items = _frames()
+    fs = FeatureSpace.fit(events, items, Calendar())
+    m = fs.encode_moment(dt.datetime(2025, 11, 11, 8, 5), "pc", "search", "mars")
+    assert m["hour"] == 9 and m["promo"] == 2 and m["device"] == fs.device.id("pc") and m["location"] == 0
+    assert fs.encode_moment(dt.datetime(2025, 11, 11, 8), None, None, None, promo_override=False)["promo"] == 1
+    assert fs.encode_moment(dt.datetime(2025, 11, 12, 8), None, None, None, promo_override=True)["promo"] == 2
+
+
+def test_slice_labels():
+    assert hour_bucket(np.array([0, 1, 9, 13, 16, 20])).tolist() == ["unknown", "night", "morning", "midday", "afternoon", "evening"]
+    assert [log2_bucket_label(n) for n in (0, 1, 2, 3, 5, 16, 17)] == ["0", "1-2", "1-2", "3-4", "5-8", "9-16", "17-32"]

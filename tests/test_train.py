@@ -1,0 +1,71 @@
+"""Training: a registered model with metadata, early stopping, seed reproducibility, CLI handler."""
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from recsys_core.registry import load_model
+from recsys_core.sequences import SequenceData
+from recsys_core.store import connect
+from recsys_core.train import TrainConfig, train, train_cli
+from tests.tiny_world import build_tiny_store
+
+SMALL = dict(d_model=16, max_len=8, n_layers=1, n_heads=2, epochs=3, batch_size=16, eval_batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    path = build_tiny_store(tmp_path_factory.mktemp("train") / "w.duckdb")
+    con = connect(path, read_only=True)
+    yield path, con, SequenceData.from_store(con)
+    con.close()
+
+
+def test_train_registers_a_model_with_metadata(world, tmp_path):
+    path, con, data = world
+    result = train(con, "context_transformer", "next_session", tmp_path / "ct", TrainConfig(seed=3, **SMALL), progress=False, data=data)
+    assert result["protocol"] == "next_session" and 1 <= result["best_epoch"] <= result["epochs_run"] <= 3
+    assert 0.0 <= result["metrics"]["test"]["NDCG@10"] <= 1.0
+    lm = load_model(tmp_path / "ct")
+    meta = lm.metadata
+    assert meta["protocol"] == "next_session" and meta["data_fingerprint"]["n_events"] == data.n_events
+    assert meta["training_cutoff"].startswith("2025-") and meta["metrics"]["valid"]["NDCG@10"] == pytest.approx(result["best_valid_NDCG@10"], abs=1e-5)
+    assert meta["training"]["config"]["seed"] == 3 and len(meta["training"]["history"]) == result["epochs_run"]
+
+
+def test_same_seed_same_model_and_other_seed_differs(world, tmp_path):
+    _, con, data = world
+    runs = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        train(con, "sasrec", "next_event", tmp_path / name, TrainConfig(seed=seed, **{**SMALL, "epochs": 2}), progress=False, data=data)
+        runs[name] = load_model(tmp_path / name).model.state_dict()
+    assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
+    assert not all(torch.equal(runs["a"][k], runs["c"][k]) for k in runs["a"])
+
+
+def test_early_stopping_stops_after_patience(world, tmp_path):
+    _, con, data = world
+    cfg = TrainConfig(seed=1, **{**SMALL, "epochs": 50}, patience=1, lr=0.0)  # lr 0: never improves after epoch 1
+    result = train(con, "context_transformer", "next_event", tmp_path / "m", cfg, progress=False, data=data)
+    assert result["best_epoch"] == 1 and result["epochs_run"] == 2
+
+
+def test_unknown_model_or_protocol_fails_loudly(world, tmp_path):
+    _, con, data = world
+    with pytest.raises(ValueError, match="choose from"):
+        train(con, "gru4rec", "next_event", tmp_path / "x", data=data)
+    with pytest.raises(ValueError, match="choose from"):
+        train(con, "sasrec", "random_split", tmp_path / "x", data=data)
+
+
+def test_train_cli_returns_a_json_summary(world, tmp_path, monkeypatch):
+    path, _, _ = world
+    import recsys_core.train as train_module
+
+    monkeypatch.setattr(train_module, "TrainConfig", lambda **kw: TrainConfig(**{**SMALL, **kw}))
+    args = argparse.Namespace(model="context_transformer", protocol="next_session", db=str(path), out=str(tmp_path / "cli"), epochs=1, seed=2, json=True)
+    out = train_cli(args)
+    json.dumps(out)
+    assert out["out"] == str(tmp_path / "cli") and out["epochs_run"] == 1 and set(out["metrics"]) == {"valid", "test"}
