@@ -11,6 +11,8 @@ from typing import Any
 # group name -> (module, function). Each function takes the db path and returns {figure_unit: value}.
 GROUPS: dict[str, tuple[str, str]] = {
     "import": ("recsys_core.importers", "benchmark_import"),
+    "serving": ("recsys_core.recommend", "benchmark_serving"),
+    "training": ("recsys_core.train", "benchmark_training"),
 }
 
 
