@@ -18,6 +18,7 @@ from recsys_core.store import pushes as store_pushes
 
 LIMIT = 5000
 LIVE = "_review_live"  # the push id re-explained with the live model
+LINKED = "_review_linked"  # the push the URL named when the session started
 
 st.title(tr("review.title"))
 st.caption(tr("review.caption"))
@@ -59,7 +60,9 @@ if options["start"] is None:
 
 # --- filters (the URL may name a push or a shopper) -------------------------------------------------
 
-wanted_push = st.query_params.get("push")
+if LINKED not in st.session_state:  # a new session: the URL may name a push to open
+    st.session_state[LINKED] = st.query_params.get("push")
+wanted_push = st.session_state[LINKED]
 if "review_user" not in st.session_state and st.query_params.get("user"):
     st.session_state["review_user"] = st.query_params["user"]
 with st.container(border=True):
@@ -81,7 +84,8 @@ f = store_pushes.PushFilter(start=start, end=end, user_ids=split(user_text), ite
                             devices=tuple(scene["device"]), channels=tuple(scene["channel"]), locations=tuple(scene["location"]),
                             model_versions=tuple(versions))
 frame, total = pushes(store.path, store.version, f)
-if wanted_push and wanted_push not in set(frame["push_id"]):  # a linked push is shown whatever the filters say
+unfiltered = f == store_pushes.PushFilter(start=options["start"], end=options["end"])
+if wanted_push and unfiltered and wanted_push not in set(frame["push_id"]):  # a linked push beyond the list's limit
     with read_cursor(store.path) as cur:
         frame = pd.concat([store_pushes.get_pushes(cur, [wanted_push]), frame], ignore_index=True)
 

@@ -13,6 +13,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "import": ("recsys_core.importers", "benchmark_import"),
     "serving": ("recsys_core.recommend", "benchmark_serving"),
     "training": ("recsys_core.train", "benchmark_training"),
+    "explain": ("recsys_core.explain.benchmark", "benchmark_explain"),
 }
 
 

@@ -630,7 +630,7 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "reason.weekday": {"en": "it is a {day}", "zh": "今天是{day}"},
     "reason.promo_day": {"en": "it is a promotion day", "zh": "今天是大促日"},
     "reason.regular_day": {"en": "it is not a promotion day", "zh": "今天不是大促日"},
-    "reason.pushed_scene": {"en": "the push goes out", "zh": "推送场景为"},
+    "reason.pushed_scene": {"en": "the push goes out {scene}", "zh": "推送时{scene}"},
     "reason.device": {"en": "on {value}", "zh": "使用{value}"},
     "reason.channel": {"en": "via {value}", "zh": "通过{value}"},
     "reason.location": {"en": "at {value}", "zh": "位于{value}"},

@@ -36,7 +36,7 @@ def randomise(model: ContextTransformer, seed: int = 0, std: float = 0.5) -> Con
     return model.eval()
 
 
-def tiny_model(seed: int = 0, max_len: int = 12, n_layers: int = 2, n_heads: int = 2, **flags) -> ContextTransformer:
+def tiny_model(seed: int = 0, max_len: int = 12, n_layers: int = 2, n_heads: int = 2, std: float = 0.5, **flags) -> ContextTransformer:
     torch.manual_seed(seed)
     cfg = ContextTransformerConfig(n_items=N_ITEMS, vocab_sizes=VOCAB_SIZES, max_len=max_len, d_model=16,
                                    n_heads=n_heads, n_layers=n_layers, dropout=0.1, **flags)
@@ -44,7 +44,7 @@ def tiny_model(seed: int = 0, max_len: int = 12, n_layers: int = 2, n_heads: int
     category = torch.randint(1, VOCAB_SIZES["category"], (N_ITEMS + 1,), generator=g)
     band = torch.randint(1, VOCAB_SIZES["price_band"], (N_ITEMS + 1,), generator=g)
     category[0] = band[0] = 0
-    return randomise(ContextTransformer(cfg, category, band), seed)
+    return randomise(ContextTransformer(cfg, category, band), seed, std)
 
 
 def tiny_batch(T: int = 8, pad: int = 0, seed: int = 1) -> Batch:
@@ -75,9 +75,9 @@ def tiny_features() -> FeatureSpace:
     )
 
 
-def tiny_loaded(seed: int = 0) -> LoadedModel:
+def tiny_loaded(seed: int = 0, std: float = 0.5) -> LoadedModel:
     features = tiny_features()
-    model = tiny_model(seed)
+    model = tiny_model(seed, std=std)
     features.item_category = model.item_category.numpy().copy()
     features.item_price_band = model.item_price_band.numpy().copy()
     return LoadedModel(model, features, {"model_type": "context_transformer", "version": f"tiny-{seed}"}, None)  # type: ignore[arg-type]
@@ -87,9 +87,10 @@ def local(s: str) -> dt.datetime:
     return pd.Timestamp(s).to_pydatetime()
 
 
-def save_tiny_model(out, seed: int = 0):
-    """A tiny random context transformer saved as a model folder (vocabularies of `tests.app_db`'s small store)."""
+def save_tiny_model(out, seed: int = 0, std: float = 0.25):
+    """A tiny random context transformer saved as a model folder (vocabularies of `tests.app_db`'s small store);
+    smoother than the unit-test models, like a trained one, so 50 integrated-gradient steps suffice."""
     from recsys_core.registry import save_model
 
-    lm = tiny_loaded(seed)
+    lm = tiny_loaded(seed, std)
     return save_model(lm.model, lm.features, out, {"protocol": "next_session", "metrics": {}})

@@ -147,10 +147,11 @@ def _context_text(groups: list[str], case: Case, lang: str) -> str:
         promo = m.promo_override if m.promo_override is not None else case.features.calendar.is_promo(m.local.date())
         time_parts.append(t("reason.promo_day" if promo else "reason.regular_day", lang))
     scene_parts = [_scene_phrase(g, getattr(m, g), lang) for g in groups if g in ("device", "channel", "location")]
-    text = t("reason.and", lang).join(time_parts) if time_parts else t("reason.pushed_scene", lang)
-    if scene_parts:
-        text += ("，" if lang == "zh" else " ") + ("、" if lang == "zh" else " ").join(scene_parts)
-    return text
+    scene = ("、" if lang == "zh" else " ").join(scene_parts)
+    if not time_parts:
+        return t("reason.pushed_scene", lang, scene=scene)
+    text = t("reason.and", lang).join(time_parts)
+    return text + (("，" if lang == "zh" else " ") + scene if scene else "")
 
 
 def change_text(change: ScenarioChange, lang: str) -> str:
