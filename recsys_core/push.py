@@ -92,15 +92,26 @@ def record_pushes(
 # --- reasons at push time, and the `push` command ----------------------------------------------------
 
 
+def reasons_at_push_time(
+    con: duckdb.DuckDBPyConnection, loaded_model: Any, user_id: str, scenario: Any, recs_df: pd.DataFrame, k: int | None = None
+) -> list[dict[str, Any]] | None:
+    """Why each item of ``recs_df`` is pushed, from the live model (`recsys_core.explain.push_reasons`): the reason
+    in English and Chinese, the Shapley values, the top inputs, a counterfactual and the model version.
+    None for a model without inputs to attribute to (the count-based baselines). Reads only."""
+    from recsys_core.explain import push_reasons
+    from recsys_core.models.context_transformer import ContextTransformer
+
+    if not isinstance(loaded_model.model, ContextTransformer):
+        log.info("no reasons for pushes by a %s model", loaded_model.model_type)
+        return None
+    return push_reasons(loaded_model, con, user_id, scenario, recs_df["item_id"].astype(str).tolist(), k=k or len(recs_df))
+
+
 def record_pushes_with_reasons(
     con: duckdb.DuckDBPyConnection, loaded_model: Any, user_id: str, scenario: Any, recs_df: pd.DataFrame, k: int | None = None
 ) -> list[str]:
-    """`record_pushes` with the reasons computed now, from the live model (`recsys_core.explain.push_reasons`):
-    each push stores why it was made — the reason in English and Chinese, the Shapley values, the top
-    inputs, a counterfactual and the model version."""
-    from recsys_core.explain import push_reasons
-
-    reasons = push_reasons(loaded_model, con, user_id, scenario, recs_df["item_id"].astype(str).tolist(), k=k or len(recs_df))
+    """`record_pushes` with `reasons_at_push_time` stored beside each push."""
+    reasons = reasons_at_push_time(con, loaded_model, user_id, scenario, recs_df, k)
     return record_pushes(con, loaded_model, user_id, scenario, recs_df, reasons)
 
 
