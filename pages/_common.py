@@ -377,6 +377,8 @@ def show_table(df: pd.DataFrame, name: str, key: str, height: int | str = "auto"
             rate_headers.append(header)  # formatted by the Styler: one decimal always ("2.0%", not "2%")
         elif column == "price":
             config[header] = st.column_config.NumberColumn(header, format="¥%,.2f")
+        elif column == "title":  # product titles are long: give them the room
+            config[header] = st.column_config.TextColumn(header, width="large")
     styled = shown.style.format("{:.1%}", subset=rate_headers, na_rep="–") if rate_headers else shown
     st.dataframe(styled, hide_index=True, column_config=config, height=height, key=key)
     download_csv(shown, name, key=f"{key}_csv")

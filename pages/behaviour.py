@@ -210,7 +210,7 @@ show_table(
 st.markdown(f"**{tr('behaviour.top_categories')}**")
 cats = query(store, "top_categories", filters, limit=top_n)
 cats["category"] = [category_name(c) for c in cats["category"]]
-chart_col, table_col = st.columns([2, 3])
+chart_col, table_col = st.columns([1, 2])
 with chart_col:
     fig = px.bar(cats, x="events", y="category", orientation="h", text=[format_int(n) for n in cats["events"]],
                  labels={"events": tr("col.events"), "category": ""})

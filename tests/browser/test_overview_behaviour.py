@@ -27,18 +27,25 @@ def snap(page, path) -> None:
     """Screenshot the whole page: Streamlit scrolls inside its own container, so grow the viewport to fit it.
 
     Tables draw on a canvas only once they have been on screen: visit each, then check that it has its width.
+    The page can grow as lazily drawn elements appear: grow the viewport until its height is stable.
     """
-    height = page.evaluate(
+    measure = (
         "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebar]')]"
         ".map(e => e.scrollHeight), 800)"
     )
-    page.set_viewport_size({"width": WIDTH, "height": height + 40})
     tables = page.get_by_test_id("stDataFrame")
-    for i in range(tables.count()):
-        if tables.nth(i).is_visible():
-            tables.nth(i).scroll_into_view_if_needed()
-            page.wait_for_timeout(200)
-    page.wait_for_timeout(800)
+    height = 0
+    for _ in range(6):
+        new_height = page.evaluate(measure)
+        if new_height == height:
+            break
+        height = new_height
+        page.set_viewport_size({"width": WIDTH, "height": height + 40})
+        for i in range(tables.count()):
+            if tables.nth(i).is_visible():
+                tables.nth(i).scroll_into_view_if_needed()
+                page.wait_for_timeout(200)
+        page.wait_for_timeout(800)
     for i in range(tables.count()):
         if tables.nth(i).is_visible():
             box = tables.nth(i).bounding_box()
