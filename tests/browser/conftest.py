@@ -94,10 +94,17 @@ def app_url(sample_db, tmp_path_factory):
     assert "Traceback" not in log_text, f"the server logged an error:\n{log_text[-5000:]}"
 
 
+def _has_chinese_font() -> bool:
+    result = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True)
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` (`make browser`)")
+    if not _has_chinese_font():
+        pytest.fail("no Chinese font: the zh screenshots would show empty boxes; `apt-get install -y fonts-noto-cjk`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
