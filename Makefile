@@ -32,9 +32,10 @@ db: $(DB)
 run: setup $(DB)
 	RECSYS_DB=$(DB) $(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-# Debian Chromium for the real-browser tests; never `playwright install`.
+# Debian Chromium (and a CJK font, so Chinese renders) for the real-browser tests; never `playwright install`.
 browser:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@(command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .) || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
 
 test: setup-dev browser
 	$(PY) -m pytest -q
