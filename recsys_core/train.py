@@ -141,6 +141,8 @@ def fit_neural(model: Recommender, split: Split, cfg: TrainConfig, rng: np.rando
     for epoch in bar:
         t0 = time.perf_counter()
         loss = train_epoch(model, split, cfg, optimizer, rng)
+        if not np.isfinite(loss):
+            raise RuntimeError(f"training diverged at epoch {epoch} (loss {loss}); try a lower learning rate")
         train_s = time.perf_counter() - t0
         valid = ranking_metrics(model, split.valid, cfg.eval_batch_size)
         ndcg = valid.get(evaluate.HEADLINE, 0.0)

@@ -81,10 +81,41 @@ def test_attention_rows_sum_to_one_and_ignore_future_and_padding():
 
 def test_attention_weights_match_the_fast_path():
     model, b = make(), batch(pad=2)
-    fast = model.score_all(b)
-    h, _ = model.encode_history(b, need_weights=True)
-    slow = model.scores_from_state(h[:, -1], b.context)
-    assert torch.allclose(fast[:, 1:], slow[:, 1:], atol=1e-5)
+    fast, _ = model.encode_history(b)
+    slow, maps = model.encode_history(b, need_weights=True)
+    assert torch.allclose(fast, slow, atol=1e-5) and len(maps) == 2
+
+
+def test_one_state_scored_under_many_contexts_matches_score_all():
+    model, b = make(), batch(B=3)
+    state = model.shopper_state(b)
+    assert torch.allclose(model.scores_from_state(state, b.context), model.score_all(b))
+    one = state.select(torch.zeros(3, dtype=torch.long))
+    b0 = Batch({k: v[:1].expand(3, -1) for k, v in b.history.items()}, b.context)
+    assert torch.allclose(model.scores_from_state(one, b.context), model.score_all(b0), atol=1e-5)
+    with pytest.raises(TypeError, match="ShopperState"):
+        model.scores_from_state(state.last, b.context)
+
+
+def test_training_scores_match_serving_scores_at_the_last_position():
+    """The per-position training path and the serving path compute the same scores."""
+    model, b = make(), batch(B=2, pad=3)
+    served = model.score_all(b)
+    train_b = Batch(b.history, {k: v[:, None].expand(-1, 10).clone() for k, v in b.context.items()})
+    train_b.targets = torch.zeros(2, 10, dtype=torch.long)
+    train_b.targets[:, -1] = torch.tensor([4, 7])
+    scores, _, _ = model(train_b)
+    assert torch.allclose(scores[:, 1:], served[:, 1:], atol=1e-5)
+
+
+def test_repeat_head_can_bring_back_history_items():
+    model, b = make(), batch(B=1)
+    with torch.no_grad():
+        model.repeat.gate.bias.fill_(20.0)  # all mass on the pointer
+    scores = model.score_all(b)[0]
+    top = set(torch.topk(scores, 10).indices.tolist())
+    assert top >= set(b.history["item"][0].tolist()) or set(b.history["item"][0].tolist()) >= top
+    assert torch.isfinite(scores[1:]).all()
 
 
 def test_target_context_changes_the_ranking_but_not_for_sasrec():
@@ -147,3 +178,14 @@ def test_config_rejects_bad_shapes():
         ContextTransformerConfig(n_items=3, vocab_sizes=VOCAB, d_model=10, n_heads=3)
     with pytest.raises(AssertionError, match="vocab_sizes"):
         ContextTransformerConfig(n_items=3, vocab_sizes={"behavior": 5})
+
+
+def test_gradients_stay_finite_with_cold_start_positions():
+    model = make()
+    model.train()
+    b = batch(B=2, T=10, pad=6)
+    b.context = {k: v[:, None].expand(-1, 10).clone() for k, v in b.context.items()}
+    b.targets = torch.zeros(2, 10, dtype=torch.long)
+    b.targets[:, 5:] = torch.randint(1, N_ITEMS, (2, 5))  # position 5 is a cold start (no history before it)
+    model.loss(b).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -4,20 +4,33 @@ One module, nanoGPT style. A shopper's recent events become vectors — item
 (with its category and price band), behaviour, per-event time (hour, weekday,
 weekend, holiday, promotion day, time since the previous event) and scene
 (device, channel, location), plus position — and pass through causal
-self-attention. The hidden state at each position is then fused with the
-TARGET context (the time and scene of the moment being predicted): a gated MLP
-over [hidden; context] adds a context-dependent shift to the shopper vector, so
-the same history ranks differently at 08:00 on the commute and at 21:00 at
-home, and a context × item-side-feature term lets time and scene raise or lower
-whole categories and price bands regardless of the history. Scores are dot
-products with the tied item table plus an item bias; training is full-softmax
-cross-entropy over the catalogue at every position in one pass.
+self-attention. The hidden state after the newest event is then fused with the
+TARGET context (the time and scene of the moment being predicted):
+
+- a gated MLP over [hidden; context] shifts the shopper vector, so the same
+  history ranks differently at 08:00 on the commute and at 21:00 at home;
+- a context × item-side term lets the moment raise or lower whole categories and
+  price bands whatever the history (log-linear, like a factorisation machine);
+- a repeat head (pointer over the history, gated by the fused query) lets the
+  shopper's own items come back when the moment suits them — about half of the
+  next-session targets in behaviour logs are items the shopper has seen before.
+
+Scores are dot products with the tied item table plus an item bias (and, with
+the repeat head, log-probabilities of the generate/repeat mixture); training is
+full-softmax cross-entropy over the catalogue at every target position in one pass.
 
 ``use_time=False, use_scene=False`` gives SASRec (Kang & McAuley, 2018) with a
-behaviour embedding: the honest ablation. Ids 0 are padding/unknown everywhere
-and embed to zero. Padding positions carry no input at all (not even position),
-attend only to themselves (never NaN), and are never attended to, so the output
-for an empty history is a learned constant: cold shoppers get the context path.
+behaviour embedding and the same repeat head: the honest ablation of time and
+scene. Ids 0 are padding/unknown everywhere and embed to zero. Padding positions
+carry no input at all (not even position), attend only to themselves (never
+NaN), and are never attended to, so the output for an empty history is a
+learned constant: cold shoppers get the context path.
+
+Explanations: `encode_history(batch, need_weights=True)` returns per-layer,
+per-head attention; `shopper_state(batch)` + `scores_from_state(state, context)`
+score one encoded history under many contexts; embeddings are separate modules
+(`item_emb`, `behavior_emb`, `history_emb[field]`, `context_emb[field]`) for
+layer attributions.
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ class ContextTransformerConfig:
     use_time: bool = True
     use_scene: bool = True
     use_item_side: bool = True
+    use_repeat: bool = True  # repeat head: a context-aware pointer over the history's items
 
     def __post_init__(self) -> None:
         assert self.d_model % self.n_heads == 0, f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}"
@@ -134,6 +148,52 @@ class ContextFusion(nn.Module):
         return self.ln(h + torch.sigmoid(self.gate(hc)) * self.mlp(hc))  # (..., D)
 
 
+@dataclass
+class ShopperState:
+    """What the network knows about each shopper before the moment being scored.
+
+    last: (B, D) hidden state after the newest event; hidden: (B, T, D) every position's state (the keys
+    of the repeat head); items: (B, T) the history's item ids (0 = padding).
+    """
+
+    last: torch.Tensor
+    hidden: torch.Tensor
+    items: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> "ShopperState":
+        """Rows by index (e.g. one shopper repeated for many contexts: ``state.select(torch.zeros(S, dtype=long))``)."""
+        return ShopperState(self.last[index], self.hidden[index], self.items[index])
+
+
+class RepeatHead(nn.Module):
+    """p(item) = (1 - g) · softmax(generate) + g · Σ_j α_j [item_j = item] (a pointer over the history, as in
+    RepeatNet / pointer-generator networks). α attends from the context-fused query to each history
+    position's state (plus a learned bias by distance), g is a gate on the query. Returns log-probabilities."""
+
+    def __init__(self, cfg: ContextTransformerConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.distance_bias = nn.Embedding(cfg.max_len, 1)
+        self.gate = nn.Linear(d, 1)
+
+    def forward(self, q: torch.Tensor, keys: torch.Tensor, key_items: torch.Tensor, key_ok: torch.Tensor, distance: torch.Tensor, gen: torch.Tensor) -> torch.Tensor:
+        # q: (M, D); keys: (M, T, D); key_items, key_ok, distance: (M, T); gen: (M, N+1) generation logits
+        D = q.shape[-1]
+        r = torch.einsum("md,mtd->mt", self.q(q), self.k(keys)) / math.sqrt(D) + self.distance_bias(distance).squeeze(-1)  # (M, T)
+        has = key_ok.any(dim=1)  # (M,) rows with at least one history event
+        r = r.masked_fill(~key_ok, float("-inf")).masked_fill(~has[:, None], 0.0)
+        alpha = r.softmax(dim=1) * key_ok  # (M, T); all zero when there is no history
+        copy = torch.zeros_like(gen).scatter_add_(1, key_items, alpha)  # (M, N+1)
+        a = self.gate(q).squeeze(-1)  # (M,)
+        # no history: no copying (log g = -1e4, not -inf: logaddexp(-inf, -inf) has a NaN gradient)
+        log_g = torch.where(has, F.logsigmoid(a), torch.full_like(a, -1e4))
+        log_1mg = torch.where(has, F.logsigmoid(-a), torch.zeros_like(a))
+        # copy mass below 1e-30 is "not in the history": clamping keeps log and its gradient finite
+        return torch.logaddexp(log_1mg[:, None] + gen.log_softmax(dim=1), log_g[:, None] + copy.clamp_min(1e-30).log())  # (M, N+1)
+
+
 class ContextTransformer(Recommender):
     trainable = True
 
@@ -161,6 +221,8 @@ class ContextTransformer(Recommender):
             self.fusion = ContextFusion(cfg)
             # context × item-side interaction: how this moment favours categories / price bands
             self.context_to_side = nn.Linear(d, d)
+        if cfg.use_repeat:
+            self.repeat = RepeatHead(cfg)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -226,47 +288,84 @@ class ContextTransformer(Recommender):
             c = c + emb(context[f])
         return c
 
-    def scores_from_state(self, h: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Shopper states (M, D) + target contexts (M,) per field → scores (M, N+1).
+    def shopper_state(self, batch: Batch) -> ShopperState:
+        """Encode the histories once (then score many contexts with `scores_from_state`)."""
+        h, _ = self.encode_history(batch)  # (B, T, D)
+        return ShopperState(h[:, -1], h, batch.history["item"][:, -h.shape[1] :])
 
-        score(i) = fuse(h, c) · item_i + bias_i + (W c) · (category_i + price_band_i): the last term lets
+    def _query(self, h: torch.Tensor, context: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, D) states + target contexts → (generation logits (M, N+1), fused query (M, D)).
+
+        logit(i) = fuse(h, c) · item_i + bias_i + (W c) · (category_i + price_band_i): the last term lets
         the moment raise or lower whole categories / price bands whatever the history (computed on the
-        small category and band tables, then gathered).
+        small category and band tables, then gathered). Column 0 (padding) is -inf.
         """
         if not self.cfg.context_fields:
-            return torch.addmm(self.item_bias, h, self.item_table().T)  # (M, N+1)
-        c = self.context_vector(context)  # (M, D)
-        out = torch.addmm(self.item_bias, self.fusion(h, c), self.item_table().T)  # (M, N+1)
-        if self.cfg.use_item_side:
-            side_q = self.context_to_side(c)  # (M, D)
-            out = out + (side_q @ self.category_emb.weight.T)[:, self.item_category]  # (M, N+1)
-            out = out + (side_q @ self.price_emb.weight.T)[:, self.item_price_band]
-        return out
+            q = h
+            out = torch.addmm(self.item_bias, q, self.item_table().T)  # (M, N+1)
+        else:
+            c = self.context_vector(context)  # (M, D)
+            q = self.fusion(h, c)
+            out = torch.addmm(self.item_bias, q, self.item_table().T)  # (M, N+1)
+            if self.cfg.use_item_side:
+                side_q = self.context_to_side(c)  # (M, D)
+                out = out + (side_q @ self.category_emb.weight.T)[:, self.item_category]  # (M, N+1)
+                out = out + (side_q @ self.price_emb.weight.T)[:, self.item_price_band]
+        pad = torch.zeros_like(out[0])
+        pad[0] = float("-inf")
+        return out + pad, q
+
+    def scores_from_state(self, state: ShopperState | torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scores (M, N+1) of every item for states (M rows) under target contexts ((M,) ids per field).
+
+        With the repeat head the scores are log-probabilities and need the whole `ShopperState`
+        (history states and items), not just the last hidden state.
+        """
+        if isinstance(state, torch.Tensor):
+            if self.cfg.use_repeat:
+                raise TypeError("this model has a repeat head: pass model.shopper_state(batch) (a ShopperState), not a hidden-state tensor")
+            return self._query(state, context)[0]
+        gen, q = self._query(state.last, context)
+        if not self.cfg.use_repeat:
+            return gen
+        T = state.items.shape[1]
+        distance = (T - 1 - torch.arange(T, device=gen.device)).clamp_max(self.cfg.max_len - 1).expand(len(gen), T)
+        scores = self.repeat(q, state.hidden, state.items, state.items > 0, distance, gen)
+        return scores.masked_fill(torch.arange(scores.shape[1], device=scores.device) == 0, float("-inf"))
 
     def forward(self, batch: Batch, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
-        """(logits, loss, attention maps).
+        """(scores, loss, attention maps).
 
-        Serving/evaluation batches (context (B,)): logits (B, N+1) for the moment after the newest event,
+        Serving/evaluation batches (context (B,)): scores (B, N+1) for the moment after the newest event,
         loss only when ``batch.targets`` (B,) is given. Training batches (context and targets (B, T)):
-        logits (M, N+1) only at the M positions that have a target, and their weighted mean cross-entropy.
+        scores (M, N+1) only at the M positions that have a target, and their (weighted) mean cross-entropy.
         """
         h, maps = self.encode_history(batch, need_weights)  # (B, T, D)
+        items = batch.history["item"][:, -h.shape[1] :]  # (B, T)
         if batch.per_position:
-            T = h.shape[1]
+            B, T, _ = h.shape
             tgt = batch.targets[:, -T:]  # (B, T)
             at = tgt > 0
+            rows, pos = at.nonzero(as_tuple=True)  # (M,) batch row and position of each target
             ctx = {k: v[:, -T:][at] for k, v in batch.context.items()}  # (M,)
-            logits = self.scores_from_state(h[at], ctx)  # (M, N+1)
+            gen, q = self._query(h[at], ctx)  # (M, N+1)
+            if self.cfg.use_repeat:
+                j = torch.arange(T, device=h.device)
+                key_ok = (items[rows] > 0) & (j[None, :] <= pos[:, None])  # (M, T): the history up to the position
+                distance = (pos[:, None] - j[None, :]).clamp(0, self.cfg.max_len - 1)
+                scores = self.repeat(q, h[rows], items[rows], key_ok, distance, gen)
+            else:
+                scores = gen
             tgt = tgt[at]
             w = None if batch.weights is None else batch.weights[:, -T:][at]
         else:
-            logits = self.scores_from_state(h[:, -1], batch.context)  # (B, N+1)
+            scores = self.scores_from_state(ShopperState(h[:, -1], h, items), batch.context)  # (B, N+1)
             tgt, w = batch.targets, None
         loss = None
         if tgt is not None:
-            ce = F.cross_entropy(logits, tgt, reduction="none")  # (M,)
+            ce = F.cross_entropy(scores, tgt, reduction="none")  # (M,)
             loss = ce.mean() if w is None else (ce * w).sum() / w.sum().clamp_min(1e-8)
-        return logits, loss, maps
+        return scores, loss, maps
 
     def loss(self, batch: Batch) -> torch.Tensor:
         _, loss, _ = self.forward(batch)
@@ -275,10 +374,7 @@ class ContextTransformer(Recommender):
 
     def score_all(self, batch: Batch) -> torch.Tensor:
         """(B, N+1) scores for the moment in ``batch.context`` (B,); column 0 = -inf."""
-        h, _ = self.encode_history(batch)
-        scores = self.scores_from_state(h[:, -1], batch.context)  # (B, N+1)
-        scores[:, 0] = float("-inf")
-        return scores
+        return self.scores_from_state(self.shopper_state(batch), batch.context)
 
     @torch.no_grad()
     def attention(self, batch: Batch) -> list[torch.Tensor]:
