@@ -374,13 +374,8 @@ if pushed:
     st.success(tr("scenario.pushed", n=n, user=user, when=when, version=version, push_id=first_id),
                icon=":material/check_circle:")
 
-tab_ab, tab_sweep, tab_models, tab_history = st.tabs(
-    [tr("scenario.tab_ab"), tr("scenario.tab_sweep"), tr("scenario.tab_models"), tr("scenario.tab_history")]
-)
-
-# --- A vs B side by side --------------------------------------------------------------------------
-
-with tab_ab:
+def show_a_vs_b() -> None:
+    """Both lists side by side: ＋ items entering A's list, ✕ items of B's list leaving it."""
     change = sc.list_change(top_a["item_id"], top_b["item_id"])
     m1, m2, m3 = st.columns(3)
     m1.metric(tr("scenario.entering"), format_int(len(change.entering)))
@@ -398,9 +393,9 @@ with tab_ab:
         show_list(ab_b, ["rank", "mark", "title_shown", "category_shown"], "ab_b")
     st.caption(tr("scenario.ab_caption"))
 
-# --- 24-hour sweep ------------------------------------------------------------------------------------
 
-with tab_sweep:
+def show_sweep() -> None:
+    """A's top items' ranks at every hour of A's day, from one batched scoring call (cached per day)."""
     scores, columns = day_scores(state.model, store.path, store.version, state.user_id, state.a.at_hour(0).key())
     if state.exclude_seen:  # rank among the items the list may show, as the list does
         eligible = [i for i in rank_a["item_id"].astype(str) if i in columns]
@@ -424,37 +419,36 @@ with tab_sweep:
     show_chart(fig, "sweep_chart", height=480)
     st.caption(tr("scenario.sweep_caption", scenario=describe(state.a)))
 
-# --- two models side by side -------------------------------------------------------------------------
 
-with tab_models:
+def show_two_models() -> None:
+    """The second model's list for the same shopper and scenario A, and how much the two agree."""
     if not state.model_b:
         st.info(tr("scenario.pick_model_b"))
-    else:
-        try:
-            version_b = loaded(state.model_b).version
-            other = display(ranking(state.model_b, store.path, store.version, state.user_id, state.a.key(),
-                                    state.exclude_seen)).head(state.k)
-        except (OSError, ValueError) as exc:
-            st.error(tr("scenario.model_error", model=state.model_b, error=exc))
-        else:
-            ov = sc.overlap(top_a["item_id"], other["item_id"])
-            common = set(ov.common)
-            m1, m2, m3 = st.columns(3)
-            m1.metric(tr("scenario.overlap_common"), f"{len(ov.common)} / {max(len(top_a), len(other))}")
-            m2.metric(tr("scenario.overlap_share"), f"{ov.share:.0%}")
-            m3.metric(tr("scenario.overlap_jaccard"), f"{ov.jaccard:.2f}")
-            left_m, right_m = st.columns(2, gap="medium")
-            for column, frame, version, key in ((left_m, top_a, model.version, "models_a"), (right_m, other, version_b, "models_b")):
-                shown = frame.copy()
-                shown["mark"] = ["●" if str(i) in common else "" for i in shown["item_id"]]
-                with column:
-                    st.markdown(f"**{Path(state.model if key == 'models_a' else state.model_b).name}** · `{version}`")
-                    show_list(shown, ["rank", "mark", "title_shown", "category_shown", "score"], key)
-            st.caption(tr("scenario.overlap_caption", scenario=describe(state.a)))
+        return
+    try:
+        version_b = loaded(state.model_b).version
+        other = display(ranking(state.model_b, store.path, store.version, state.user_id, state.a.key(), state.exclude_seen))
+    except (OSError, ValueError) as exc:
+        st.error(tr("scenario.model_error", model=state.model_b, error=exc))
+        return
+    other = other.head(state.k)
+    ov = sc.overlap(top_a["item_id"], other["item_id"])
+    m1, m2, m3 = st.columns(3)
+    m1.metric(tr("scenario.overlap_common"), f"{len(ov.common)} / {max(len(top_a), len(other))}")
+    m2.metric(tr("scenario.overlap_share"), f"{ov.share:.0%}")
+    m3.metric(tr("scenario.overlap_jaccard"), f"{ov.jaccard:.2f}")
+    sides = ((state.model, model.version, top_a, "models_a"), (state.model_b, version_b, other, "models_b"))
+    for column, (name, version, frame, key) in zip(st.columns(2, gap="medium"), sides):
+        shown = frame.copy()
+        shown["mark"] = ["●" if str(i) in set(ov.common) else "" for i in shown["item_id"]]
+        with column:
+            st.markdown(f"**{Path(name).name}** · `{version}`")
+            show_list(shown, ["rank", "mark", "title_shown", "category_shown", "score"], key)
+    st.caption(tr("scenario.overlap_caption", scenario=describe(state.a)))
 
-# --- the shopper's recent history -----------------------------------------------------------------
 
-with tab_history:
+def show_history() -> None:
+    """The shopper's recent events over time, coloured by a scene field, shaped by behaviour."""
     timeline = query(store, "shopper_timeline", state.user_id, TIMELINE_LIMIT)
     if timeline.empty:
         st.info(tr("scenario.no_history"))
@@ -477,3 +471,14 @@ with tab_history:
         show_chart(fig, "history_chart", height=max(320, 80 + 30 * tl["category_shown"].nunique()))
         st.caption(tr("scenario.history_caption", n=format_int(len(tl)), first=str(tl["local_time"].min())[:16],
                       last=str(tl["local_time"].max())[:16]))
+
+
+# Only the open tab runs (its charts are the costly part of a rerun); the first one is open by default.
+tabs = st.tabs(
+    [tr("scenario.tab_ab"), tr("scenario.tab_sweep"), tr("scenario.tab_models"), tr("scenario.tab_history")],
+    key="scenario_tab", on_change="rerun",
+)
+for tab, draw in zip(tabs, (show_a_vs_b, show_sweep, show_two_models, show_history)):
+    with tab:
+        if tab.open is not False:
+            draw()

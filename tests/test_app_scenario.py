@@ -109,6 +109,12 @@ def scenario_params(user: str, spec: sc.ScenarioSpec, **extra: str) -> dict[str,
     return {**sc.to_query_params(state), **extra}
 
 
+def open_tab(at: AppTest, name: str) -> None:
+    at.session_state["scenario_tab"] = t(f"scenario.tab_{name}", "en")
+    at.run()
+    assert not at.exception, at.exception
+
+
 def count(frame, names: set[str]) -> int:
     return int(frame["category_shown"].isin(names).sum())
 
@@ -160,27 +166,31 @@ def test_lists_arrows_sweep_models_and_history(monkeypatch, sample_db, models):
     # the arrow says how far each item moved against its rank in B
     for arrow, rank, ref in zip(main["arrow"], main["rank"], main["ref_rank"]):
         assert arrow == sc.rank_arrow(rank, ref)
-    assert at.metric[0].label == t("scenario.entering", "en")
+    assert at.metric[0].label == t("scenario.entering", "en")  # the A vs B tab is open first
+    assert len(at.dataframe) == 3 and not at.get("plotly_chart")  # closed tabs do not run
 
     # the 24-hour sweep: one line per top item, 24 points each, and at A's hour the ranks are the list's
+    open_tab(at, "sweep")
     sweep = json.loads(at.get("plotly_chart")[0].proto.spec)
     traces = sweep["data"]
     assert len(traces) == 10 and all(len(decode(tr["x"])) == 24 for tr in traces)
     assert [decode(tr["y"])[8] for tr in traces] == list(range(1, 11))
 
     # two models side by side with their overlap
+    open_tab(at, "models")
+    assert t("scenario.pick_model_b", "en") in texts(at.info)
     at.selectbox(key="scenario_model_b").set_value(next(k for k in at.selectbox(key="scenario_model_b").options if "pop" in k)).run()
     assert not at.exception
     labels = {m.label: m.value for m in at.metric}
     common = labels[t("scenario.overlap_common", "en")]
     assert common.endswith("/ 10") and 0 <= int(common.split("/")[0]) <= 10
-    assert len(at.dataframe) == 5  # main list, A vs B (2), two models (2)
+    assert len(at.dataframe) == 3  # the main list and the two models' lists
 
     # the shopper's history, coloured by a scene field
-    assert len(at.get("plotly_chart")) == 2
+    open_tab(at, "history")
     at.segmented_control(key="timeline_scene").set_value("location").run()
     assert not at.exception
-    history = json.loads(at.get("plotly_chart")[1].proto.spec)
+    history = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert {tr["name"] for tr in history["data"]} <= {"Home", "Office", "Commute", "Out in the city"}
 
 

@@ -1,0 +1,221 @@
+"""Scenario page speed: how long a slider change takes on the server, and until the browser shows the new list.
+
+    .venv/bin/python benchmarks/bench_scenario.py [--db PATH] [--model-dir DIR] [--moves N] [--no-browser]
+
+1. Server time (AppTest, in this process): open the Scenario page once (loads the model, fills
+   the caches), then move the hour slider N times to hours not seen yet and time each rerun of
+   the whole app script (frame + page). This is an upper bound of the server's script time: it
+   includes AppTest's own bookkeeping.
+2. Browser time: `streamlit run` on a free port, Debian Chromium through playwright; after the
+   first load, focus the hour slider, press ArrowRight and time until the first row of the list
+   shows another item (polled in the page), N times.
+
+Without --db the sample world is built into a temporary folder. Without --model-dir the bundled
+model is used. Prints one JSON object; numbers are milliseconds. Not a timed test: the targets
+(rerun <= 300 ms, list visible <= 1 s) are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+# Serve a chosen model folder as "the bundled model" (the page lists models through pages._common.model_dirs).
+LAUNCHER = (
+    "import sys; from pathlib import Path; import recsys_core.registry as r; "
+    "r.bundled_model_dir = (lambda p=Path(sys.argv[1]): p); "
+    "from streamlit.web.cli import main; "
+    "sys.argv = ['streamlit', 'run', 'app.py', '--server.headless', 'true', '--server.port', sys.argv[2], "
+    "'--browser.gatherUsageStats', 'false']; main()"
+)
+
+
+def summary(ms: list[float], prefix: str) -> dict[str, float]:
+    return {
+        f"{prefix}_p50_ms": round(statistics.median(ms), 1),
+        f"{prefix}_p90_ms": round(sorted(ms)[max(0, int(len(ms) * 0.9) - 1)], 1),
+        f"{prefix}_max_ms": round(max(ms), 1),
+        f"{prefix}_n": len(ms),
+    }
+
+
+def _time_script_runs() -> list[float]:
+    """Record how long each run of the app script takes on the server (ms), whatever drives it."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    runs: list[float] = []
+    original = script_runner.exec_func_with_error_handling
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            runs.append((time.perf_counter() - start) * 1000)
+
+    script_runner.exec_func_with_error_handling = timed
+    return runs
+
+
+def server_side(db: Path, model_dir: Path, moves: int) -> dict[str, float]:
+    import torch
+    from streamlit.testing.v1 import AppTest
+
+    from recsys_core import registry
+
+    torch.set_num_threads(1)
+    script_ms = _time_script_runs()
+    registry.bundled_model_dir = lambda: model_dir
+    os.environ["RECSYS_DB"] = str(db)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    t0 = time.perf_counter()
+    at.run()
+    at.switch_page("pages/scenario.py").run()
+    first = (time.perf_counter() - t0) * 1000
+    assert not at.exception, at.exception
+    start = at.slider(key="hour").value
+    hours = [(start + 1 + i) % 24 for i in range(moves)]
+    times, script = [], []
+    for h in hours:
+        t = time.perf_counter()
+        at.slider(key="hour").set_value(h).run()
+        times.append((time.perf_counter() - t) * 1000)
+        script.append(script_ms[-1])
+        assert not at.exception, at.exception
+    # the same hours again: everything cached (the cost of a rerun with nothing to compute)
+    cached = []
+    for h in hours[: max(3, moves // 2)]:
+        at.slider(key="hour").set_value(h).run()
+        cached.append(script_ms[-1])
+    return {
+        "apptest_first_load_ms": round(first, 1),
+        **summary(script, "server_slider_rerun"),  # the app script's own time on the server
+        **summary(times, "apptest_slider_rerun"),  # the same reruns seen from AppTest (adds its polling)
+        **summary(cached, "server_cached_rerun"),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# What the main list shows (its cells: titles, ranks, arrows, scores), or null before it is drawn.
+LIST_TEXT = """() => {
+    const grid = document.querySelector('[data-testid=stDataFrame]');
+    const cells = grid ? [...grid.querySelectorAll('[role=gridcell]')] : [];
+    return cells.length > 3 ? cells.map(c => c.innerText).join('|') : null;
+}"""
+# True once this run has drawn scenario A's line for `time` and, after it, the list (not stale any more).
+LIST_DRAWN_FOR = """([marker, time]) => {
+    const grid = document.querySelector('[data-testid=stDataFrame]');
+    const box = grid && grid.closest('[data-stale]');
+    if (!box || box.getAttribute('data-stale') === 'true') return false;
+    return [...document.querySelectorAll('[data-stale=false] [data-testid=stMarkdownContainer]')]
+        .some(e => e.innerText.includes(marker) && e.innerText.includes(time));
+}"""
+
+
+def browser_side(db: Path, model_dir: Path, moves: int) -> dict[str, float]:
+    from playwright.sync_api import sync_playwright
+
+    from recsys_core.i18n import t
+
+    port = _free_port()
+    env = {**os.environ, "RECSYS_DB": str(db)}
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    server = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(model_dir), str(port)], cwd=ROOT, env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, Path(log.name).read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(url)  # the server's first run registers the pages
+            page.get_by_test_id("stSidebarNav").wait_for()
+            page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+            page.wait_for_timeout(1000)
+            t0 = time.perf_counter()
+            page.goto(f"{url}/scenario-simulator")
+            page.wait_for_function(LIST_TEXT)
+            first_list = (time.perf_counter() - t0) * 1000
+            page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+            page.wait_for_timeout(1000)
+            if page.get_by_role("dialog").count():  # a cold server may still say "page not found": dismiss it
+                page.keyboard.press("Escape")
+            slider = page.get_by_test_id("stSlider").first.get_by_role("slider")  # scenario A's hour
+            marker = t("scenario.a", "en") + " — "
+            times = []
+            for _ in range(moves):
+                key = "ArrowRight" if int(slider.input_value()) < 23 else "Home"
+                t0 = time.perf_counter()
+                slider.press(key)
+                hour = f"{int(slider.input_value()):02d}:"
+                page.wait_for_function(LIST_DRAWN_FOR, arg=[marker, hour])
+                times.append((time.perf_counter() - t0) * 1000)
+                page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+                page.wait_for_timeout(300)
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return {"browser_first_list_ms": round(first_list, 1), **summary(times, "browser_list_update")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=None, help="database (default: build the sample world in a temporary folder)")
+    parser.add_argument("--model-dir", default=None, help="model folder (default: the bundled model)")
+    parser.add_argument("--moves", type=int, default=12, help="slider moves to time")
+    parser.add_argument("--no-browser", action="store_true", help="server-side timing only")
+    args = parser.parse_args()
+
+    from recsys_core import recommend, synth
+
+    model_dir = Path(args.model_dir or recommend.bundled_model_dir()).resolve()
+    if args.db:
+        db = Path(args.db).resolve()
+    else:
+        db = Path(tempfile.mkdtemp(prefix="bench-scenario-")) / "sample.duckdb"
+        synth.build_sample_database(db)
+    result: dict[str, object] = {"db": str(db), "model": str(model_dir)}
+    result.update(server_side(db, model_dir, args.moves))
+    if not args.no_browser:
+        result.update(browser_side(db, model_dir, args.moves))
+    result["target_rerun_ms"], result["target_browser_ms"] = 300, 1000
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
