@@ -7,6 +7,7 @@ encoded in the URL (`recsys_core.scenario.to_query_params`), so a copied link op
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from pathlib import Path
@@ -19,20 +20,20 @@ import streamlit as st
 
 from pages._common import (
     APP_ROOT,
-    Store,
     active_model_dir,
     lang,
     model_dirs,
     open_store,
     query,
+    read_cursor,
     show_chart,
     text_formatter,
     tr,
     vocab,
     vocab_formatter,
     write_cursor,
-    read_cursor,
 )
+from recsys_core import recommend
 from recsys_core import scenario as sc
 from recsys_core.features import Calendar
 from recsys_core.i18n import format_int
@@ -73,12 +74,8 @@ def model_path(key: str) -> Path:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def load_model(path: str, mtime: int) -> Any:
-    """A model folder, loaded once per server (and again when its metadata file changes)."""
-    import torch
-
-    from recsys_core import recommend
-
-    torch.set_num_threads(1)  # GOTCHAS: stable interactive latency on 2 shared cores
+    """A model folder, loaded once per server (and again when its metadata file changes).
+    `recommend.load_model` also sets torch to one thread (GOTCHAS: stable latency on 2 shared cores)."""
     return recommend.load_model(path)
 
 
@@ -87,10 +84,7 @@ def loaded(key: str) -> Any:
     return load_model(str(path), (path / "metadata.json").stat().st_mtime_ns)
 
 
-try:
-    dirs = model_dirs()
-except (ImportError, AttributeError):  # the serving code itself is missing
-    dirs = []
+dirs = model_dirs()
 if not dirs:
     st.info(tr("scenario.no_model"))
     st.stop()
@@ -102,9 +96,7 @@ default_model = model_key(active) if active else model_keys[0]
 # --- cached queries and scores ---------------------------------------------------------------
 
 
-def to_scenario(spec: sc.ScenarioSpec) -> Any:
-    from recsys_core import recommend
-
+def to_scenario(spec: sc.ScenarioSpec) -> recommend.Scenario:
     return recommend.Scenario(
         at=spec.local_time, device=spec.device, channel=spec.channel, location=spec.location,
         promo_override=spec.promo_override,
@@ -114,8 +106,6 @@ def to_scenario(spec: sc.ScenarioSpec) -> Any:
 @st.cache_data(show_spinner=False, max_entries=256)
 def ranking(model: str, db: str, version: tuple, user: str, spec_key: tuple, exclude_seen: bool) -> pd.DataFrame:
     """The shopper's full ranking of the catalogue under one scenario (rank, score, item fields)."""
-    from recsys_core import recommend
-
     m = loaded(model)
     with read_cursor(db) as cur:
         return recommend.recommend(m, cur, user, to_scenario(sc.ScenarioSpec.from_key(spec_key)), m.model.n_items, exclude_seen)
@@ -124,8 +114,6 @@ def ranking(model: str, db: str, version: tuple, user: str, spec_key: tuple, exc
 @st.cache_data(show_spinner=False, max_entries=64)
 def day_scores(model: str, db: str, version: tuple, user: str, spec_key: tuple) -> tuple[np.ndarray, dict[str, int]]:
     """Scores at each hour 0..23 of the scenario's day, in ONE batched call: ((24, N), item id → column)."""
-    from recsys_core import recommend
-
     m = loaded(model)
     specs = sc.sweep_specs(sc.ScenarioSpec.from_key(spec_key))
     with read_cursor(db) as cur:
@@ -151,25 +139,23 @@ top_shoppers = query(store, "active_shoppers", EventFilter(), limit=RANDOM_POOL)
 
 
 def calendar_of(key: str) -> Calendar:
+    """The model's calendar (holidays, promotion days); the store's timezone and defaults when it cannot load."""
     try:
         return loaded(key).features.calendar
-    except Exception:  # noqa: BLE001 — an unreadable model is reported where it is used
+    except (OSError, ValueError):  # an unreadable model is reported where it is used
         return Calendar(timezone=options["timezone"])
 
 
-def pick(values: list[str], wanted: str) -> str:
-    return wanted if wanted in values else (values[0] if values else wanted)
+def preset_here(key: str) -> sc.ScenarioSpec:
+    """A preset, with scene values this database has (imported data may lack the sample world's)."""
+    spec = sc.preset(key, today, calendar_of(st.session_state.get("scenario_model", default_model)))
+    known = lambda f: getattr(spec, f) if getattr(spec, f) in options[f] or not options[f] else options[f][0]  # noqa: E731
+    return dataclasses.replace(spec, **{f: known(f) for f in SCENE})
 
 
 def default_state() -> sc.ScenarioState:
-    cal = calendar_of(default_model)
-    a = sc.preset("commute", today, cal)
-    b = sc.preset("office", today, cal)
-    fix = lambda s: sc.ScenarioSpec(  # noqa: E731 — scene values this database actually has
-        s.day, s.hour, s.minute, pick(options["device"], s.device), pick(options["channel"], s.channel),
-        pick(options["location"], s.location), s.promo,
-    )
-    return sc.ScenarioState(top_shoppers[0] if top_shoppers else "", fix(a), fix(b), sc.DEFAULT_K, default_model)
+    user = top_shoppers[0] if top_shoppers else ""
+    return sc.ScenarioState(user, preset_here("commute"), preset_here("office"), sc.DEFAULT_K, default_model)
 
 
 choices = sc.Choices(options["device"], options["channel"], options["location"], model_keys, *day_bounds)
@@ -201,10 +187,9 @@ def apply_preset(pill_key: str, prefix: str) -> None:
     """A preset pill was clicked: set that side's scenario fields, then clear the pill (presets are actions)."""
     key = st.session_state.get(pill_key)
     if key:
-        spec = sc.preset(key, today, calendar_of(st.session_state["scenario_model"]))
+        spec = preset_here(key)
         for f in SPEC_FIELDS:
-            value = getattr(spec, f)
-            st.session_state[prefix + f] = pick(options[f], value) if f in SCENE else value
+            st.session_state[prefix + f] = getattr(spec, f)
     st.session_state[pill_key] = None
 
 
@@ -466,7 +451,7 @@ def show_history() -> None:
                 customdata=np.stack([part["title_shown"], [vocab("behavior", b) for b in part["behavior"]]], axis=1),
                 hovertemplate="%{x|%Y-%m-%d %H:%M} · %{customdata[1]}<br>%{customdata[0]}<extra></extra>",
             ))
-        fig.update_xaxes(title_text=tr("col.local_time"), hoverformat="%Y-%m-%d %H:%M")
+        fig.update_xaxes(title_text=tr("col.local_time"), tickformat="%m-%d", hoverformat="%Y-%m-%d %H:%M")
         fig.update_yaxes(title_text="", categoryorder="category ascending")
         show_chart(fig, "history_chart", height=max(320, 80 + 30 * tl["category_shown"].nunique()))
         st.caption(tr("scenario.history_caption", n=format_int(len(tl)), first=str(tl["local_time"].min())[:16],
