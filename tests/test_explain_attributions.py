@@ -88,3 +88,33 @@ def test_baselines_are_not_explainable():
 
     with pytest.raises(ValueError, match="context_transformer or sasrec"):
         check_explainable(build_model("pop", {"n_items": 3}))
+
+
+def test_explanations_never_hook_the_served_model():
+    """Hooks on a shared module act on every thread's forward pass: explanations hook a private copy,
+    so another session scoring with the same model meanwhile gets exactly its own scores."""
+    import threading
+
+    from recsys_core.explain.shapley import shapley_values
+
+    model, batch = tiny_model(), tiny_batch(8, pad=2)
+    served = tiny_batch(8, seed=7)
+    reference = model.score_all(served).detach().clone()
+    errors: list[BaseException] = []
+
+    def explain_loop():
+        try:
+            for _ in range(3):
+                integrated_gradients(model, batch, 5, n_steps=20)
+                shapley_values(model, batch, 5)
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=explain_loop)
+    worker.start()
+    while worker.is_alive():
+        with torch.no_grad():
+            assert torch.equal(model.score_all(served), reference)
+        assert not any(m._forward_hooks for m in model.modules())
+    worker.join()
+    assert not errors, errors

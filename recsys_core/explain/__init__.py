@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from recsys_core.explain.attention import AttentionMaps, attention_maps
-from recsys_core.explain.attributions import HISTORY_PARTS, Attribution, check_explainable, integrated_gradients
+from recsys_core.explain.attributions import HISTORY_PARTS, Attribution, check_explainable, integrated_gradients, private_copy
 from recsys_core.explain.cases import Case, Moment, build_case
 from recsys_core.explain.counterfactuals import (
     HistoryEdit,
@@ -133,7 +133,7 @@ class Explanation:
 def explain_case(model: Any, case: Case, k: int = DEFAULT_K, n_steps: int = DEFAULT_STEPS, attention: bool = True,
                  history_edits: bool = True, pushed: bool = False) -> Explanation:
     """Every explanation of one prepared case (see `cases.build_case`)."""
-    model = check_explainable(model)
+    model = private_copy(model)  # hooked, never the model other threads serve with
     timings: dict[str, float] = {}
 
     def timed(name: str, fn, *args, **kwargs):

@@ -16,6 +16,7 @@ score.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,21 @@ def check_explainable(model: nn.Module) -> ContextTransformer:
     # the baseline of an event's category/price band is that of item 0 (padding), which must be id 0 too
     assert int(model.item_category[0]) == 0 and int(model.item_price_band[0]) == 0, "item 0 must have category and price band 0"
     return model
+
+
+def private_copy(model: ContextTransformer) -> ContextTransformer:
+    """A copy of ``model`` (eval mode) for the explanations to hook.
+
+    Forward hooks — Captum's and `scaled_layers` — act on every call of a module, from any thread:
+    on the model the app serves with, another session's forward pass would run through them. So
+    attributions hook a private copy (a few milliseconds to make; copies are marked and not copied again).
+    """
+    check_explainable(model)
+    if getattr(model, "_explain_private", False):
+        return model
+    clone = copy.deepcopy(model).eval()
+    clone._explain_private = True
+    return clone
 
 
 def input_layers(model: ContextTransformer) -> list[InputLayer]:
@@ -106,8 +122,8 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 def item_scores(model: ContextTransformer, batch: Batch, items: torch.Tensor) -> torch.Tensor:
     """Score of one item per row ((B,) dense ids) — the same numbers as ``score_all`` → (B,)."""
-    h, _ = model.encode_history(batch)  # (B, T, D)
-    return model.scores_from_state(h[:, -1], batch.context).gather(1, items.view(-1, 1)).squeeze(1)  # (B,)
+    state = model.shopper_state(batch)
+    return model.scores_from_state(state, batch.context).gather(1, items.view(-1, 1)).squeeze(1)  # (B,)
 
 
 def repeat_batch(batch: Batch, n: int) -> Batch:
@@ -119,6 +135,7 @@ def repeat_batch(batch: Batch, n: int) -> Batch:
 @torch.no_grad()
 def baseline_score(model: ContextTransformer, batch: Batch, item: int) -> float:
     """f(baseline): every input embedding at zero (padding/unknown), the same events in the same places."""
+    model = private_copy(model)
     with eval_mode(model), scaled_layers({layer.module: torch.zeros(batch.size) for layer in input_layers(model)}):
         return float(item_scores(model, batch, torch.full((batch.size,), int(item)))[0])
 
@@ -185,6 +202,7 @@ def integrated_gradients(
     from captum.attr import LayerIntegratedGradients
 
     assert batch.size == 1, f"integrated_gradients explains one shopper at a time, got {batch.size} rows"
+    model = private_copy(model)
     layers = input_layers(model)
     hist, ctx, inputs = _batch_inputs(batch)
     nh = len(hist)

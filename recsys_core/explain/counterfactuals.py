@@ -35,9 +35,9 @@ MAX_DAY_SHIFT = 3
 def score_contexts(model: ContextTransformer, batch: Batch, contexts: list[dict[str, int]]) -> torch.Tensor:
     """One shopper's (1, T) history scored under S contexts, the history encoded once → (S, N+1)."""
     with eval_mode(model):
-        h, _ = model.encode_history(batch)
+        state = model.shopper_state(batch)
         b = with_context(batch, contexts)
-        scores = model.scores_from_state(h[:, -1].expand(len(contexts), -1), b.context)  # (S, N+1)
+        scores = model.scores_from_state(state.select(torch.zeros(len(contexts), dtype=torch.long)), b.context)  # (S, N+1)
     scores[:, 0] = float("-inf")
     return scores
 

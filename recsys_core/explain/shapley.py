@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recsys_core.explain.attributions import eval_mode, input_layers, repeat_batch, scaled_layers
+from recsys_core.explain.attributions import eval_mode, input_layers, private_copy, repeat_batch, scaled_layers
 from recsys_core.features import SCENE_FIELDS, TIME_FIELDS
 from recsys_core.models.base import Batch
 from recsys_core.models.context_transformer import ContextTransformer
@@ -117,6 +117,7 @@ def _layer_scales(model: ContextTransformer, batch: Batch, groups: list[FeatureG
 @torch.no_grad()
 def coalition_values(model: ContextTransformer, batch: Batch, item: int, groups: list[FeatureGroup], masks: np.ndarray) -> np.ndarray:
     """v(S) for each coalition row of ``masks`` ((S, G) bool: True = the group keeps its inputs) → (S,)."""
+    model = private_copy(model)  # the hooks below must not touch a model other threads serve with
     masks = np.asarray(masks, dtype=bool)
     assert masks.ndim == 2 and masks.shape[1] == len(groups), f"masks must be (S, {len(groups)})"
     layers = {layer.name: layer for layer in input_layers(model)}
@@ -131,15 +132,14 @@ def coalition_values(model: ContextTransformer, batch: Batch, item: int, groups:
     with eval_mode(model):
         hist_scales = {layers[n].module: s[first_of] for n, s in scales.items() if layers[n].side == "history"}
         with scaled_layers(hist_scales):
-            h, _ = model.encode_history(repeat_batch(batch, len(uniq)))
-        h = h[:, -1]  # (U, D): the shopper state at the target position
+            state = model.shopper_state(repeat_batch(batch, len(uniq)))  # one shopper state per history coalition
         for lo in range(0, len(masks), CHUNK_ROWS):
             rows = slice(lo, lo + CHUNK_ROWS)
             n = len(masks[rows])
             ctx_scales = {layers[n_].module: s[rows] for n_, s in scales.items() if layers[n_].side == "context"}
             context = {k: v.expand(n) for k, v in batch.context.items()}
             with scaled_layers(ctx_scales):
-                v = model.scores_from_state(h[torch.from_numpy(inverse[rows])], context)[:, item]  # (n,)
+                v = model.scores_from_state(state.select(torch.from_numpy(inverse[rows])), context)[:, item]  # (n,)
             out[rows] = v.double().numpy()
     return out
 
@@ -168,6 +168,7 @@ def shapley_values(
 ) -> ShapleyValues:
     """Shapley values of ``item``'s score over ``groups`` (default `field_groups`) for a (1, T) batch."""
     assert batch.size == 1, f"shapley_values explains one shopper at a time, got {batch.size} rows"
+    model = private_copy(model)
     groups = groups or field_groups(model)
     G = len(groups)
     if G <= MAX_EXACT_GROUPS:

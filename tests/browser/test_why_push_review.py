@@ -1,0 +1,102 @@
+"""The Why and Push review pages in a real browser: a push made with the Scenario page's "Push these"
+button appears in Push review with the reasons stored at push time, is re-explained live, and opens
+in the Why page, whose views are drawn; screenshots in both languages."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import pytest
+
+from recsys_core.i18n import t
+from tests.browser.test_overview_behaviour import snap, wait_for_app
+from tests.browser.test_scenario import LIST_CELLS, wait_idle
+
+SCENARIO = {"at": "2025-12-15T08:00", "device": "mobile", "channel": "home_feed", "location": "home", "k": "5"}
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_timeout(1200)  # plotly draws a chart once its tab is visible
+
+
+def goto(page, app_url: str, path: str, lang: str) -> None:
+    """Open a page's URL; the app's root first, as a fresh server answers a first deep link with a
+    spurious "Page not found" dialog (the pages/ folder's automatic pages, see app.py)."""
+    page.goto(f"{app_url}/?lang={lang}")
+    page.get_by_role("heading", name=t("overview.title", lang)).first.wait_for()
+    page.goto(f"{app_url}/{path}")
+
+
+def info_texts(page) -> list[str]:
+    return [e.inner_text() for e in page.get_by_test_id("stAlertContentInfo").all()]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_push_in_the_browser_then_review_and_explain_it(page, app_url, screenshots, lang):
+    # the Scenario page: push the shopper's top 5 at 08:00
+    goto(page, app_url, f"scenario-simulator?{urlencode({**SCENARIO, 'lang': lang})}", lang)
+    page.get_by_role("heading", name=t("scenario.title", lang)).first.wait_for()
+    page.wait_for_function(LIST_CELLS)
+    wait_idle(page)
+    user = parse_qs(urlparse(page.url).query)["user"][0]
+    page.get_by_role("button", name=t("scenario.push", lang, k=5, user=user)).click()
+    page.get_by_test_id("stAlertContentSuccess").wait_for()
+    wait_idle(page)
+    assert user in page.get_by_test_id("stAlertContentSuccess").inner_text()
+
+    # Push review: the new push is listed, opened with its stored reason
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=t("nav.push_review", lang)).click()
+    page.get_by_role("heading", name=t("review.title", lang)).first.wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    wait_idle(page)
+    page.get_by_test_id("stTextInput").filter(has_text=t("review.shoppers", lang)).locator("input").fill(user)
+    page.keyboard.press("Enter")
+    page.wait_for_function("u => [...document.querySelectorAll('[data-testid=stMarkdownContainer]')].some(e => e.innerText.includes(u))",
+                           arg=user)
+    wait_idle(page)
+    stored = info_texts(page)[0]
+    assert t("reason.lead.pushed", lang) in stored, stored
+    assert user in page.get_by_role("heading").filter(has_text=user).first.inner_text()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stPlotlyChart] .main-svg').length >= 1")
+    snap(page, screenshots / f"push_review_{lang}.png")
+
+    # re-explain with the live model: same model, so no warning, and a live reason
+    page.get_by_role("button", name=t("review.reexplain", lang)).click()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stAlertContentInfo]').length >= 2")
+    wait_idle(page)
+    assert page.get_by_test_id("stAlertContentWarning").count() == 0
+    snap(page, screenshots / f"push_review_live_{lang}.png")
+
+    # and open it in the Why page
+    page.get_by_role("link", name=t("review.open_why", lang)).click()
+    wait_for_app(page, t("why.title", lang), min_charts=1)
+    assert f"user={user}" in page.url and "at=2025-12-15T08%3A00" in page.url or "at=2025-12-15T08:00" in page.url
+    assert info_texts(page)[0].endswith("." if lang == "en" else "。")
+    snap(page, screenshots / f"why_{lang}.png")
+    for tab, name in (("why.tab_timeline", "timeline"), ("why.tab_attention", "attention"), ("why.tab_shapley", "shapley"),
+                      ("why.tab_counterfactuals", "counterfactuals")):
+        open_tab(page, t(tab, lang))
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')]"
+                               ".some(c => c.offsetParent !== null && c.querySelector('.main-svg'))")
+        snap(page, screenshots / f"why_{name}_{lang}.png")
+    assert page.get_by_test_id("stException").count() == 0
+
+
+def test_why_head_view_and_hour_slider(page, app_url, screenshots):
+    goto(page, app_url, f"why-pushed?{urlencode({**SCENARIO, 'lang': 'en'})}", "en")
+    wait_for_app(page, t("why.title", "en"), min_charts=1)
+    before = info_texts(page)[0]
+    open_tab(page, t("why.tab_attention", "en"))
+    page.get_by_role("radio", name=t("why.attention_view.head", "en")).click()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stPlotlyChart] .heatmaplayer').length >= 1")
+    wait_idle(page)
+    snap(page, screenshots / "why_attention_head_en.png")
+    slider = page.get_by_test_id("stSlider").first.get_by_role("slider")
+    slider.focus()
+    for _ in range(12):  # 08:00 → 20:00
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("b => { const e = document.querySelector('[data-testid=stAlertContentInfo]'); return e && e.innerText !== b; }",
+                           arg=before)
+    wait_idle(page)
+    assert "at=2025-12-15T20%3A00" in page.url or "at=2025-12-15T20:00" in page.url
