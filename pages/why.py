@@ -35,6 +35,7 @@ TOP_EVENTS = 12
 PART_COLORS = {"item": "#1F77B4", "behavior": "#F3A712", "time": "#2CA02C", "scene": "#9467BD", "context": "#E4572E"}
 BEHAVIOR_SYMBOLS = {"pv": "circle", "fav": "star", "cart": "square", "buy": "diamond"}
 SAVED = "_why_saved"
+ITEM_OF = "_why_item_of"  # the shopper the chosen item was chosen for
 
 st.title(tr("why.title"))
 st.caption(tr("why.caption"))
@@ -136,6 +137,9 @@ def item_labels(db: str, version: tuple, item_ids: tuple[str, ...], language: st
 
 
 current = st.session_state.get("why_item")
+if st.session_state.get(ITEM_OF) not in (None, user):  # another shopper: start from their top item
+    current = None
+st.session_state[ITEM_OF] = user
 item_options = list(top["item_id"])
 if current and current not in item_options:
     item_options.append(current)

@@ -593,8 +593,9 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "review.reexplain": {"en": "Re-explain with the live model", "zh": "用当前模型重新解释"},
     "review.live_failed": {"en": "Could not re-explain this push: {error}", "zh": "无法重新解释这条推送：{error}"},
     "review.live_caption": {
-        "en": "Live model `{version}`: score {score}, {rank} now; at push time {stored_score}, {stored_rank}.",
-        "zh": "当前模型 `{version}`：得分 {score}，现排名{rank}；推送时得分 {stored_score}，排名{stored_rank}。",
+        "en": "Live model `{version}` with the shopper's history as it is now: score {score}, {rank}; "
+        "at push time {stored_score}, {stored_rank}.",
+        "zh": "当前模型 `{version}`，按顾客现在的历史行为：得分 {score}，排名{rank}；推送时得分 {stored_score}，排名{stored_rank}。",
     },
     "review.open_why": {"en": "Open in “Why this push?”", "zh": "在“推送原因”页打开"},
     "reason.sentence": {"en": "{lead} {body}{tail}.", "zh": "{lead}{body}{tail}。"},

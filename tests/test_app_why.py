@@ -81,6 +81,9 @@ def test_widgets_move_the_explanation(monkeypatch, small_db, tiny_dir):
     other = [o for o in at.selectbox(key="why_item").options if "· i3" not in o][1]  # the 2nd of the top k
     at.selectbox(key="why_item").set_value(other.split(" · ")[-1]).run()
     assert not at.exception and other.split(" · ")[-1] in at.subheader[0].value
+    at.text_input(key="why_user").input("u1").run()  # another shopper: their own top item
+    assert not at.exception
+    assert at.selectbox(key="why_item").options[0].startswith("1. ") and at.selectbox(key="why_item").index == 0
 
 
 def test_an_item_outside_the_top_k(monkeypatch, small_db, tiny_dir):
