@@ -63,12 +63,16 @@ class Vocabulary:
         return len(self.values) + 1
 
     def id(self, value: Any) -> int:
-        return self._index.get(str(value), 0) if value is not None else 0
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return 0
+        return self._index.get(str(value), 0)
 
     def encode(self, values: Sequence[Any]) -> np.ndarray:
         """Ids of many values at once (vectorised; unseen, missing and ``unknown`` → 0)."""
         if len(values) == 0:
             return np.zeros(0, np.int64)
+        if len(values) <= 256:  # serving: a dict lookup beats building a pandas index query
+            return np.array([self.id(v) for v in values], dtype=np.int64)
         raw = pd.Series(values, dtype=object)
         text = raw.astype(str).where(raw.notna(), "")  # "" is never in a vocabulary
         return (self._pd_index.get_indexer(text) + 1).astype(np.int64)
@@ -238,22 +242,23 @@ class FeatureSpace:
         )
 
     def encode_events(self, frame: "Any") -> dict[str, np.ndarray]:
-        """Ids of every HISTORY field for a frame of ONE OR MORE shoppers' events sorted by (user, ts).
+        """Ids of every HISTORY field for events of ONE OR MORE shoppers sorted by (user, ts).
 
-        The frame needs user_id, item_id, behavior, ts (naive UTC), local_ts (naive local),
-        device, channel, location. ``gap`` is measured within each shopper.
+        ``frame`` is a DataFrame or a dict of arrays with user_id, item_id, behavior, ts (naive UTC),
+        local_ts (naive local), device, channel, location. ``gap`` is measured within each shopper.
         """
-        out = {"item": self.items.encode(frame["item_id"].astype(str).tolist()), "behavior": self.behavior.encode(frame["behavior"].tolist())}
-        out.update(time_ids(frame["local_ts"].to_numpy(dtype="datetime64[s]"), self.calendar))
-        ts = frame["ts"].to_numpy(dtype="datetime64[s]").astype(np.int64)
-        users = frame["user_id"].to_numpy()
+        col = lambda name: np.asarray(frame[name])  # noqa: E731
+        out = {"item": self.items.encode(col("item_id")), "behavior": self.behavior.encode(col("behavior"))}
+        out.update(time_ids(col("local_ts").astype("datetime64[s]"), self.calendar))
+        ts = col("ts").astype("datetime64[s]").astype(np.int64)
+        users = col("user_id")
         gap = np.full(len(ts), np.nan)
         if len(ts) > 1:
             same = users[1:] == users[:-1]
             gap[1:] = np.where(same, (ts[1:] - ts[:-1]).astype(np.float64), np.nan)
         out["gap"] = gap_bucket(gap)
         for f in SCENE_FIELDS:
-            out[f] = getattr(self, f).encode(frame[f].tolist())
+            out[f] = getattr(self, f).encode(col(f))
         return out
 
     def encode_moment(self, local_time: dt.datetime, device: str | None, channel: str | None, location: str | None, promo_override: bool | None = None) -> dict[str, int]:

@@ -53,7 +53,6 @@ from recsys_core.store import events as store_events
 SERVING_THREADS = 1
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "sample_data" / "models" / "context_transformer"
 MODELS_ROOT = Path("models")
-RESULT_COLUMNS = ["item_id", "rank", "score", "title", "title_zh", "category", "category_zh", "price"]
 
 
 class UnknownUserError(ValueError):
@@ -115,31 +114,37 @@ def context_ids(lm: LoadedModel, scenario: Scenario) -> dict[str, int]:
     return fs.encode_moment(scenario.local_time(fs.calendar.timezone), scenario.device, scenario.channel, scenario.location, scenario.promo_override)
 
 
-def user_history(
-    lm: LoadedModel, con, user_id: str, history_before: dt.datetime | None = None
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The shopper's recent events (raw rows, oldest first) and their encoded history fields.
-
-    Events of items the model does not know are dropped from the encoded history (and the raw rows).
-    Raises `UnknownUserError` for an id the store has never seen.
-    """
-    fs = lm.features
+def _history_arrays(
+    lm: LoadedModel, con, user_id: str, history_before: dt.datetime | None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(raw columns, encoded history fields) of the events the model reads, oldest first."""
+    fs, keep_n = lm.features, lm.model.history_len
     before = None
     if history_before is not None:
         before = history_before.astimezone(dt.timezone.utc).replace(tzinfo=None) if history_before.tzinfo else history_before
     # one extra event so the oldest kept event still gets its real time-since-previous bucket
-    rows = store_events.read_user_events(con, user_id, fs.calendar.timezone, before=before, limit=lm.model.history_len + 1)
-    if len(rows) == 0 and not store_events.user_exists(con, user_id):
-        raise UnknownUserError(f"unknown shopper {user_id!r}: no events or profile in this database")
-    enc = fs.encode_events(rows) if len(rows) else {}
-    if len(rows) > lm.model.history_len:
-        rows, enc = rows.iloc[1:].reset_index(drop=True), {k: v[1:] for k, v in enc.items()}
-    if len(rows):
-        known = enc["item"] > 0
-        rows, enc = rows[known].reset_index(drop=True), {k: v[known] for k, v in enc.items()}
-    if not len(rows):
-        enc = {k: np.zeros(0, np.int64) for k in HISTORY_FIELDS}
-    return rows, enc
+    cols = store_events.read_user_events(con, user_id, fs.calendar.timezone, before=before, limit=keep_n + 1)
+    n = len(cols["item_id"])
+    if n == 0:
+        if not store_events.user_exists(con, user_id):
+            raise UnknownUserError(f"unknown shopper {user_id!r}: no events or profile in this database")
+        return cols, {k: np.zeros(0, np.int64) for k in HISTORY_FIELDS}
+    enc = fs.encode_events(cols)
+    keep = enc["item"] > 0  # items the model knows
+    keep[: max(0, n - keep_n)] = False
+    return {k: v[keep] for k, v in cols.items()}, {k: v[keep] for k, v in enc.items()}
+
+
+def user_history(
+    lm: LoadedModel, con, user_id: str, history_before: dt.datetime | None = None
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The shopper's recent events the model reads (raw rows, oldest first) and their encoded history fields.
+
+    At most ``history_len`` events; events of items the model does not know are dropped.
+    Raises `UnknownUserError` for an id the store has never seen.
+    """
+    cols, enc = _history_arrays(lm, con, user_id, history_before)
+    return pd.DataFrame(cols), enc
 
 
 def _scores(lm: LoadedModel, history: dict[str, np.ndarray], contexts: list[dict[str, int]]) -> torch.Tensor:
@@ -155,7 +160,7 @@ def score_scenarios(
 ) -> np.ndarray:
     """Scores of every item under each scenario, in ONE batch: float32 (S, n_items); column j is the
     item ``lm.features.items.values[j]`` (dense id j + 1). Use for a 24-hour sweep."""
-    _, hist = user_history(lm, con, user_id, history_before)
+    _, hist = _history_arrays(lm, con, user_id, history_before)
     scores = _scores(lm, hist, [context_ids(lm, s) for s in scenarios])
     return scores[:, 1:].numpy().astype(np.float32)
 
@@ -175,7 +180,7 @@ def recommend(
     ``attrs``: user_id, cold_start, history_length, model_version, scenario.
     ``exclude_seen`` drops every item the shopper has interacted with.
     """
-    rows, hist = user_history(lm, con, user_id, history_before)
+    _, hist = _history_arrays(lm, con, user_id, history_before)
     scores = _scores(lm, hist, [context_ids(lm, scenario)])  # (1, N+1)
     if exclude_seen:
         seen = lm.features.items.encode(store_events.user_item_ids(con, user_id))
@@ -183,19 +188,27 @@ def recommend(
     k = max(1, min(int(k), lm.model.n_items))
     top = torch.topk(scores[0], k)
     keep = torch.isfinite(top.values)
-    dense, values = top.indices[keep].tolist(), top.values[keep].tolist()
-    ids = [lm.features.items.decode(i) for i in dense]
-    info = store_events.read_items_by_id(con, ids).set_index("item_id")
-    out = pd.DataFrame({"item_id": ids, "rank": np.arange(1, len(ids) + 1), "score": values})
-    out = out.join(info, on="item_id")
-    for col in RESULT_COLUMNS:
-        if col not in out:
-            out[col] = None
-    out = out[RESULT_COLUMNS]
+    ids = [lm.features.items.decode(i) for i in top.indices[keep].tolist()]
+    details = store_events.read_items_by_id(con, ids)
+    empty = (None,) * 6
+    info = [details.get(i, empty) for i in ids]
+    out = pd.DataFrame(
+        {
+            "item_id": ids,
+            "rank": np.arange(1, len(ids) + 1),
+            "score": top.values[keep].numpy().astype(np.float64),
+            "title": [r[0] for r in info],
+            "title_zh": [r[1] for r in info],
+            "category": [r[2] for r in info],
+            "category_zh": [r[3] for r in info],
+            "price": np.array([np.nan if r[5] is None else r[5] for r in info], dtype=np.float64),
+        }
+    )
+    n_history = len(hist["item"])
     out.attrs.update(
         user_id=str(user_id),
-        cold_start=len(rows) == 0,
-        history_length=len(rows),
+        cold_start=n_history == 0,
+        history_length=n_history,
         model_version=lm.version,
         scenario=scenario.to_dict(),
     )

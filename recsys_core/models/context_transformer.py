@@ -11,13 +11,14 @@ TARGET context (the time and scene of the moment being predicted):
   history ranks differently at 08:00 on the commute and at 21:00 at home;
 - a context × item-side term lets the moment raise or lower whole categories and
   price bands whatever the history (log-linear, like a factorisation machine);
-- a repeat head (pointer over the history, gated by the fused query) lets the
-  shopper's own items come back when the moment suits them — about half of the
-  next-session targets in behaviour logs are items the shopper has seen before.
+- a repeat head (a pointer over the history, gated by the fused query) adds a
+  boost to the shopper's own items, so they come back when the moment suits
+  them — about half of the next-session targets in behaviour logs are items the
+  shopper has seen before.
 
-Scores are dot products with the tied item table plus an item bias (and, with
-the repeat head, log-probabilities of the generate/repeat mixture); training is
-full-softmax cross-entropy over the catalogue at every target position in one pass.
+Scores are dot products with the tied item table plus an item bias, the
+context × side term and the repeat boost; training is full-softmax
+cross-entropy over the catalogue at every target position in one pass.
 
 ``use_time=False, use_scene=False`` gives SASRec (Kang & McAuley, 2018) with a
 behaviour embedding and the same repeat head: the honest ablation of time and
@@ -166,9 +167,14 @@ class ShopperState:
 
 
 class RepeatHead(nn.Module):
-    """p(item) = (1 - g) · softmax(generate) + g · Σ_j α_j [item_j = item] (a pointer over the history, as in
-    RepeatNet / pointer-generator networks). α attends from the context-fused query to each history
-    position's state (plus a learned bias by distance), g is a gate on the query. Returns log-probabilities."""
+    """Repeat scores: logit(i) += log(1 + w · Σ_j α_j [item_j = i]).
+
+    α is a pointer over the history (attention from the context-fused query to each position's
+    state, plus a learned bias by distance), w = exp(gate(query)) > 0. Items the shopper has not
+    seen get exactly 0, seen items a boost that depends on the moment and on which events they
+    came from. Being additive inside the one softmax, the boost combines with the context ×
+    category term: a coffee the shopper bought comes back in the morning, not at midnight.
+    """
 
     def __init__(self, cfg: ContextTransformerConfig):
         super().__init__()
@@ -178,20 +184,15 @@ class RepeatHead(nn.Module):
         self.distance_bias = nn.Embedding(cfg.max_len, 1)
         self.gate = nn.Linear(d, 1)
 
-    def forward(self, q: torch.Tensor, keys: torch.Tensor, key_items: torch.Tensor, key_ok: torch.Tensor, distance: torch.Tensor, gen: torch.Tensor) -> torch.Tensor:
-        # q: (M, D); keys: (M, T, D); key_items, key_ok, distance: (M, T); gen: (M, N+1) generation logits
+    def forward(self, q: torch.Tensor, keys: torch.Tensor, key_items: torch.Tensor, key_ok: torch.Tensor, distance: torch.Tensor, n_items: int) -> torch.Tensor:
+        # q: (M, D); keys: (M, T, D); key_items, key_ok, distance: (M, T) → boost (M, N+1)
         D = q.shape[-1]
         r = torch.einsum("md,mtd->mt", self.q(q), self.k(keys)) / math.sqrt(D) + self.distance_bias(distance).squeeze(-1)  # (M, T)
-        has = key_ok.any(dim=1)  # (M,) rows with at least one history event
-        r = r.masked_fill(~key_ok, float("-inf")).masked_fill(~has[:, None], 0.0)
-        alpha = r.softmax(dim=1) * key_ok  # (M, T); all zero when there is no history
-        copy = torch.zeros_like(gen).scatter_add_(1, key_items, alpha)  # (M, N+1)
-        a = self.gate(q).squeeze(-1)  # (M,)
-        # no history: no copying (log g = -1e4, not -inf: logaddexp(-inf, -inf) has a NaN gradient)
-        log_g = torch.where(has, F.logsigmoid(a), torch.full_like(a, -1e4))
-        log_1mg = torch.where(has, F.logsigmoid(-a), torch.zeros_like(a))
-        # copy mass below 1e-30 is "not in the history": clamping keeps log and its gradient finite
-        return torch.logaddexp(log_1mg[:, None] + gen.log_softmax(dim=1), log_g[:, None] + copy.clamp_min(1e-30).log())  # (M, N+1)
+        r = r.masked_fill(~key_ok, float("-inf")).masked_fill(~key_ok.any(dim=1, keepdim=True), 0.0)  # no history: no NaN
+        alpha = r.softmax(dim=1) * key_ok  # (M, T); all zero without history
+        mass = torch.zeros(q.shape[0], n_items + 1, device=q.device).scatter_add_(1, key_items, alpha)  # (M, N+1)
+        w = self.gate(q).clamp(max=15.0).exp()  # (M, 1)
+        return torch.log1p(w * mass)
 
 
 class ContextTransformer(Recommender):
@@ -318,8 +319,8 @@ class ContextTransformer(Recommender):
     def scores_from_state(self, state: ShopperState | torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores (M, N+1) of every item for states (M rows) under target contexts ((M,) ids per field).
 
-        With the repeat head the scores are log-probabilities and need the whole `ShopperState`
-        (history states and items), not just the last hidden state.
+        With the repeat head the scores need the whole `ShopperState` (history states and items),
+        not just the last hidden state.
         """
         if isinstance(state, torch.Tensor):
             if self.cfg.use_repeat:
@@ -330,8 +331,7 @@ class ContextTransformer(Recommender):
             return gen
         T = state.items.shape[1]
         distance = (T - 1 - torch.arange(T, device=gen.device)).clamp_max(self.cfg.max_len - 1).expand(len(gen), T)
-        scores = self.repeat(q, state.hidden, state.items, state.items > 0, distance, gen)
-        return scores.masked_fill(torch.arange(scores.shape[1], device=scores.device) == 0, float("-inf"))
+        return gen + self.repeat(q, state.hidden, state.items, state.items > 0, distance, self.n_items)
 
     def forward(self, batch: Batch, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
         """(scores, loss, attention maps).
@@ -353,7 +353,7 @@ class ContextTransformer(Recommender):
                 j = torch.arange(T, device=h.device)
                 key_ok = (items[rows] > 0) & (j[None, :] <= pos[:, None])  # (M, T): the history up to the position
                 distance = (pos[:, None] - j[None, :]).clamp(0, self.cfg.max_len - 1)
-                scores = self.repeat(q, h[rows], items[rows], key_ok, distance, gen)
+                scores = gen + self.repeat(q, h[rows], items[rows], key_ok, distance, self.n_items)
             else:
                 scores = gen
             tgt = tgt[at]

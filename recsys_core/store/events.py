@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Sequence
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from recsys_core.store.connection import get_meta
@@ -38,9 +39,9 @@ def read_events(con: duckdb.DuckDBPyConnection, tz: str) -> pd.DataFrame:
 
 def read_user_events(
     con: duckdb.DuckDBPyConnection, user_id: str, tz: str, before: dt.datetime | None = None, limit: int | None = None
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
     """One shopper's most recent events (at most ``limit``), strictly before ``before`` (naive UTC) when given,
-    returned oldest first."""
+    oldest first, as numpy arrays by column (serving reads this on every request: no pandas)."""
     sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE user_id = ?"
     params: list = [tz, str(user_id)]
     if before is not None:
@@ -50,7 +51,8 @@ def read_user_events(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
-    return con.execute(sql, params).df().iloc[::-1].reset_index(drop=True)
+    cols = con.execute(sql, params).fetchnumpy()
+    return {k: np.asarray(v)[::-1] for k, v in cols.items()}
 
 
 def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -60,12 +62,14 @@ def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
-def read_items_by_id(con: duckdb.DuckDBPyConnection, item_ids: Sequence[str]) -> pd.DataFrame:
-    """Catalogue rows of the given items (any order; missing items are simply absent)."""
-    return con.execute(
+def read_items_by_id(con: duckdb.DuckDBPyConnection, item_ids: Sequence[str]) -> dict[str, tuple]:
+    """Catalogue rows of the given items: item_id -> (title, title_zh, category, category_zh, brand, price);
+    missing items are absent. (Serving reads this on every request: plain tuples, no pandas.)"""
+    rows = con.execute(
         "SELECT item_id, title, title_zh, category, category_zh, brand, price FROM items WHERE list_contains(?, item_id)",
         [list(map(str, item_ids))],
-    ).df()
+    ).fetchall()
+    return {r[0]: r[1:] for r in rows}
 
 
 def user_exists(con: duckdb.DuckDBPyConnection, user_id: str) -> bool:
