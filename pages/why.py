@@ -128,10 +128,10 @@ top = top_items(loaded.model, case, k)
 @st.cache_data(show_spinner=False, max_entries=64)
 def item_labels(db: str, version: tuple, item_ids: tuple[str, ...], language: str) -> dict[str, str]:
     from pages._common import read_cursor
-    from recsys_core.store.events import read_items_by_id
+    from recsys_core.explain.cases import item_frame
 
     with read_cursor(db) as cur:
-        rows = read_items_by_id(cur, list(item_ids))
+        rows = item_frame(cur, list(item_ids))
     title = "title_zh" if language == "zh" else "title"
     return {str(r.item_id): f"{getattr(r, title) or r.title} · {r.item_id}" for r in rows.itertuples()}
 
@@ -197,11 +197,11 @@ tab_attr, tab_time, tab_att, tab_shap, tab_cf = st.tabs(
 # --- attributions -----------------------------------------------------------------------------------
 
 with tab_attr:
-    shown = events.reindex(events["total"].abs().sort_values(ascending=False).index[:TOP_EVENTS]).sort_index()
+    shown = events.reindex(events["attr_total"].abs().sort_values(ascending=False).index[:TOP_EVENTS]).sort_index()
     fig = go.Figure()
     rows_y = list(shown["label"]) + [tr("why.context_row", field=context_names[f]) for f in a.context]
     for part in HISTORY_PARTS:
-        fig.add_trace(go.Bar(y=list(shown["label"]), x=shown[part], orientation="h", name=tr(f"why.part.{part}"),
+        fig.add_trace(go.Bar(y=list(shown["label"]), x=shown[f"attr_{part}"], orientation="h", name=tr(f"why.part.{part}"),
                              marker_color=PART_COLORS[part], hovertemplate="%{y}<br>%{x:+.4f}<extra>" + tr(f"why.part.{part}") + "</extra>"))
     fig.add_trace(go.Bar(y=[tr("why.context_row", field=context_names[f]) for f in a.context], x=list(a.context.values()),
                          orientation="h", name=tr("why.part.context"), marker_color=PART_COLORS["context"],
@@ -210,8 +210,9 @@ with tab_attr:
     fig.update_yaxes(categoryorder="array", categoryarray=rows_y[::-1])
     show_chart(fig, "why_attributions", height=max(380, 24 * len(rows_y) + 120))
     st.caption(tr("why.attr_caption", n=min(TOP_EVENTS, len(events)), total=len(events), steps=a.n_steps))
-    table = events[["label", *HISTORY_PARTS, "total"]].rename(columns={"label": tr("why.col.event"), "total": tr("why.col.total"),
-                                                                       **{p: tr(f"why.part.{p}") for p in HISTORY_PARTS}})
+    parts = [f"attr_{p}" for p in HISTORY_PARTS]
+    table = events[["label", *parts, "attr_total"]].rename(columns={"label": tr("why.col.event"), "attr_total": tr("why.col.total"),
+                                                                    **{f"attr_{p}": tr(f"why.part.{p}") for p in HISTORY_PARTS}})
     st.dataframe(table.round(5), hide_index=True, key="why_attr_table", height=240)
     download_csv(pd.DataFrame(ex.attribution_rows()), f"why_{user}_{item}", key="why_attr_csv")
 
@@ -221,15 +222,15 @@ with tab_time:
     if events.empty:
         st.info(tr("why.no_history"))
     else:
-        limit = float(np.abs(events["total"]).max()) or 1.0
+        limit = float(np.abs(events["attr_total"]).max()) or 1.0
         fig = go.Figure()
         for behavior, part in events.groupby("behavior", sort=False):
             fig.add_trace(go.Scatter(
                 x=part["local_ts"], y=part[cat_col].fillna("–"), mode="markers", name=vocab("behavior", behavior),
-                marker={"symbol": BEHAVIOR_SYMBOLS.get(behavior, "circle"), "size": 13, "color": part["total"], "cmin": -limit,
+                marker={"symbol": BEHAVIOR_SYMBOLS.get(behavior, "circle"), "size": 13, "color": part["attr_total"], "cmin": -limit,
                         "cmax": limit, "colorscale": "RdBu", "reversescale": True, "line": {"width": 1, "color": "#555"},
                         "colorbar": {"title": {"text": tr("why.contribution")}, "x": 1.02}},
-                text=part["label"], customdata=part[["total", *HISTORY_PARTS]].to_numpy(),
+                text=part["label"], customdata=part[["attr_total"]].to_numpy(),
                 hovertemplate="%{text}<br>" + tr("why.col.total") + " %{customdata[0]:+.4f}<extra></extra>",
             ))
         fig.update_layout(xaxis_title=tr("why.local_time"), yaxis_title="")
@@ -255,8 +256,7 @@ with tab_att:
             c1, c2 = st.columns(2)
             layer = c1.selectbox(tr("why.layer"), range(maps.n_layers), key="why_layer", format_func=lambda i: f"{i + 1}")
             head = c2.selectbox(tr("why.head"), range(maps.n_heads), key="why_head", format_func=lambda i: f"{i + 1}")
-            fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55],
-                                subplot_titles=[tr("why.head_row"), tr("why.head_matrix")])
+            fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.12)
             fig.add_trace(go.Bar(x=x, y=target[layer, head], name=tr("why.head_name", layer=layer + 1, head=head + 1),
                                  hovertext=hover, marker_color="#1F77B4"), row=1, col=1)
             fig.add_trace(go.Scatter(x=x, y=rollout, name=tr("why.rollout"), mode="lines+markers", hovertext=hover,
@@ -265,6 +265,7 @@ with tab_att:
             fig.add_trace(go.Heatmap(z=full, x=x, y=x, colorscale="Blues", showscale=False, hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"),
                           row=1, col=2)
             fig.update_yaxes(autorange="reversed", row=1, col=2, title_text=tr("why.query"))
+            fig.update_yaxes(title_text=tr("why.head_row"), row=1, col=1)
             fig.update_xaxes(title_text=tr("why.event_position"), row=1, col=1)
             fig.update_xaxes(title_text=tr("why.key"), row=1, col=2)
             show_chart(fig, "why_attention_head", height=460)

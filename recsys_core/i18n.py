@@ -474,13 +474,12 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "why.layer": {"en": "Layer", "zh": "层"},
     "why.head": {"en": "Head", "zh": "注意力头"},
     "why.head_name": {"en": "Layer {layer} · head {head}", "zh": "第 {layer} 层 · 头 {head}"},
-    "why.head_row": {"en": "From the newest event", "zh": "来自最新一条行为"},
-    "why.head_matrix": {"en": "Every event → earlier events", "zh": "每条行为 → 更早的行为"},
+    "why.head_row": {"en": "Weight from the newest event", "zh": "最新一条行为的注意力权重"},
     "why.rollout": {"en": "Rollout (all layers)", "zh": "注意力汇总（全部层）"},
     "why.weight": {"en": "Weight", "zh": "权重"},
     "why.event_position": {"en": "Event (−1 = newest)", "zh": "行为（−1 = 最新）"},
     "why.query": {"en": "Query event", "zh": "查询行为"},
-    "why.key": {"en": "Attended event", "zh": "被关注的行为"},
+    "why.key": {"en": "Attended (earlier) event", "zh": "被关注的（更早的）行为"},
     "why.attention_caption": {
         "en": "{layers} layers × {heads} heads. Rows sum to 1; an event never attends to later events or to padding. "
         "Rollout multiplies the head-averaged weights of all layers, counting the residual path as half of each step.",

@@ -60,6 +60,10 @@ def test_the_page_shows_every_explanation_for_the_linked_scenario(monkeypatch, s
     assert {t("why.rank", "en"), t("why.score", "en"), t("why.baseline", "en"), t("why.gap", "en")} <= labels
     figs = charts(at)
     assert len(figs) == 5  # attributions, timeline, attention (model view), Shapley waterfall, hour profile
+    behaviours = {t(f"behavior.{b}", "en") for b in ("pv", "fav", "cart", "buy")}
+    event_rows = figs[0]["data"][0]["y"]  # "12-08 18:55 · View · title"
+    assert event_rows and all(row.split(" · ")[1] in behaviours for row in event_rows)
+    assert {trace["name"] for trace in figs[1]["data"]} <= behaviours  # the timeline, one trace per behaviour
     waterfall = figs[3]["data"][0]
     assert waterfall["type"] == "waterfall" and len(waterfall["x"]) == 12
     assert t("why.attention_not_importance", "en") in [w.value for w in at.warning]

@@ -60,13 +60,14 @@ class Explanation:
         return self.counterfactuals.rank
 
     def event_frame(self) -> "Any":
-        """The history events (oldest first) with their attribution parts, total and attention rollout."""
+        """The history events (oldest first) with their attribution parts (``attr_item``, ``attr_behavior``,
+        ``attr_time``, ``attr_scene``), their sum ``attr_total`` and the attention ``rollout``."""
         case, a = self.case, self.attribution
         ev = case.events.reindex(columns=[c for c in EVENT_COLUMNS if c in case.events.columns]).copy()
         rows = slice(case.offset, None)
         for j, part in enumerate(HISTORY_PARTS):
-            ev[part] = a.history[rows, j]
-        ev["total"] = a.event_totals[rows]
+            ev[f"attr_{part}"] = a.history[rows, j]
+        ev["attr_total"] = a.event_totals[rows]
         if self.attention is not None:
             ev["rollout"] = self.attention.rollout()[rows]
         ev["position"] = np.arange(len(ev)) - len(ev)  # -1 = the newest event

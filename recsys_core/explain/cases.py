@@ -116,6 +116,15 @@ def with_context(batch: Batch, contexts: list[dict[str, int]]) -> Batch:
     return Batch({k: v.expand(S, -1) for k, v in batch.history.items()}, ctx)
 
 
+ITEM_COLUMNS = ("title", "title_zh", "category", "category_zh", "brand", "price")
+
+
+def item_frame(con: Any, item_ids: list[str]) -> pd.DataFrame:
+    """Catalogue fields of the given items as a frame (item_id + `ITEM_COLUMNS`)."""
+    rows = store_events.read_items_by_id(con, item_ids)
+    return pd.DataFrame([(i, *fields) for i, fields in rows.items()], columns=["item_id", *ITEM_COLUMNS])
+
+
 def shopper_case(loaded: Any, con: Any, user_id: str, scenario: Any, history_before: dt.datetime | None = None) -> Case:
     """Read and encode one shopper × moment for ``loaded`` (a `registry.LoadedModel`), no item chosen yet
     (``item`` 0; see `for_item`). The history is exactly what `recommend.recommend` scores (the latest
@@ -127,8 +136,7 @@ def shopper_case(loaded: Any, con: Any, user_id: str, scenario: Any, history_bef
     moment = Moment.of(scenario, features.calendar.timezone)
     events, history = recommend.user_history(loaded, con, str(user_id), history_before)
     if len(events):
-        items = store_events.read_items_by_id(con, events["item_id"].astype(str).unique().tolist())
-        events = events.merge(items, on="item_id", how="left")
+        events = events.merge(item_frame(con, events["item_id"].astype(str).unique().tolist()), on="item_id", how="left")
     context = moment.context(features)
     batch = trim_padding(serving_batch(history, [context], int(loaded.model.history_len)))
     return Case(str(user_id), "", 0, moment, context, events.reset_index(drop=True), batch, features)
