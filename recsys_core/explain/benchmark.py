@@ -2,24 +2,21 @@
 
 Per shopper (the most active ones, their top item at 08:00 on the commute): integrated gradients
 with 50 steps, attention maps, exact Shapley values over the 10 feature groups, counterfactuals
-(scenario and history), the whole `explain_case`, and reasons for a pushed top 5; then the Why page
-rendered by Streamlit's AppTest for shoppers it has not seen yet (server time of a full rerun, the
-explanation included — nothing cached for that shopper).
+(scenario and history), the whole `explain_case`, reasons for a pushed top 5, and the calls the
+Why page makes for a shopper it has not seen (history, top k, every explanation). The page's full
+render (Streamlit's AppTest, figures included) is measured by `benchmarks/bench_why.py`, outside
+the core, which never imports streamlit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 N_SHOPPERS = 10
-N_PAGE_RENDERS = 5
-APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 def _ms(fn: Callable[[], Any], repeats: int = 3) -> float:
@@ -35,41 +32,12 @@ def _figures(name: str, values: list[float]) -> dict[str, float]:
     return {f"explain_{name}_p50_ms": round(float(np.median(values)), 1), f"explain_{name}_max_ms": round(float(np.max(values)), 1)}
 
 
-def page_render_ms(db: str | None, users: list[str]) -> list[float]:
-    """Server time of a full Why page rerun (AppTest) for each shopper, after one warm-up render."""
-    from streamlit.testing.v1 import AppTest
-
-    from recsys_core.store import resolve_db_path
-
-    old = os.environ.get("RECSYS_DB")
-    os.environ["RECSYS_DB"] = str(resolve_db_path(db))
-    try:
-        at = AppTest.from_file(str(APP), default_timeout=300)
-        at.query_params["user"] = users[0]
-        at.run()
-        at.switch_page("pages/why.py").run()
-        assert not at.exception, at.exception
-        times = []
-        for user in users[1:]:
-            at.text_input(key="why_user").set_value(user)
-            t0 = time.perf_counter()
-            at.run()
-            times.append((time.perf_counter() - t0) * 1000)
-            assert not at.exception, at.exception
-        return times
-    finally:
-        if old is None:
-            os.environ.pop("RECSYS_DB", None)
-        else:
-            os.environ["RECSYS_DB"] = old
-
-
 def benchmark_explain(db: str | None) -> dict[str, float]:
     from recsys_core import recommend
     from recsys_core.explain import explain_case, push_reasons
     from recsys_core.explain.attention import attention_maps
     from recsys_core.explain.attributions import integrated_gradients
-    from recsys_core.explain.cases import for_item, shopper_case
+    from recsys_core.explain.cases import for_item, item_frame, shopper_case, top_items
     from recsys_core.explain.counterfactuals import history_counterfactuals, scenario_counterfactuals
     from recsys_core.explain.shapley import shapley_values
     from recsys_core.store import connect
@@ -80,9 +48,9 @@ def benchmark_explain(db: str | None) -> dict[str, float]:
     scenario = recommend.Scenario(dt.datetime(2025, 12, 15, 8, 0), "mobile", "push", "commute")
     con = connect(db, read_only=True)
     timings: dict[str, list[float]] = {k: [] for k in ("ig50", "attention", "shapley", "counterfactuals", "full")}
-    push5 = []
+    push5, page_calls = [], []
     try:
-        users = active_users(con, N_SHOPPERS + N_PAGE_RENDERS + 1)
+        users = active_users(con, 2 * N_SHOPPERS)
         for i, user in enumerate(users[:N_SHOPPERS]):
             case = shopper_case(lm, con, user, scenario)
             item = recommend.recommend(lm, con, user, scenario, k=1)["item_id"].iloc[0]
@@ -97,6 +65,15 @@ def benchmark_explain(db: str | None) -> dict[str, float]:
             if i < 3:
                 top = recommend.recommend(lm, con, user, scenario, k=5)
                 push5.append(_ms(lambda: push_reasons(lm, con, user, scenario, top["item_id"], k=5), repeats=1))
+        for user in users[N_SHOPPERS:]:  # what the Why page computes for a shopper it has not seen
+
+            def page() -> None:
+                shopper = shopper_case(lm, con, user, scenario)
+                top = top_items(model, shopper, 10)
+                item_frame(con, list(top["item_id"]))
+                explain_case(model, for_item(shopper, top["item_id"].iloc[0]), 10)
+
+            page_calls.append(_ms(page, repeats=1))
         n_groups = len(shapley_values(model, case.batch, case.item).values)
         history_len = case.batch.length
     finally:
@@ -107,5 +84,5 @@ def benchmark_explain(db: str | None) -> dict[str, float]:
     figures.update(_figures("push_reasons_top5", push5))
     figures["explain_shapley_groups"] = n_groups
     figures["explain_history_events"] = history_len
-    figures.update(_figures("why_page_render", page_render_ms(db, users[N_SHOPPERS:])))
+    figures.update(_figures("why_page_calls", page_calls))
     return figures
