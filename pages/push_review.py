@@ -99,16 +99,17 @@ table = pd.DataFrame({
     "local_time": pd.to_datetime(frame["local_time"]).dt.strftime("%Y-%m-%d %H:%M"),
     "user_id": frame["user_id"],
     "item": frame[title_col].fillna(frame["item_id"]),
-    "category": frame[cat_col].fillna("–"),
     "rank": frame["rank"],
+    "reason": [reason_text(r) for r in frame["reasons_json"]],
+    "category": frame[cat_col].fillna("–"),
     "score": frame["score"].round(4),
     "scene": [" · ".join(vocab(fl, v) for fl, v in zip(("device", "channel", "location"), row))
               for row in frame[["device", "channel", "location"]].itertuples(index=False)],
     "model_version": frame["model_version"],
-    "reason": [reason_text(r) for r in frame["reasons_json"]],
 })
 shown = table.rename(columns={c: tr(f"review.col.{c}") for c in table.columns})
-selection = st.dataframe(shown, hide_index=True, key="review_table", on_select="rerun", selection_mode="single-row", height=320,
+selection = st.dataframe(shown, hide_index=True, key="review_table", on_select="rerun", selection_mode="single-row",
+                         height=min(38 + 35 * len(shown), 360),
                          column_config={tr("review.col.reason"): st.column_config.TextColumn(width="large")})
 export = frame.assign(reason_en=[(reasons_of(r) or {}).get("reason", {}).get("en", "") for r in frame["reasons_json"]],
                       reason_zh=[(reasons_of(r) or {}).get("reason", {}).get("zh", "") for r in frame["reasons_json"]])

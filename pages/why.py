@@ -319,7 +319,8 @@ with tab_cf:
                                hovertemplate="%{x:02d}:00 — " + tr("why.rank") + " %{y:,}<extra></extra>"))
     fig.add_hline(y=k + 0.5, line={"color": "#E4572E", "dash": "dash"}, annotation_text=tr("why.top_k_line", k=k))
     fig.add_vline(x=spec.hour, line={"color": "#7F7F7F", "dash": "dot"})
-    fig.update_yaxes(type="log", autorange="reversed", title_text=tr("why.rank"), tickformat=",d")
+    worst = max(max(cf.hour_ranks), k)
+    fig.update_yaxes(type="log", range=[np.log10(worst * 1.6), np.log10(0.8)], title_text=tr("why.rank"), tickformat=",d")  # 1 on top
     fig.update_xaxes(title_text=tr("why.hour"), tickvals=list(range(0, 24, 2)), ticktext=[f"{h:02d}:00" for h in range(0, 24, 2)])
     show_chart(fig, "why_hour_ranks", height=320)
     st.markdown(f"**{tr('why.history_edits')}**")
