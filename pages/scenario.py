@@ -346,10 +346,11 @@ if st.button(tr("scenario.push", k=len(top_a), user=state.user_id), key="push_th
     from recsys_core.push import reasons_at_push_time, record_pushes
 
     try:
-        with read_cursor(store.path) as cur:  # the reasons, computed before the short write
-            reasons = reasons_at_push_time(cur, model, state.user_id, to_scenario(state.a), top_a)
-        with write_cursor(store.path) as cur:
-            ids = record_pushes(cur, model, state.user_id, to_scenario(state.a), top_a[["item_id", "rank", "score"]], reasons)
+        with st.spinner(tr("scenario.pushing", k=len(top_a))):
+            with read_cursor(store.path) as cur:  # the reasons, computed before the short write
+                reasons = reasons_at_push_time(cur, model, state.user_id, to_scenario(state.a), top_a)
+            with write_cursor(store.path) as cur:
+                ids = record_pushes(cur, model, state.user_id, to_scenario(state.a), top_a[["item_id", "rank", "score"]], reasons)
         st.session_state[PUSHED] = (len(ids), state.user_id, describe(state.a), model.version, ids[0])
     except Exception as exc:  # noqa: BLE001 — a failed write is shown, never a traceback
         st.error(tr("scenario.push_failed", error=exc))

@@ -299,6 +299,10 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "en": "Recorded {n} pushes to {user} for {when} with model `{version}` (first push id `{push_id}`).",
         "zh": "已记录 {n} 条推送：顾客 {user}，{when}，模型 `{version}`（首条推送 ID `{push_id}`）。",
     },
+    "scenario.pushing": {
+        "en": "Explaining and recording {k} pushes…",
+        "zh": "正在生成推送理由并记录 {k} 条推送…",
+    },
     "scenario.push_failed": {"en": "The pushes could not be recorded: {error}", "zh": "推送记录失败：{error}"},
     "scenario.tab_sweep": {"en": "24-hour sweep", "zh": "24 小时变化"},
     "scenario.tab_models": {"en": "Two models", "zh": "模型对比"},

@@ -1,5 +1,5 @@
 """The Scenario page in a real browser: every page visited, the hour slider moved with the keyboard,
-a shared URL reopened, "Push these" confirmed; screenshots in both languages."""
+"Push these" confirmed, a shared URL reopened in a new session; screenshots in both languages."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def titles(page) -> list[str]:
     return cells[3::COLUMNS]
 
 
+def show_list(page) -> None:
+    """Wait for the main list and scroll it into view (the grid fills its cells once it is on screen)."""
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    page.get_by_test_id("stDataFrame").first.scroll_into_view_if_needed()
+    page.wait_for_function(LIST_CELLS)
+    wait_idle(page)
+
+
 def wait_idle(page) -> None:
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
     page.wait_for_timeout(500)
@@ -54,8 +62,7 @@ def test_scenario_page(page, app_url, screenshots, lang):
     wait_for_app(page, t("behaviour.title", lang), min_charts=6)
     nav.get_by_role("link", name=t("nav.scenario", lang)).click()
     page.get_by_role("heading", name=t("scenario.title", lang)).first.wait_for()
-    page.wait_for_function(LIST_CELLS)
-    wait_idle(page)
+    show_list(page)
     assert f"lang={lang}" in page.url and "user=" in page.url and "at=" in page.url, page.url
     rows = page.evaluate(LIST_CELLS)
     assert len(rows) == 10 * COLUMNS
@@ -65,7 +72,7 @@ def test_scenario_page(page, app_url, screenshots, lang):
     # move the hour slider with the keyboard: the list changes, and so does the URL
     slider = page.get_by_test_id("stSlider").first.get_by_role("slider")  # scenario A's hour
     hour = int(slider.input_value())
-    before = titles(page)
+    before, before_cells = titles(page), page.evaluate(LIST_CELLS)
     slider.focus()
     for _ in range(7):  # 08:00 → 15:00: breakfast and coffee give way to the afternoon
         page.keyboard.press("ArrowRight")
@@ -73,6 +80,9 @@ def test_scenario_page(page, app_url, screenshots, lang):
     assert moved == min(hour + 7, 23)
     page.wait_for_function(LIST_DRAWN_FOR, arg=[t("scenario.a", lang) + " — ", f"{moved:02d}:"])
     wait_idle(page)
+    page.get_by_test_id("stDataFrame").first.scroll_into_view_if_needed()
+    page.wait_for_function("b => { const now = (" + LIST_CELLS + ")(); return now && now.join('|') !== b.join('|'); }",
+                           arg=before_cells, timeout=30_000)
     after = titles(page)
     assert after != before, "the list did not change with the hour"
     page.wait_for_function("h => new URL(window.location.href).searchParams.get('at').endsWith(h)", arg=f"T{moved:02d}:00")
@@ -87,19 +97,26 @@ def test_scenario_page(page, app_url, screenshots, lang):
     # "Push these" records the list and says so
     user = parse_qs(urlparse(shared_url).query)["user"][0]
     page.get_by_role("button", name=t("scenario.push", lang, k=10, user=user)).click()
-    page.get_by_test_id("stAlertContentSuccess").wait_for()
+    # the reasons are explained first (integrated gradients, Shapley values): allow for a busy machine
+    page.locator("[data-testid=stAlertContentSuccess], [data-testid=stAlertContentError]").first.wait_for(timeout=180_000)
     wait_idle(page)
+    assert page.get_by_test_id("stAlertContentError").count() == 0, page.get_by_test_id("stAlertContentError").first.inner_text()
     confirmation = page.get_by_test_id("stAlertContentSuccess").inner_text()
     assert user in confirmation and "10" in confirmation, confirmation
     snap(page, screenshots / f"scenario_pushed_{lang}.png")
+
+    # the remaining pages: why this push, and the review where the push just made is listed
+    for nav_key, title_key in (("nav.why", "why.title"), ("nav.push_review", "review.title")):
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=t(nav_key, lang)).click()
+        page.get_by_role("heading", name=t(title_key, lang)).first.wait_for()
+        wait_idle(page)
 
     # a new browser session opened from the copied URL shows the same scenario and the same list
     other = page.context.new_page()
     other.set_default_timeout(60_000)
     other.goto(shared_url)
     other.get_by_role("heading", name=t("scenario.title", lang)).first.wait_for()
-    other.wait_for_function(LIST_CELLS)
-    wait_idle(other)
+    show_list(other)
     assert titles(other) == after
     assert other.get_by_test_id("stSlider").first.get_by_role("slider").input_value() == str(moved)
     assert parse_qs(urlparse(other.url).query) == parse_qs(urlparse(shared_url).query)
