@@ -39,7 +39,9 @@ N_PRICE_BANDS = 8
 
 # Fields of a history event and of a target context, in a fixed order.
 HISTORY_FIELDS = ("item", "behavior", "hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location")
-CONTEXT_FIELDS = ("hour", "weekday", "weekend", "holiday", "promo", "device", "channel", "location")
+# The target moment's gap is the time since the shopper's previous event: it tells a new visit after
+# two days from a continuation of the current session.
+CONTEXT_FIELDS = ("hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location")
 TIME_FIELDS = ("hour", "weekday", "weekend", "holiday", "promo", "gap")
 SCENE_FIELDS = ("device", "channel", "location")
 
@@ -261,12 +263,26 @@ class FeatureSpace:
             out[f] = getattr(self, f).encode(col(f))
         return out
 
-    def encode_moment(self, local_time: dt.datetime, device: str | None, channel: str | None, location: str | None, promo_override: bool | None = None) -> dict[str, int]:
-        """Target-context ids of a push moment given in LOCAL (naive or aware, already converted) time."""
+    def encode_moment(
+        self,
+        local_time: dt.datetime,
+        device: str | None,
+        channel: str | None,
+        location: str | None,
+        promo_override: bool | None = None,
+        since_last_event_s: float | None = None,
+    ) -> dict[str, int]:
+        """Target-context ids of a push moment given in LOCAL time (naive, or aware already converted).
+
+        ``since_last_event_s``: seconds since the shopper's latest event — None or negative (a moment
+        before the latest event) = unknown (0); NaN = no previous event at all (a cold start).
+        """
         naive = local_time.replace(tzinfo=None)
         t = {k: int(v[0]) for k, v in time_ids(np.array([np.datetime64(naive, "s")]), self.calendar).items()}
         if promo_override is not None:
             t["promo"] = 2 if promo_override else 1
+        gap = since_last_event_s
+        t["gap"] = 0 if gap is None or gap < 0 else int(gap_bucket(np.array([gap], dtype=np.float64))[0])
         t["device"] = self.device.id(device)
         t["channel"] = self.channel.id(channel)
         t["location"] = self.location.id(location)

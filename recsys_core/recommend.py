@@ -80,6 +80,11 @@ class Scenario:
             return self.at
         return self.at.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
 
+    def utc(self, timezone: str = "Asia/Shanghai") -> dt.datetime:
+        """The moment in UTC (a naive ``at`` is read in ``timezone``)."""
+        at = self.at if self.at.tzinfo else self.at.replace(tzinfo=ZoneInfo(timezone))
+        return at.astimezone(dt.timezone.utc)
+
     def at_hour(self, hour: int, minute: int = 0) -> "Scenario":
         """The same scenario at another hour of the same (local) day."""
         return replace(self, at=self.at.replace(hour=int(hour), minute=int(minute), second=0, microsecond=0))
@@ -108,10 +113,22 @@ def load_model(model_dir: str | os.PathLike | None = None) -> LoadedModel:
     return registry.load_model(model_dir or BUNDLED_MODEL)
 
 
-def context_ids(lm: LoadedModel, scenario: Scenario) -> dict[str, int]:
-    """Target-context ids of a scenario under the model's vocabularies and calendar."""
+def context_ids(lm: LoadedModel, scenario: Scenario, history_ts: np.ndarray | None = None) -> dict[str, int]:
+    """Target-context ids of a scenario under the model's vocabularies and calendar.
+
+    ``history_ts``: the UTC times (naive datetime64) of the shopper's history, for the time since
+    their latest event; None = unknown, empty = no history (a cold start).
+    """
     fs = lm.features
-    return fs.encode_moment(scenario.local_time(fs.calendar.timezone), scenario.device, scenario.channel, scenario.location, scenario.promo_override)
+    since = None
+    if history_ts is not None:
+        if len(history_ts) == 0:
+            since = float("nan")
+        else:
+            at_utc = np.datetime64(scenario.utc(fs.calendar.timezone).replace(tzinfo=None), "s")
+            since = float((at_utc - np.asarray(history_ts).astype("datetime64[s]").max()).astype(np.int64))
+    local = scenario.local_time(fs.calendar.timezone)
+    return fs.encode_moment(local, scenario.device, scenario.channel, scenario.location, scenario.promo_override, since)
 
 
 def _history_arrays(
@@ -160,8 +177,8 @@ def score_scenarios(
 ) -> np.ndarray:
     """Scores of every item under each scenario, in ONE batch: float32 (S, n_items); column j is the
     item ``lm.features.items.values[j]`` (dense id j + 1). Use for a 24-hour sweep."""
-    _, hist = _history_arrays(lm, con, user_id, history_before)
-    scores = _scores(lm, hist, [context_ids(lm, s) for s in scenarios])
+    cols, hist = _history_arrays(lm, con, user_id, history_before)
+    scores = _scores(lm, hist, [context_ids(lm, s, cols["ts"]) for s in scenarios])
     return scores[:, 1:].numpy().astype(np.float32)
 
 
@@ -180,8 +197,8 @@ def recommend(
     ``attrs``: user_id, cold_start, history_length, model_version, scenario.
     ``exclude_seen`` drops every item the shopper has interacted with.
     """
-    _, hist = _history_arrays(lm, con, user_id, history_before)
-    scores = _scores(lm, hist, [context_ids(lm, scenario)])  # (1, N+1)
+    cols, hist = _history_arrays(lm, con, user_id, history_before)
+    scores = _scores(lm, hist, [context_ids(lm, scenario, cols["ts"])])  # (1, N+1)
     if exclude_seen:
         seen = lm.features.items.encode(store_events.user_item_ids(con, user_id))
         scores[0, seen[seen > 0]] = float("-inf")

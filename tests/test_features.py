@@ -96,6 +96,9 @@ def test_encode_moment_and_promo_override():
     assert m["hour"] == 9 and m["promo"] == 2 and m["device"] == fs.device.id("pc") and m["location"] == 0
     assert fs.encode_moment(dt.datetime(2025, 11, 11, 8), None, None, None, promo_override=False)["promo"] == 1
     assert fs.encode_moment(dt.datetime(2025, 11, 12, 8), None, None, None, promo_override=True)["promo"] == 2
+    assert m["gap"] == 0  # time since the previous event unknown
+    gaps = [fs.encode_moment(dt.datetime(2025, 11, 12, 8), None, None, None, since_last_event_s=s)["gap"] for s in (float("nan"), -5, 90, 3 * 86400)]
+    assert gaps == [1, 0, int(gap_bucket(np.array([90.0]))[0]), int(gap_bucket(np.array([3 * 86400.0]))[0])]
 
 
 def test_slice_labels():

@@ -48,7 +48,7 @@ from recsys_core.features import CONTEXT_FIELDS, SCENE_FIELDS, TIME_FIELDS
 from recsys_core.models.base import Batch, Recommender
 
 HISTORY_TIME_FIELDS = TIME_FIELDS  # hour, weekday, weekend, holiday, promo, gap
-CONTEXT_TIME_FIELDS = tuple(f for f in CONTEXT_FIELDS if f in TIME_FIELDS)  # no gap for the target moment
+CONTEXT_TIME_FIELDS = tuple(f for f in CONTEXT_FIELDS if f in TIME_FIELDS)  # incl. gap: time since the previous event
 
 
 @dataclass
@@ -64,24 +64,20 @@ class ContextTransformerConfig:
     use_scene: bool = True
     use_item_side: bool = True
     use_repeat: bool = True  # repeat head: a context-aware pointer over the history's items
+    # the id fields read, recorded so a saved model keeps its inputs if the feature lists grow
+    history_fields: tuple[str, ...] | None = None  # per-event time and scene fields
+    context_fields: tuple[str, ...] | None = None  # target-context fields
 
     def __post_init__(self) -> None:
         assert self.d_model % self.n_heads == 0, f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}"
-        needed = ["behavior", "category", "price_band"]
-        if self.use_time:
-            needed += list(HISTORY_TIME_FIELDS)
-        if self.use_scene:
-            needed += list(SCENE_FIELDS)
-        missing = [f for f in needed if f not in self.vocab_sizes]
+        if self.history_fields is None:
+            self.history_fields = (HISTORY_TIME_FIELDS if self.use_time else ()) + (SCENE_FIELDS if self.use_scene else ())
+        if self.context_fields is None:
+            self.context_fields = (CONTEXT_TIME_FIELDS if self.use_time else ()) + (SCENE_FIELDS if self.use_scene else ())
+        self.history_fields, self.context_fields = tuple(self.history_fields), tuple(self.context_fields)
+        needed = ["behavior", "category", "price_band", *self.history_fields, *self.context_fields]
+        missing = sorted({f for f in needed if f not in self.vocab_sizes})
         assert not missing, f"vocab_sizes lacks {missing}"
-
-    @property
-    def history_fields(self) -> tuple[str, ...]:
-        return (HISTORY_TIME_FIELDS if self.use_time else ()) + (SCENE_FIELDS if self.use_scene else ())
-
-    @property
-    def context_fields(self) -> tuple[str, ...]:
-        return (CONTEXT_TIME_FIELDS if self.use_time else ()) + (SCENE_FIELDS if self.use_scene else ())
 
 
 class CausalSelfAttention(nn.Module):
@@ -184,10 +180,13 @@ class RepeatHead(nn.Module):
         self.distance_bias = nn.Embedding(cfg.max_len, 1)
         self.gate = nn.Linear(d, 1)
 
-    def forward(self, q: torch.Tensor, keys: torch.Tensor, key_items: torch.Tensor, key_ok: torch.Tensor, distance: torch.Tensor, n_items: int) -> torch.Tensor:
-        # q: (M, D); keys: (M, T, D); key_items, key_ok, distance: (M, T) → boost (M, N+1)
-        D = q.shape[-1]
-        r = torch.einsum("md,mtd->mt", self.q(q), self.k(keys)) / math.sqrt(D) + self.distance_bias(distance).squeeze(-1)  # (M, T)
+    def pointer_logits(self, q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """(B, Q, D) queries × (B, T, D) history states → (B, Q, T) pointer logits."""
+        return self.q(q) @ self.k(keys).transpose(-2, -1) / math.sqrt(q.shape[-1])
+
+    def forward(self, r: torch.Tensor, q: torch.Tensor, key_items: torch.Tensor, key_ok: torch.Tensor, distance: torch.Tensor, n_items: int) -> torch.Tensor:
+        # r: (M, T) pointer logits; q: (M, D); key_items, key_ok, distance: (M, T) → boost (M, N+1)
+        r = r + self.distance_bias(distance).squeeze(-1)
         r = r.masked_fill(~key_ok, float("-inf")).masked_fill(~key_ok.any(dim=1, keepdim=True), 0.0)  # no history: no NaN
         alpha = r.softmax(dim=1) * key_ok  # (M, T); all zero without history
         mass = torch.zeros(q.shape[0], n_items + 1, device=q.device).scatter_add_(1, key_items, alpha)  # (M, N+1)
@@ -294,27 +293,28 @@ class ContextTransformer(Recommender):
         h, _ = self.encode_history(batch)  # (B, T, D)
         return ShopperState(h[:, -1], h, batch.history["item"][:, -h.shape[1] :])
 
-    def _query(self, h: torch.Tensor, context: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, D) states + target contexts → (generation logits (M, N+1), fused query (M, D)).
-
-        logit(i) = fuse(h, c) · item_i + bias_i + (W c) · (category_i + price_band_i): the last term lets
-        the moment raise or lower whole categories / price bands whatever the history (computed on the
-        small category and band tables, then gathered). Column 0 (padding) is -inf.
-        """
+    def _fuse(self, h: torch.Tensor, context: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """States (..., D) + target contexts (...) → (fused query (..., D), context vector (..., D) or None)."""
         if not self.cfg.context_fields:
-            q = h
-            out = torch.addmm(self.item_bias, q, self.item_table().T)  # (M, N+1)
-        else:
-            c = self.context_vector(context)  # (M, D)
-            q = self.fusion(h, c)
-            out = torch.addmm(self.item_bias, q, self.item_table().T)  # (M, N+1)
-            if self.cfg.use_item_side:
-                side_q = self.context_to_side(c)  # (M, D)
-                out = out + (side_q @ self.category_emb.weight.T)[:, self.item_category]  # (M, N+1)
-                out = out + (side_q @ self.price_emb.weight.T)[:, self.item_price_band]
+            return h, None
+        c = self.context_vector(context)
+        return self.fusion(h, c), c
+
+    def _generate(self, q: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """(M, D) queries → generation logits (M, N+1); column 0 (padding) is -inf.
+
+        logit(i) = q · item_i + bias_i + (W c) · (category_i + price_band_i): the last term lets the
+        moment raise or lower whole categories / price bands whatever the history (computed on the
+        small category and band tables, then gathered).
+        """
+        out = torch.addmm(self.item_bias, q, self.item_table().T)  # (M, N+1)
+        if c is not None and self.cfg.use_item_side:
+            side_q = self.context_to_side(c)  # (M, D)
+            out = out + (side_q @ self.category_emb.weight.T)[:, self.item_category]  # (M, N+1)
+            out = out + (side_q @ self.price_emb.weight.T)[:, self.item_price_band]
         pad = torch.zeros_like(out[0])
         pad[0] = float("-inf")
-        return out + pad, q
+        return out + pad
 
     def scores_from_state(self, state: ShopperState | torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores (M, N+1) of every item for states (M rows) under target contexts ((M,) ids per field).
@@ -325,13 +325,15 @@ class ContextTransformer(Recommender):
         if isinstance(state, torch.Tensor):
             if self.cfg.use_repeat:
                 raise TypeError("this model has a repeat head: pass model.shopper_state(batch) (a ShopperState), not a hidden-state tensor")
-            return self._query(state, context)[0]
-        gen, q = self._query(state.last, context)
+            return self._generate(*self._fuse(state, context))
+        q, c = self._fuse(state.last, context)  # (M, D)
+        gen = self._generate(q, c)
         if not self.cfg.use_repeat:
             return gen
         T = state.items.shape[1]
+        r = self.repeat.pointer_logits(q[:, None, :], state.hidden)[:, 0]  # (M, T)
         distance = (T - 1 - torch.arange(T, device=gen.device)).clamp_max(self.cfg.max_len - 1).expand(len(gen), T)
-        return gen + self.repeat(q, state.hidden, state.items, state.items > 0, distance, self.n_items)
+        return gen + self.repeat(r, q, state.items, state.items > 0, distance, self.n_items)
 
     def forward(self, batch: Batch, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
         """(scores, loss, attention maps).
@@ -347,13 +349,14 @@ class ContextTransformer(Recommender):
             tgt = batch.targets[:, -T:]  # (B, T)
             at = tgt > 0
             rows, pos = at.nonzero(as_tuple=True)  # (M,) batch row and position of each target
-            ctx = {k: v[:, -T:][at] for k, v in batch.context.items()}  # (M,)
-            gen, q = self._query(h[at], ctx)  # (M, N+1)
+            q, c = self._fuse(h, {k: v[:, -T:] for k, v in batch.context.items()})  # (B, T, D) at every position
+            gen = self._generate(q[at], None if c is None else c[at])  # (M, N+1)
             if self.cfg.use_repeat:
+                r = self.repeat.pointer_logits(q, h)[rows, pos]  # (B, T, T) → (M, T): position pos over the history
                 j = torch.arange(T, device=h.device)
                 key_ok = (items[rows] > 0) & (j[None, :] <= pos[:, None])  # (M, T): the history up to the position
                 distance = (pos[:, None] - j[None, :]).clamp(0, self.cfg.max_len - 1)
-                scores = gen + self.repeat(q, h[rows], items[rows], key_ok, distance, self.n_items)
+                scores = gen + self.repeat(r, q[at], items[rows], key_ok, distance, self.n_items)
             else:
                 scores = gen
             tgt = tgt[at]
@@ -399,5 +402,5 @@ class ContextTransformer(Recommender):
         known = set(ContextTransformerConfig.__dataclass_fields__)
         kwargs = {k: v for k, v in config.items() if k in known}
         if config.get("model_type") == "sasrec":
-            kwargs.update(use_time=False, use_scene=False)
+            kwargs.update(use_time=False, use_scene=False, history_fields=None, context_fields=None)
         return cls(ContextTransformerConfig(**kwargs))
