@@ -65,7 +65,7 @@ def test_the_page_shows_every_explanation_for_the_linked_scenario(monkeypatch, s
     assert event_rows and all(row.split(" · ")[1] in behaviours for row in event_rows)
     assert {trace["name"] for trace in figs[1]["data"]} <= behaviours  # the timeline, one trace per behaviour
     waterfall = figs[3]["data"][0]
-    assert waterfall["type"] == "waterfall" and len(waterfall["x"]) == 12
+    assert waterfall["type"] == "waterfall" and len(waterfall["x"]) == 11 + 2  # base, 11 groups, score
     assert t("why.attention_not_importance", "en") in [w.value for w in at.warning]
     assert at.query_params["item"] in ("i3", ["i3"])
 

@@ -65,13 +65,13 @@ def test_an_input_the_model_ignores_gets_zero():
 def test_every_input_is_attributed_in_its_part():
     model, batch = tiny_model(), tiny_batch(5)
     a = integrated_gradients(model, batch, 1)
-    assert set(a.context) == {"hour", "weekday", "weekend", "holiday", "promo", "device", "channel", "location"}
+    assert set(a.context) == {"hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location"}
     parts = {name: np.asarray(v) for name, v in a.layers.items() if name.startswith("history.")}
     time_sum = sum(parts[f"history.{f}"] for f in ("hour", "weekday", "weekend", "holiday", "promo", "gap"))
     np.testing.assert_allclose(a.history[:, HISTORY_PARTS.index("time")], time_sum)
     item_sum = parts["history.item"] + parts["history.category"] + parts["history.price_band"]
     np.testing.assert_allclose(a.history[:, HISTORY_PARTS.index("item")], item_sum)
-    assert a.vector().shape == (5 * 4 + 8,)
+    assert a.vector().shape == (5 * 4 + 9,)
 
 
 def test_sasrec_mode_has_history_parts_only():

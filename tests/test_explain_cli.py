@@ -23,7 +23,7 @@ def test_explain_json(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout)
     assert {"score", "baseline_score", "attributions", "completeness_gap", "shapley", "reason"} <= set(out)
-    assert {"base_value", "values"} <= set(out["shapley"]) and len(out["shapley"]["values"]) == 10
+    assert {"base_value", "values"} <= set(out["shapley"]) and len(out["shapley"]["values"]) == 11
     assert all({"feature", "value"} <= set(r) for r in out["attributions"])
     assert abs(out["completeness_gap"]) <= 0.05 * abs(out["score"] - out["baseline_score"])
     assert abs(sum(out["shapley"]["values"].values()) - (out["score"] - out["shapley"]["base_value"])) <= 1e-4

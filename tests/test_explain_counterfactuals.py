@@ -73,7 +73,7 @@ def test_scenario_counterfactuals_agree_with_scoring_each_moment(store):
     assert cf.rank == int(ranks_of(full, case.item)[0])
     # the hour profile: each hour scored on its own
     for hour in (0, 8, 20):
-        ctx = case.moment.changed(local=case.moment.local.replace(hour=hour)).context(case.features)
+        ctx = case.context_for(case.moment.changed(local=case.moment.local.replace(hour=hour)))
         b = with_context(case.batch, [ctx])
         assert cf.hour_ranks[hour] == int(ranks_of(model.score_all(b).detach(), case.item)[0])
     if cf.smallest is not None:
@@ -122,7 +122,7 @@ def test_explain_returns_the_design_json(store):
     out = explain(tiny_loaded(), store, "u0", "i3", MOMENT, k=5, n_steps=20)
     for key in ("score", "baseline_score", "attributions", "completeness_gap", "shapley", "reason"):
         assert key in out
-    assert set(out["shapley"]) >= {"base_value", "values"} and len(out["shapley"]["values"]) == 10
+    assert set(out["shapley"]) >= {"base_value", "values"} and len(out["shapley"]["values"]) == 11
     assert all(set(r) >= {"feature", "value"} for r in out["attributions"])
     assert out["attributions"][-1]["feature"] == "context.location"
     total = sum(r["value"] for r in out["attributions"])

@@ -29,7 +29,7 @@ def make_case(rows: list[tuple[str, str, str, str]], item_id: str = "i1") -> Cas
         "category": [names[r[3]][0] for r in rows], "category_zh": [names[r[3]][1] for r in rows],
     })
     features = tiny_features()
-    context = MOMENT.context(features)
+    context = MOMENT.context(features, pd.to_datetime(events["ts"]).to_numpy())
     batch = encode_case_batch(features, events, context, 12)
     return Case("u1", item_id, features.items.id(item_id), MOMENT, context, events, batch, features)
 
@@ -42,7 +42,7 @@ def attribution(case: Case, event_totals: list[float]) -> Attribution:
 
 def shapley(**values: float) -> ShapleyValues:
     groups = ("history_items", "history_behaviour", "history_time", "history_scene", "hour", "weekday", "promotion",
-              "device", "channel", "location")
+              "recency", "device", "channel", "location")
     full = {g: values.get(g, 0.0) for g in groups}
     return ShapleyValues(1.0, 1.0 + sum(full.values()), full, True, 1024)
 

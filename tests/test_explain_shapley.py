@@ -25,7 +25,8 @@ torch.set_num_threads(1)
 def test_values_sum_to_score_minus_baseline(seed):
     model, batch = tiny_model(seed), tiny_batch(8, pad=2, seed=seed)
     s = shapley_values(model, batch, 5)
-    assert s.exact and s.n_evaluations == 2 ** 10 and len(s.values) == 10
+    n = len(field_groups(model))
+    assert n == 11 and s.exact and s.n_evaluations == 2 ** n and len(s.values) == n  # incl. recency
     assert sum(s.values.values()) == pytest.approx(s.score - s.base_value, abs=1e-4)
     ig = integrated_gradients(model, batch, 5)
     assert s.score == pytest.approx(ig.score, abs=1e-4)
@@ -35,7 +36,7 @@ def test_values_sum_to_score_minus_baseline(seed):
 def test_batched_coalitions_match_one_at_a_time():
     model, batch = tiny_model(), tiny_batch(7, pad=1)
     groups = field_groups(model)
-    masks = all_coalitions(len(groups))[[0, 3, 200, 513, 777, 1023]]
+    masks = all_coalitions(len(groups))[[0, 3, 200, 513, 777, 1500, 2047]]
     batched = coalition_values(model, batch, 9, groups, masks)
     layers = {layer.name: layer.module for layer in input_layers(model)}
     for row, value in zip(masks, batched):
@@ -73,8 +74,8 @@ def test_groups_must_cover_every_input_once():
 
 def test_many_groups_use_shap_and_keep_efficiency():
     model, batch = tiny_model(max_len=16), tiny_batch(14, pad=1)
-    groups = event_groups(model, batch, n_events=10)  # 1 older + 10 events + 6 context = 17 groups
-    assert len(groups) == 17
+    groups = event_groups(model, batch, n_events=10)  # 1 older + 10 events + 7 context = 18 groups
+    assert len(groups) == 18
     s = shapley_values(model, batch, 4, groups, max_evals=400)
     assert not s.exact
     assert sum(s.values.values()) == pytest.approx(s.score - s.base_value, abs=1e-4)

@@ -7,7 +7,8 @@ history, then computes — all from the live model —
   time / scene parts and every target-context field, with the completeness gap
   (`attributions`);
 - per-layer, per-head attention from the target position, and rollout (`attention`);
-- Shapley values over ten feature groups, exact from batched coalitions (`shapley`);
+- Shapley values over the feature groups (ten, or eleven when the model reads the time since the
+  shopper's latest event), exact from batched coalitions (`shapley`);
 - the smallest change of the scenario that moves the item across the top-k
   boundary, and history edits with the new rank (`counterfactuals`);
 - a plain-language reason in English and Chinese (`reasons`).
@@ -92,7 +93,7 @@ class Explanation:
                 })
         ctx = case.moment
         shown = {"hour": ctx.local.strftime("%H:%M"), "weekday": ctx.local.strftime("%A"), "device": ctx.device,
-                 "channel": ctx.channel, "location": ctx.location}
+                 "channel": ctx.channel, "location": ctx.location, "gap": f"gap bucket {case.context.get('gap', 0)}"}
         for f, v in a.context.items():
             rows.append({"feature": f"context.{f}", "value": float(v), "input": shown.get(f, int(case.context.get(f, 0)))})
         return rows

@@ -49,8 +49,18 @@ class Moment:
     def utc(self, timezone: str) -> dt.datetime:
         return self.local.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.timezone.utc).replace(tzinfo=None)
 
-    def context(self, features: FeatureSpace) -> dict[str, int]:
-        return features.encode_moment(self.local, self.device, self.channel, self.location, self.promo_override)
+    def context(self, features: FeatureSpace, history_ts: np.ndarray | None = None) -> dict[str, int]:
+        """Target-context ids, as `recommend.context_ids` makes them: ``history_ts`` (naive UTC times of the
+        shopper's history) gives the time since their latest event — None = unknown, empty = no history."""
+        since = None
+        if history_ts is not None:
+            ts = np.asarray(history_ts).astype("datetime64[s]")
+            if len(ts) == 0:
+                since = float("nan")
+            else:
+                now = np.datetime64(self.utc(features.calendar.timezone), "s")
+                since = float((now - ts.max()).astype(np.int64))
+        return features.encode_moment(self.local, self.device, self.channel, self.location, self.promo_override, since)
 
     def changed(self, **changes: Any) -> "Moment":
         return replace(self, **changes)
@@ -81,6 +91,17 @@ class Case:
     events: pd.DataFrame
     batch: Batch
     features: FeatureSpace
+
+    @property
+    def history_ts(self) -> np.ndarray:
+        """Naive UTC times of the history events (datetime64[s]), oldest first."""
+        if not len(self.events):
+            return np.zeros(0, "datetime64[s]")
+        return pd.to_datetime(self.events["ts"]).to_numpy().astype("datetime64[s]")
+
+    def context_for(self, moment: Moment, history_ts: np.ndarray | None = None) -> dict[str, int]:
+        """Context ids of another moment for this shopper (or for an edited history's times)."""
+        return moment.context(self.features, self.history_ts if history_ts is None else history_ts)
 
     @property
     def offset(self) -> int:
@@ -137,7 +158,8 @@ def shopper_case(loaded: Any, con: Any, user_id: str, scenario: Any, history_bef
     events, history = recommend.user_history(loaded, con, str(user_id), history_before)
     if len(events):
         events = events.merge(item_frame(con, events["item_id"].astype(str).unique().tolist()), on="item_id", how="left")
-    context = moment.context(features)
+    history_ts = pd.to_datetime(events["ts"]).to_numpy().astype("datetime64[s]") if len(events) else np.zeros(0, "datetime64[s]")
+    context = moment.context(features, history_ts)
     batch = trim_padding(serving_batch(history, [context], int(loaded.model.history_len)))
     return Case(str(user_id), "", 0, moment, context, events.reset_index(drop=True), batch, features)
 

@@ -23,7 +23,7 @@ import torch
 
 from recsys_core.explain.attributions import eval_mode
 from recsys_core.explain.cases import Case, Moment, gap_id, with_context
-from recsys_core.features import CONTEXT_FIELDS, HISTORY_FIELDS, FeatureSpace
+from recsys_core.features import CONTEXT_FIELDS, HISTORY_FIELDS, FeatureSpace, gap_bucket
 from recsys_core.models.base import Batch
 from recsys_core.models.context_transformer import ContextTransformer
 
@@ -64,6 +64,7 @@ class ScenarioChange:
     rank: int = 0
     score: float = 0.0
     diff: dict[str, int] | None = None  # context ids that differ from the case's (filled when evaluated)
+    gap_stale: bool = False  # a combination: its time-since-last-event id is recomputed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -147,7 +148,7 @@ def _combine(a: ScenarioChange, b: ScenarioChange, moment: Moment) -> ScenarioCh
             m = m.changed(promo_override=c.moment.promo_override)
         else:
             m = m.changed(**{f: getattr(c.moment, f)})
-    return ScenarioChange({**a.changes, **b.changes}, a.cost + b.cost, m, diff={**a.diff, **b.diff})
+    return ScenarioChange({**a.changes, **b.changes}, a.cost + b.cost, m, diff={**a.diff, **b.diff}, gap_stale=True)
 
 
 def _field(change: ScenarioChange) -> str:
@@ -157,14 +158,25 @@ def _field(change: ScenarioChange) -> str:
 def _evaluate(model: ContextTransformer, case: Case, changes: list[ScenarioChange]) -> None:
     if not changes:
         return
+    last = case.history_ts.max() if len(case.events) else None
     for c in changes:
         if c.diff is None:
-            ctx = c.moment.context(case.features)
+            ctx = case.context_for(c.moment)
             c.diff = {f: v for f, v in ctx.items() if case.context.get(f) != v}
+        elif c.gap_stale and "gap" in case.context:  # two changes that both move the moment: the gap of the result
+            c.diff["gap"] = _gap_id(c.moment, case, last)
     scores = score_contexts(model, case.batch, [{**case.context, **c.diff} for c in changes])
     ranks = ranks_of(scores, case.item)
     for c, r, s in zip(changes, ranks, scores[:, case.item].tolist()):
         c.rank, c.score = int(r), float(s)
+
+
+def _gap_id(moment: Moment, case: Case, last: np.datetime64 | None) -> int:
+    """The target-context gap id of ``moment`` (the time since the latest event), as `Moment.context` makes it."""
+    if last is None:
+        return int(gap_bucket(np.array([np.nan]))[0])
+    since = float((np.datetime64(moment.utc(case.features.calendar.timezone), "s") - last).astype(np.int64))
+    return 0 if since < 0 else int(gap_bucket(np.array([since]))[0])
 
 
 def scenario_counterfactuals(model: ContextTransformer, case: Case, k: int = 10, pairs: bool = True) -> ScenarioCounterfactuals:
@@ -237,6 +249,7 @@ def added_event(case: Case, behavior: str) -> dict[str, int]:
     tz = case.features.calendar.timezone
     last_ts = case.events["ts"].iloc[-1] if len(case.events) else None
     ev = {f: case.context.get(f, 0) for f in CONTEXT_FIELDS}
+    # the event's own gap: time since the event before it (history events always know theirs)
     ev.update(item=case.item, behavior=case.features.behavior.id(behavior), gap=gap_id(last_ts, case.moment.utc(tz)))
     return {f: int(ev.get(f, 0)) for f in HISTORY_FIELDS}
 
@@ -247,12 +260,19 @@ def history_counterfactuals(model: ContextTransformer, case: Case) -> list[Histo
     rank, score = int(ranks_of(base, case.item)[0]), float(base[0, case.item])
     edits: list[HistoryEdit] = []
     n = len(case.events)
+    ts = case.history_ts
     if n:
-        scores = score_histories(model, remove_columns(case.batch, [[case.event_column(r)] for r in range(n)]))
+        removed = remove_columns(case.batch, [[case.event_column(r)] for r in range(n)])
+        # the moment's time since the latest event changes when the latest event goes
+        contexts = [case.context_for(case.moment, np.delete(ts, r)) for r in range(n)]
+        removed = Batch(removed.history, with_context(case.batch, contexts).context)
+        scores = score_histories(model, removed)
         for r, (rk, s) in enumerate(zip(ranks_of(scores, case.item), scores[:, case.item].tolist())):
             edits.append(HistoryEdit("remove", r, int(rk), float(s), float(s) - score, int(rk) - rank))
+    now = np.array([np.datetime64(case.moment.utc(case.features.calendar.timezone), "s")])
+    after = Batch(case.batch.history, with_context(case.batch, [case.context_for(case.moment, np.concatenate([ts, now]))]).context)
     for kind, behavior in (("add_cart", "cart"), ("add_buy", "buy")):
-        scores = score_histories(model, append_event(case.batch, added_event(case, behavior)))
+        scores = score_histories(model, append_event(after, added_event(case, behavior)))
         rk, s = int(ranks_of(scores, case.item)[0]), float(scores[0, case.item])
         edits.append(HistoryEdit(kind, None, rk, s, s - score, rk - rank))
     edits.sort(key=lambda e: e.delta_score)

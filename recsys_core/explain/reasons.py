@@ -146,6 +146,8 @@ def _context_text(groups: list[str], case: Case, lang: str) -> str:
     if "promotion" in groups:
         promo = m.promo_override if m.promo_override is not None else case.features.calendar.is_promo(m.local.date())
         time_parts.append(t("reason.promo_day" if promo else "reason.regular_day", lang))
+    if "recency" in groups and case.context.get("gap", 0) > 0:
+        time_parts.append(t(f"reason.recency.{case.context['gap']}", lang))
     scene_parts = [_scene_phrase(g, getattr(m, g), lang) for g in groups if g in ("device", "channel", "location")]
     scene = ("、" if lang == "zh" else " ").join(scene_parts)
     if not time_parts:

@@ -35,6 +35,7 @@ FIELD_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("hour", ("context.hour",)),
     ("weekday", ("context.weekday", "context.weekend")),
     ("promotion", ("context.promo", "context.holiday")),
+    ("recency", ("context.gap",)),  # the time since the shopper's latest event, when the model reads it
     ("device", ("context.device",)),
     ("channel", ("context.channel",)),
     ("location", ("context.location",)),
@@ -70,8 +71,8 @@ class ShapleyValues:
 
 
 def field_groups(model: ContextTransformer) -> list[FeatureGroup]:
-    """The standard groups (history items, behaviour, time, scene; hour, weekday, promotion, device, channel,
-    location) restricted to the inputs this model has."""
+    """The standard groups (history items, behaviour, time, scene; hour, weekday, promotion, recency, device,
+    channel, location) restricted to the inputs this model has."""
     have = {layer.name for layer in input_layers(model)}
     groups = [FeatureGroup(name, tuple(l for l in layers if l in have)) for name, layers in FIELD_GROUPS]
     return [g for g in groups if g.layers]
