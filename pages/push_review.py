@@ -70,13 +70,13 @@ with st.container(border=True):
     dates = c_dates.date_input(tr("review.dates"), value=(options["start"], options["end"]), key="review_dates")
     user_text = c_user.text_input(tr("review.shoppers"), key="review_user", help=tr("review.ids_help"))
     item_text = c_item.text_input(tr("review.items"), key="review_item", help=tr("review.ids_help"))
-    categories = c_cat.multiselect(tr("review.categories"), options["category"], key="review_category")
+    categories = c_cat.multiselect(tr("review.categories"), options["category"], key="review_category", placeholder=tr("review.all"))
     c_dev, c_ch, c_loc, c_model = st.columns(4)
     scene = {
-        f: column.multiselect(tr(f"scene.{f}"), options[f], key=f"review_{f}", format_func=vocab_formatter(f))
+        f: column.multiselect(tr(f"scene.{f}"), options[f], key=f"review_{f}", format_func=vocab_formatter(f), placeholder=tr("review.all"))
         for column, f in zip((c_dev, c_ch, c_loc), ("device", "channel", "location"))
     }
-    versions = c_model.multiselect(tr("review.models"), options["model_version"], key="review_model")
+    versions = c_model.multiselect(tr("review.models"), options["model_version"], key="review_model", placeholder=tr("review.all"))
 
 start, end = (dates if isinstance(dates, (tuple, list)) and len(dates) == 2 else (options["start"], options["end"]))
 split = lambda text: tuple(x.strip() for x in str(text).split(",") if x.strip())  # noqa: E731

@@ -557,6 +557,7 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "review.ids_help": {"en": "One or more ids, separated by commas.", "zh": "一个或多个 ID，用逗号分隔。"},
     "review.categories": {"en": "Categories", "zh": "品类"},
     "review.models": {"en": "Model versions", "zh": "模型版本"},
+    "review.all": {"en": "All", "zh": "全部"},
     "review.list": {"en": "Pushes: {shown} shown of {total} matching", "zh": "推送：共 {total} 条符合条件，显示 {shown} 条"},
     "review.none_match": {"en": "No push matches these filters.", "zh": "没有符合筛选条件的推送。"},
     "review.col.local_time": {"en": "Time (local)", "zh": "时间（本地）"},
