@@ -1,0 +1,168 @@
+"""The serving API: Scenario, recommend, score_scenarios, CLI output, unknown and cold shoppers;
+and context sensitivity of the BUNDLED model on the sample world (no training in these tests)."""
+
+import argparse
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+import torch
+
+from recsys_core import recommend as rec
+from recsys_core.recommend import Scenario, UnknownUserError
+from recsys_core.registry import save_model
+from recsys_core.sequences import SequenceData
+from recsys_core.store import connect
+from recsys_core.train import TrainConfig, build_neural_model
+from tests.tiny_world import build_tiny_store
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+# --- API on the tiny world --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rec")
+    db = build_tiny_store(root / "w.duckdb")
+    con = connect(db, read_only=True)
+    data = SequenceData.from_store(con)
+    torch.manual_seed(0)
+    model = build_neural_model("context_transformer", data.features, TrainConfig(d_model=16, max_len=8)).eval()
+    save_model(model, data.features, root / "models" / "ct", {"protocol": "next_session"})
+    lm = rec.load_model(root / "models" / "ct")
+    yield lm, con, db, root
+    con.close()
+
+
+def test_recommend_returns_a_ranked_frame_with_item_details(tiny):
+    lm, con, _, _ = tiny
+    top = rec.recommend(lm, con, "u1", Scenario(dt.datetime(2025, 11, 20, 8, tzinfo=SH), "mobile", "push", "home"), k=5)
+    assert list(top.columns) == ["item_id", "rank", "score", "title", "title_zh", "category", "category_zh", "price"]
+    assert top["rank"].tolist() == [1, 2, 3, 4, 5] and top["score"].is_monotonic_decreasing
+    assert top["title"].notna().all() and np.isfinite(top["score"]).all()
+    assert top.attrs["cold_start"] is False and top.attrs["history_length"] == 8 and top.attrs["model_version"] == lm.version
+
+
+def test_score_scenarios_is_one_batch_consistent_with_recommend(tiny):
+    lm, con, _, _ = tiny
+    base = Scenario(dt.datetime(2025, 11, 20, 0, tzinfo=SH), "pc", "search", "office")
+    sweep = rec.score_scenarios(lm, con, "u2", [base.at_hour(h) for h in range(24)])
+    assert sweep.shape == (24, lm.model.n_items) and np.isfinite(sweep).all()
+    top = rec.recommend(lm, con, "u2", base.at_hour(8), k=3)
+    best = np.argsort(-sweep[8])[:3]
+    assert [lm.features.items.values[j] for j in best] == top["item_id"].tolist()
+    assert np.allclose(np.sort(sweep[8])[::-1][:3], top["score"].to_numpy(), atol=1e-5)
+
+
+def test_scenario_time_zones_naive_is_local():
+    naive = Scenario(dt.datetime(2025, 11, 11, 8, 0))
+    aware = Scenario(dt.datetime(2025, 11, 11, 0, 0, tzinfo=dt.timezone.utc))
+    assert naive.local_time("Asia/Shanghai") == aware.local_time("Asia/Shanghai") == dt.datetime(2025, 11, 11, 8, 0)
+    assert naive.at_hour(21).at.hour == 21 and json.dumps(naive.to_dict())
+
+
+def test_unknown_shopper_is_a_clear_error_and_profile_only_is_a_cold_start(tiny):
+    lm, con, _, _ = tiny
+    sc = Scenario(dt.datetime(2025, 11, 20, 8, tzinfo=SH))
+    with pytest.raises(UnknownUserError, match="unknown shopper 'nobody'"):
+        rec.recommend(lm, con, "nobody", sc)
+    cold = rec.recommend(lm, con, "profile_only", sc, k=5)
+    assert cold.attrs["cold_start"] is True and len(cold) == 5 and np.isfinite(cold["score"]).all()
+
+
+def test_exclude_seen_and_history_before(tiny):
+    lm, con, _, _ = tiny
+    sc = Scenario(dt.datetime(2025, 11, 20, 8, tzinfo=SH))
+    seen = set(con.execute("SELECT DISTINCT item_id FROM events WHERE user_id = 'u3'").df()["item_id"])
+    fresh = rec.recommend(lm, con, "u3", sc, k=24, exclude_seen=True)
+    assert not seen & set(fresh["item_id"]) and len(fresh) == 24 - len(seen)
+    past = rec.recommend(lm, con, "u3", sc, history_before=dt.datetime(2025, 11, 1, tzinfo=SH))
+    assert past.attrs["cold_start"] is True  # nothing before the world began
+
+
+def test_recommend_cli_prints_the_contract(tiny):
+    lm, _, db, root = tiny
+    args = argparse.Namespace(user="u4", at="2025-11-11T08:00", device="mobile", channel=None, location="commute", k=3,
+                              model_dir=str(root / "models" / "ct"), db=str(db), json=True)
+    out = rec.recommend_cli(args)
+    json.dumps(out, ensure_ascii=False)
+    assert len(out["items"]) == 3 and {"item_id", "score", "rank", "title", "category"} <= set(out["items"][0])
+    assert out["user"] == "u4" and out["at"].startswith("2025-11-11T08:00:00+08:00")
+    assert out["context"]["promo_day"] is True and out["scene"] == {"device": "mobile", "channel": "unknown", "location": "commute"}
+    assert out["model"]["version"] == lm.version
+
+
+def test_model_listing_and_a_missing_folder(tiny, tmp_path, monkeypatch):
+    _, _, _, root = tiny
+    assert rec.list_model_dirs(root / "models")[-1] == root / "models" / "ct"
+    with pytest.raises(ValueError, match="does not exist"):
+        rec.load_model(tmp_path / "nothing")
+
+
+# --- the bundled model on the sample world -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    from recsys_core import synth
+
+    db = tmp_path_factory.mktemp("sample") / "sample.duckdb"
+    synth.build_sample_database(db)
+    con = connect(db, read_only=True)
+    users = con.execute("SELECT user_id FROM events GROUP BY user_id ORDER BY hash(user_id) LIMIT 60").df()["user_id"].tolist()
+    yield rec.load_model(), con, users
+    con.close()
+
+
+def _mean_count(lm, con, users, scenario, categories):
+    counts = [rec.recommend(lm, con, u, scenario, k=10)["category"].isin(categories).sum() for u in users]
+    return float(np.mean(counts))
+
+
+def test_bundled_model_is_small_and_registered():
+    lm = rec.load_model()
+    assert lm.model_type == "context_transformer" and lm.protocol == "next_session"
+    size = sum(p.stat().st_size for p in rec.bundled_model_dir().iterdir())
+    assert size < 8 * 2**20, f"bundled model is {size / 2**20:.1f} MiB"
+    assert rec.bundled_model_dir() in rec.list_model_dirs()
+
+
+def test_breakfast_and_coffee_rise_at_08_not_15(sample):
+    lm, con, users = sample
+    at = dt.datetime(2025, 11, 18, 8, 0, tzinfo=SH)  # a Tuesday
+    morning = _mean_count(lm, con, users, Scenario(at, "mobile", "home_feed", "home"), ["Breakfast", "Coffee"])
+    afternoon = _mean_count(lm, con, users, Scenario(at.replace(hour=15), "mobile", "home_feed", "home"), ["Breakfast", "Coffee"])
+    assert morning >= 2 * afternoon + 0.5, (morning, afternoon)
+
+
+def test_electronics_rise_on_pc(sample):
+    lm, con, users = sample
+    at = dt.datetime(2025, 11, 18, 14, 0, tzinfo=SH)
+    electronics = ["Computer Accessories", "Phones", "Headphones & Speakers"]
+    pc = _mean_count(lm, con, users, Scenario(at, "pc", "home_feed", "home"), electronics)
+    mobile = _mean_count(lm, con, users, Scenario(at, "mobile", "home_feed", "home"), electronics)
+    assert pc >= 1.5 * mobile + 0.3, (pc, mobile)
+
+
+def test_promotion_day_categories_rise_on_11_11(sample):
+    lm, con, users = sample
+    promo_cats = ["Phones", "Home Appliances", "Computer Accessories", "Headphones & Speakers"]
+    on = _mean_count(lm, con, users, Scenario(dt.datetime(2025, 11, 11, 20, 0, tzinfo=SH), "mobile", "home_feed", "home"), promo_cats)
+    off = _mean_count(lm, con, users, Scenario(dt.datetime(2025, 11, 18, 20, 0, tzinfo=SH), "mobile", "home_feed", "home"), promo_cats)
+    forced = _mean_count(
+        lm, con, users, Scenario(dt.datetime(2025, 11, 18, 20, 0, tzinfo=SH), "mobile", "home_feed", "home", promo_override=True), promo_cats
+    )
+    assert on > off + 0.3 and forced > off + 0.3, (on, off, forced)
+
+
+def test_bundled_scores_are_finite_for_every_hour(sample):
+    lm, con, users = sample
+    base = Scenario(dt.datetime(2025, 11, 18, 0, 0, tzinfo=SH), "tablet", "live_stream", "city")
+    for u in users[:5]:
+        sweep = rec.score_scenarios(lm, con, u, [base.at_hour(h) for h in range(24)])
+        assert np.isfinite(sweep).all()
+        assert (np.argsort(-sweep[8])[:10] != np.argsort(-sweep[22])[:10]).any()  # the list moves over the day
