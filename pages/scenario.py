@@ -311,12 +311,12 @@ def describe(spec: sc.ScenarioSpec) -> str:
 
 
 COLUMNS = {
-    "rank": st.column_config.NumberColumn(tr("scenario.col.rank"), format="%d", width=60),
+    "rank": st.column_config.NumberColumn(tr("scenario.col.rank"), format="%d", width=56),
     "arrow": st.column_config.TextColumn(tr("scenario.col.vs_b"), width=80, help=tr("scenario.col.vs_b_help")),
     "ref_rank": st.column_config.NumberColumn(tr("scenario.col.rank_b"), format="%,d", width=90),
-    "mark": st.column_config.TextColumn("", width=40),
-    "title_shown": st.column_config.TextColumn(tr("col.title")),
-    "category_shown": st.column_config.TextColumn(tr("col.category")),
+    "mark": st.column_config.TextColumn("", width=36),
+    "title_shown": st.column_config.TextColumn(tr("col.title"), width=250),
+    "category_shown": st.column_config.TextColumn(tr("col.category"), width=150),
     "price": st.column_config.NumberColumn(tr("col.price"), format="¥%,.2f", width=100),
     "score": st.column_config.NumberColumn(tr("scenario.col.score"), format="%.3f", width=80),
 }
@@ -399,7 +399,10 @@ def show_sweep() -> None:
             hovertemplate=f"{name}<br>%{{x:02d}}:00 — {tr('scenario.col.rank')} %{{y:,}}<extra></extra>",
         ))
     fig.add_vline(x=state.a.hour, line={"color": "#7F7F7F", "dash": "dot"})
-    fig.update_yaxes(type="log", autorange="reversed", title_text=tr("scenario.sweep_rank"), tickformat=",d")
+    worst = int(sweep["rank"].max()) if len(sweep) else 1
+    ticks = [v for v in (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000) if v <= max(worst, 2) * 1.2]
+    fig.update_yaxes(type="log", autorange="reversed", title_text=tr("scenario.sweep_rank"),
+                     tickvals=ticks, ticktext=[format_int(v) for v in ticks])
     fig.update_xaxes(title_text=tr("common.hour"), tickmode="array", tickvals=list(range(0, 24, 2)),
                      ticktext=[f"{h:02d}:00" for h in range(0, 24, 2)], range=[-0.5, 23.5])
     show_chart(fig, "sweep_chart", height=480)
