@@ -290,7 +290,9 @@ def _serving_figures(db: str | None, model_dir: str | None = None, n_users: int 
         users = store_events.active_users(con, n_users)
         tz = lm.features.calendar.timezone
         base = Scenario(dt.datetime(2025, 11, 18, 8, 0, tzinfo=ZoneInfo(tz)), "mobile", "push", "commute")
-        recommend(lm, con, users[0], base)  # warm-up
+        for u in users[:5]:  # warm-up: first calls pay for allocations and DuckDB plan caches
+            recommend(lm, con, u, base)
+            score_scenarios(lm, con, u, [base.at_hour(h) for h in range(24)])
         one, sweep = [], []
         for r in range(repeats):
             for i, u in enumerate(users):
