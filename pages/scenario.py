@@ -314,12 +314,18 @@ COLUMNS = {
     "rank": st.column_config.NumberColumn(tr("scenario.col.rank"), format="%d", width=56),
     "arrow": st.column_config.TextColumn(tr("scenario.col.vs_b"), width=80, help=tr("scenario.col.vs_b_help")),
     "ref_rank": st.column_config.NumberColumn(tr("scenario.col.rank_b"), format="%,d", width=90),
-    "mark": st.column_config.TextColumn("", width=36),
+    "place": st.column_config.TextColumn(tr("scenario.col.rank"), width=56),  # rank and a marker, e.g. "3 ＋"
     "title_shown": st.column_config.TextColumn(tr("col.title"), width=250),
-    "category_shown": st.column_config.TextColumn(tr("col.category"), width=150),
+    "category_shown": st.column_config.TextColumn(tr("col.category"), width=160),
     "price": st.column_config.NumberColumn(tr("col.price"), format="¥%,.2f", width=100),
     "score": st.column_config.NumberColumn(tr("scenario.col.score"), format="%.3f", width=80),
 }
+
+
+def marked(frame: pd.DataFrame, items: list[str], mark: str) -> list[str]:
+    """Rank with a marker for the given items: "3 ＋"."""
+    chosen = set(map(str, items))
+    return [f"{r} {mark}" if str(i) in chosen else str(r) for r, i in zip(frame["rank"], frame["item_id"])]
 
 
 def show_list(frame: pd.DataFrame, columns: list[str], key: str) -> None:
@@ -368,15 +374,15 @@ def show_a_vs_b() -> None:
     m2.metric(tr("scenario.leaving"), format_int(len(change.leaving)))
     m3.metric(tr("scenario.staying"), format_int(len(change.staying)))
     ab_a, ab_b = top_a.copy(), top_b.copy()
-    ab_a["mark"] = ["＋" if str(i) in change.entering else "" for i in ab_a["item_id"]]
-    ab_b["mark"] = ["✕" if str(i) in change.leaving else "" for i in ab_b["item_id"]]
+    ab_a["place"] = marked(ab_a, change.entering, "＋")
+    ab_b["place"] = marked(ab_b, change.leaving, "✕")
     col_a, col_b = st.columns(2, gap="medium")
     with col_a:
         st.markdown(f"**{tr('scenario.a')}** — {describe(state.a)}")
-        show_list(ab_a, ["rank", "mark", "title_shown", "category_shown"], "ab_a")
+        show_list(ab_a, ["place", "title_shown", "category_shown"], "ab_a")
     with col_b:
         st.markdown(f"**{tr('scenario.b')}** — {describe(state.b)}")
-        show_list(ab_b, ["rank", "mark", "title_shown", "category_shown"], "ab_b")
+        show_list(ab_b, ["place", "title_shown", "category_shown"], "ab_b")
     st.caption(tr("scenario.ab_caption"))
 
 
@@ -429,10 +435,10 @@ def show_two_models() -> None:
     sides = ((state.model, model.version, top_a, "models_a"), (state.model_b, version_b, other, "models_b"))
     for column, (name, version, frame, key) in zip(st.columns(2, gap="medium"), sides):
         shown = frame.copy()
-        shown["mark"] = ["●" if str(i) in set(ov.common) else "" for i in shown["item_id"]]
+        shown["place"] = marked(shown, ov.common, "●")
         with column:
             st.markdown(f"**{Path(name).name}** · `{version}`")
-            show_list(shown, ["rank", "mark", "title_shown", "category_shown", "score"], key)
+            show_list(shown, ["place", "title_shown", "category_shown"], key)  # scores of two models do not compare
     st.caption(tr("scenario.overlap_caption", scenario=describe(state.a)))
 
 
@@ -456,7 +462,7 @@ def show_history() -> None:
                 hovertemplate="%{x|%Y-%m-%d %H:%M} · %{customdata[1]}<br>%{customdata[0]}<extra></extra>",
             ))
         fig.update_xaxes(title_text=tr("col.local_time"), tickformat="%m-%d", hoverformat="%Y-%m-%d %H:%M")
-        fig.update_yaxes(title_text="", categoryorder="category ascending")
+        fig.update_yaxes(title_text="", categoryorder="category descending")  # A at the top
         show_chart(fig, "history_chart", height=max(320, 80 + 30 * tl["category_shown"].nunique()))
         st.caption(tr("scenario.history_caption", n=format_int(len(tl)), first=str(tl["local_time"].min())[:16],
                       last=str(tl["local_time"].max())[:16]))
