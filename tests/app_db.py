@@ -45,3 +45,31 @@ def build_small_store(path: Path) -> Path:
     set_meta(con, "timezone", "Asia/Shanghai")
     con.close()
     return path
+
+
+def open_app_page(
+    monkeypatch,
+    db: Path,
+    page: str,
+    params: dict[str, str] | None = None,
+    model_dirs: list[Path] | None = None,
+    timeout: float = 180,
+):
+    """The app as a browser opens it: the frame first (URL parameters kept), then `page`.
+
+    ``model_dirs`` replaces the registered model folders when given (``[]`` means "no model").
+    """
+    from streamlit.testing.v1 import AppTest
+
+    import pages._common as common
+
+    if model_dirs is not None:
+        monkeypatch.setattr(common, "model_dirs", lambda: list(model_dirs))
+    monkeypatch.setenv("RECSYS_DB", str(db))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=timeout)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at

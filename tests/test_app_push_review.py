@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from recsys_core import push, recommend, registry
 from recsys_core.i18n import t
 from recsys_core.store import connect
-from tests.app_db import build_small_store
+from tests.app_db import build_small_store, open_app_page
 from tests.explain_models import save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,20 +41,6 @@ def world(tmp_path_factory):
     finally:
         con.close()
     return db, live_dir, other_dir, ids
-
-
-def open_review(monkeypatch, db: Path, dirs: list[Path], params: dict[str, str] | None = None) -> AppTest:
-    import pages._common as common
-
-    monkeypatch.setattr(common, "model_dirs", lambda: list(dirs))
-    monkeypatch.setenv("RECSYS_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def test_list_filters_and_csv(monkeypatch, world):
@@ -121,3 +106,7 @@ def test_chinese(monkeypatch, world):
     at = open_review(monkeypatch, db, [live_dir], {"push": ids["u0"][0], "lang": "zh"})
     assert at.title[0].value == t("review.title", "zh")
     assert at.info[0].value.startswith("推送理由：")
+
+
+def open_review(monkeypatch, db: Path, dirs: list[Path], params: dict[str, str] | None = None):
+    return open_app_page(monkeypatch, db, PAGE, params, model_dirs=dirs)

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from recsys_core import recommend, scenario as sc
 from recsys_core.i18n import t
 from recsys_core.store import connect
+from tests.app_db import open_app_page
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -82,17 +83,6 @@ def shopper_with(db: Path, categories: tuple[str, ...]) -> str:
     finally:
         con.close()
 
-
-def open_page(monkeypatch, db: Path, params: dict[str, str] | None = None) -> AppTest:
-    """The app as a browser would open it: the frame first, then the Scenario page (URL parameters kept)."""
-    monkeypatch.setenv("RECSYS_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def texts(elements) -> str:
@@ -312,3 +302,8 @@ def test_in_chinese(monkeypatch, sample_db, models):
     assert main["category_shown"].str.contains(r"[\u4e00-\u9fff]").all()
     assert main["title_shown"].str.contains(r"[\u4e00-\u9fff]").all()
     assert at.slider(key="hour").label == t("scenario.hour", "zh")
+
+
+def open_page(monkeypatch, db: Path, params: dict[str, str] | None = None):
+    """The app as a browser would open it: the frame first, then the Scenario page (URL parameters kept)."""
+    return open_app_page(monkeypatch, db, PAGE, params, timeout=120)

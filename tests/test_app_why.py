@@ -12,7 +12,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from recsys_core.i18n import t
-from tests.app_db import build_small_store
+from tests.app_db import build_small_store, open_app_page
 from tests.explain_models import save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,20 +30,6 @@ def small_db(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
-
-
-def open_why(monkeypatch, db: Path, dirs: list[Path], params: dict[str, str] | None = None) -> AppTest:
-    import pages._common as common
-
-    monkeypatch.setattr(common, "model_dirs", lambda: list(dirs))
-    monkeypatch.setenv("RECSYS_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -120,3 +106,7 @@ def test_chinese(monkeypatch, small_db, tiny_dir):
     assert at.title[0].value == t("why.title", "zh")
     reason = at.info[0].value
     assert reason.startswith("排名第") and reason.endswith("。")
+
+
+def open_why(monkeypatch, db: Path, dirs: list[Path], params: dict[str, str] | None = None):
+    return open_app_page(monkeypatch, db, PAGE, params, model_dirs=dirs)
