@@ -112,4 +112,4 @@ def test_direct_page_url_keeps_the_frame(page, app_url, screenshots):
     """Opening the Behaviour page's own URL in a new session shows the sidebar and the asked language."""
     page.goto(f"{app_url}/shopper-behaviour?lang=zh")
     wait_for_app(page, t("behaviour.title", "zh"), min_charts=6)
-    assert page.get_by_test_id("stSidebar").get_by_text(t("sidebar.database", "zh")).is_visible()
+    assert page.get_by_test_id("stSidebar").get_by_text(t("sidebar.database", "zh"), exact=True).is_visible()
