@@ -275,7 +275,7 @@ def test_generic_csv_quoted_fields(tmp_path, tmp_db):
 
 
 def test_generic_parquet_with_typed_columns(tmp_path, tmp_db):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     path = tmp_path / "log.parquet"
     pd.DataFrame({
         "userId": [1, 2, 3],
@@ -310,7 +310,7 @@ def test_generic_items_csv_overrides_and_parquet_items(shared_data, tmp_path, tm
     (_, _, reason), = quarantine(tmp_db, r["items_file"]["run_id"])
     assert reason == "items.csv line 4: field 'price' (column 'price'): '-3' is not a price (a non-negative number)"
 
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     pq = tmp_path / "items.parquet"
     pd.DataFrame({"item": ["999"], "category": ["accessories"], "price": [9.9]}).to_parquet(pq)
     r = importers.import_file(write(tmp_path / "one.csv", GOOD), fmt="taobao", db=tmp_db, items_path=pq)
@@ -428,7 +428,7 @@ def test_bad_binary_file_is_refused_with_a_clear_error(tmp_path, tmp_db):
 
 
 def test_bad_corrupt_parquet_is_a_clear_error(tmp_path, tmp_db):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     good = tmp_path / "good.parquet"
     pd.DataFrame({"user": range(500), "item": range(500), "ts": range(1_500_000_000, 1_500_000_500)}).to_parquet(good)
     data = good.read_bytes()
