@@ -55,10 +55,11 @@ def test_overview_shows_counts_funnel_heatmap_and_scene_mix(monkeypatch, small_d
 
 
 def test_sidebar_without_a_model_says_so(monkeypatch, small_db, tmp_path):
+    import pages._common as common
     from recsys_core import registry
 
     monkeypatch.setattr(registry, "bundled_model_dir", lambda: tmp_path / "no-model-here", raising=False)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(common, "APP_ROOT", tmp_path)  # no `models/` either, whatever the checkout holds
     at = run_app(monkeypatch, small_db)
     assert not at.exception
     assert t("sidebar.no_model", "en") in texts(at.sidebar.caption)
