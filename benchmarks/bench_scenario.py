@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-# Serve a chosen model folder as "the bundled model" (the page lists models through pages._common.model_dirs).
+# Serve a chosen model folder as "the bundled model" (the page lists models through views._common.model_dirs).
 LAUNCHER = (
     "import sys; from pathlib import Path; import recsys_core.registry as r; "
     "r.bundled_model_dir = (lambda p=Path(sys.argv[1]): p); "
@@ -85,7 +85,7 @@ def server_side(db: Path, model_dir: Path, moves: int) -> dict[str, float]:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     t0 = time.perf_counter()
     at.run()
-    at.switch_page("pages/scenario.py").run()
+    at.switch_page("views/scenario.py").run()
     first = (time.perf_counter() - t0) * 1000
     assert not at.exception, at.exception
     start = at.slider(key="hour").value
@@ -159,7 +159,7 @@ def browser_side(db: Path, model_dir: Path, moves: int) -> dict[str, float]:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.set_default_timeout(120_000)
-            page.goto(url)  # the server's first run registers the pages
+            page.goto(url)  # warm the server (imports, model, caches) before timing the Scenario page
             page.get_by_test_id("stSidebarNav").wait_for()
             page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
             page.wait_for_timeout(1000)
@@ -169,8 +169,6 @@ def browser_side(db: Path, model_dir: Path, moves: int) -> dict[str, float]:
             first_list = (time.perf_counter() - t0) * 1000
             page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
             page.wait_for_timeout(1000)
-            if page.get_by_role("dialog").count():  # a cold server may still say "page not found": dismiss it
-                page.keyboard.press("Escape")
             slider = page.get_by_test_id("stSlider").first.get_by_role("slider")  # scenario A's hour
             marker = t("scenario.a", "en") + " — "
             times = []

@@ -36,7 +36,7 @@ def main() -> None:
     import torch
     from streamlit.testing.v1 import AppTest
 
-    import pages._common as common
+    import views._common as common
     from recsys_core import synth
     from recsys_core.store import connect
     from recsys_core.store.events import active_users
@@ -58,7 +58,7 @@ def main() -> None:
         at.query_params[key] = value
     at.run()
     t0 = time.perf_counter()
-    at.switch_page("pages/why.py").run()
+    at.switch_page("views/why.py").run()
     first = (time.perf_counter() - t0) * 1000
     assert not at.exception, at.exception
     times = []

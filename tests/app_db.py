@@ -61,7 +61,7 @@ def open_app_page(
     """
     from streamlit.testing.v1 import AppTest
 
-    import pages._common as common
+    import views._common as common
 
     if model_dirs is not None:
         monkeypatch.setattr(common, "model_dirs", lambda: list(model_dirs))

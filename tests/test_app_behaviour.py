@@ -27,7 +27,7 @@ def small_db(tmp_path_factory) -> Path:
 def at(monkeypatch, small_db) -> AppTest:
     monkeypatch.setenv("RECSYS_DB", str(small_db))
     app = AppTest.from_file(APP, default_timeout=60).run()
-    app.switch_page("pages/behaviour.py").run()
+    app.switch_page("views/behaviour.py").run()
     assert not app.exception
     return app
 

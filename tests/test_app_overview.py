@@ -55,7 +55,7 @@ def test_overview_shows_counts_funnel_heatmap_and_scene_mix(monkeypatch, small_d
 
 
 def test_sidebar_without_a_model_says_so(monkeypatch, small_db, tmp_path):
-    import pages._common as common
+    import views._common as common
     from recsys_core import registry
 
     monkeypatch.setattr(registry, "bundled_model_dir", lambda: tmp_path / "no-model-here", raising=False)
@@ -123,7 +123,7 @@ def test_empty_database_gives_a_clear_message(monkeypatch, tmp_path):
     at = run_app(monkeypatch, empty)
     assert not at.exception
     assert t("db.empty", "en", path=empty) in texts(at.info)
-    at.switch_page("pages/behaviour.py").run()
+    at.switch_page("views/behaviour.py").run()
     assert not at.exception
     assert t("db.empty", "en", path=empty) in texts(at.info)
 

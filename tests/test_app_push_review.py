@@ -17,7 +17,7 @@ from tests.explain_models import save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGE = "pages/push_review.py"
+PAGE = "views/push_review.py"
 torch.set_num_threads(1)
 MORNING = recommend.Scenario(dt.datetime(2024, 11, 18, 8, 0), "mobile", "push", "commute")
 EVENING = recommend.Scenario(dt.datetime(2024, 11, 19, 20, 0), "pc", "search", "home")

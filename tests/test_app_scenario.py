@@ -22,7 +22,7 @@ from tests.app_db import open_app_page
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGE = "pages/scenario.py"
+PAGE = "views/scenario.py"
 MONDAY = dt.date(2025, 12, 15)  # the day after the sample world: the whole history is "before"
 torch.set_num_threads(1)
 
@@ -61,7 +61,7 @@ def second_model(sample_db, tmp_path_factory) -> Path:
 @pytest.fixture
 def models(monkeypatch, model_dir, second_model):
     """The page (and sidebar) see exactly these two model folders."""
-    import pages._common as common
+    import views._common as common
 
     monkeypatch.setattr(common, "model_dirs", lambda: [model_dir, second_model])
     return model_dir, second_model
@@ -269,7 +269,7 @@ def test_unknown_shopper(monkeypatch, sample_db, models):
 
 
 def test_database_without_a_model(monkeypatch, sample_db):
-    import pages._common as common
+    import views._common as common
 
     monkeypatch.setattr(common, "model_dirs", lambda: [])
     at = open_page(monkeypatch, sample_db)
@@ -277,7 +277,7 @@ def test_database_without_a_model(monkeypatch, sample_db):
 
 
 def test_a_corrupt_model_folder(monkeypatch, sample_db, tmp_path):
-    import pages._common as common
+    import views._common as common
 
     broken = tmp_path / "broken"
     broken.mkdir()

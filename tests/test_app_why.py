@@ -17,7 +17,7 @@ from tests.explain_models import save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGE = "pages/why.py"
+PAGE = "views/why.py"
 torch.set_num_threads(1)
 PARAMS = {"user": "u0", "item": "i3", "at": "2024-11-18T08:00", "device": "mobile", "channel": "push", "location": "commute", "k": "5"}
 

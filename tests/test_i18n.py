@@ -14,7 +14,7 @@ from recsys_core.i18n import LANGUAGES, TRANSLATIONS, format_int, format_pct, la
 from recsys_core.store.analytics import BEHAVIORS, SCENE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
-UI_FILES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
+UI_FILES = [ROOT / "app.py", *sorted((ROOT / "views").glob("*.py"))]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # The sample world's scene vocabulary (docs/TEAM_NOTES.md).
 VOCAB = {

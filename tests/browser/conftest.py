@@ -7,6 +7,7 @@ a failure with the fix in the message, never a skip. Screenshots go to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -57,12 +58,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url(sample_db, tmp_path_factory):
-    """`streamlit run app.py` on a free port against the sample database; stopped by its PID afterwards."""
+@contextlib.contextmanager
+def streamlit_server(db: Path, log_path: Path):
+    """`streamlit run app.py` on a free port against ``db``; yields its URL once healthy, stops it by PID after."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "RECSYS_DB": str(sample_db)}
+    env = {**os.environ, "RECSYS_DB": str(db)}
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -92,6 +92,13 @@ def app_url(sample_db, tmp_path_factory):
             server.wait()
     log_text = log_path.read_text()
     assert "Traceback" not in log_text, f"the server logged an error:\n{log_text[-5000:]}"
+
+
+@pytest.fixture(scope="session")
+def app_url(sample_db, tmp_path_factory):
+    """One server for the test session (see `streamlit_server`)."""
+    with streamlit_server(sample_db, tmp_path_factory.mktemp("streamlit") / "server.log") as url:
+        yield url
 
 
 def _has_chinese_font() -> bool:

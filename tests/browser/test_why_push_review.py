@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 
 from recsys_core.i18n import t
+from tests.browser.conftest import streamlit_server
 from tests.browser.test_overview_behaviour import snap, wait_for_app
 from tests.browser.test_scenario import LIST_CELLS, wait_idle
 
@@ -21,14 +22,6 @@ def open_tab(page, name: str) -> None:
     page.wait_for_timeout(1200)  # plotly draws a chart once its tab is visible
 
 
-def goto(page, app_url: str, path: str, lang: str) -> None:
-    """Open a page's URL; the app's root first, as a fresh server answers a first deep link with a
-    spurious "Page not found" dialog (the pages/ folder's automatic pages, see app.py)."""
-    page.goto(f"{app_url}/?lang={lang}")
-    page.get_by_role("heading", name=t("overview.title", lang)).first.wait_for()
-    page.goto(f"{app_url}/{path}")
-
-
 def info_texts(page) -> list[str]:
     return [e.inner_text() for e in page.get_by_test_id("stAlertContentInfo").all()]
 
@@ -36,7 +29,7 @@ def info_texts(page) -> list[str]:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_push_in_the_browser_then_review_and_explain_it(page, app_url, screenshots, lang):
     # the Scenario page: push the shopper's top 5 at 08:00
-    goto(page, app_url, f"scenario-simulator?{urlencode({**SCENARIO, 'lang': lang})}", lang)
+    page.goto(f"{app_url}/scenario-simulator?{urlencode({**SCENARIO, 'lang': lang})}")
     page.get_by_role("heading", name=t("scenario.title", lang)).first.wait_for()
     page.wait_for_function(LIST_CELLS)
     wait_idle(page)
@@ -85,7 +78,7 @@ def test_push_in_the_browser_then_review_and_explain_it(page, app_url, screensho
 
 
 def test_why_head_view_and_another_hour(page, app_url, screenshots):
-    goto(page, app_url, f"why-pushed?{urlencode({**SCENARIO, 'lang': 'en'})}", "en")
+    page.goto(f"{app_url}/why-pushed?{urlencode({**SCENARIO, 'lang': 'en'})}")
     wait_for_app(page, t("why.title", "en"), min_charts=1)
     before = page.get_by_test_id("stMetricValue").nth(1).inner_text()  # rank, score, baseline, gap
     open_tab(page, t("why.tab_attention", "en"))
@@ -102,3 +95,21 @@ def test_why_head_view_and_another_hour(page, app_url, screenshots):
     assert int(page.get_by_test_id("stSlider").first.get_by_role("slider").input_value()) == 20
     assert f"item={item}" in page.url and ("T20%3A00" in page.url or "T20:00" in page.url), page.url
     assert page.get_by_test_id("stMetricValue").nth(1).inner_text() != before
+
+
+def test_a_shared_link_is_the_first_request_to_a_fresh_server(browser, sample_db, tmp_path):
+    """A product manager opens a colleague's Why link before anyone has opened the app: the page itself,
+    no "Page not found" dialog (a `pages/` folder beside app.py made Streamlit answer the first run with its automatic pages)."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        with streamlit_server(sample_db, tmp_path / "server.log") as url:
+            page.goto(f"{url}/why-pushed?{urlencode({**SCENARIO, 'user': 'u00042', 'lang': 'en'})}")
+            wait_for_app(page, t("why.title", "en"), min_charts=1)
+            wait_idle(page)
+            assert page.get_by_role("dialog").count() == 0, page.get_by_role("dialog").first.inner_text()
+            assert parse_qs(urlparse(page.url).query)["user"] == ["u00042"]
+            assert "u00042" in page.get_by_test_id("stTextInput").first.locator("input").input_value()
+    finally:
+        context.close()

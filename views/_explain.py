@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages._common import APP_ROOT, read_cursor
+from views._common import APP_ROOT, read_cursor
 from recsys_core import scenario as sc
 
 WHY_URL = "why-pushed"

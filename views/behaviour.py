@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages._common import lang, open_store, query, show_chart, show_table, text_formatter, tr, vocab, vocab_formatter
+from views._common import lang, open_store, query, show_chart, show_table, text_formatter, tr, vocab, vocab_formatter
 from recsys_core.i18n import format_int, format_pct
 from recsys_core.store.analytics import BEHAVIORS, SCENE_FIELDS, EventFilter, calendar_days_between
 

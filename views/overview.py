@@ -4,7 +4,7 @@ import pandas as pd  # noqa: F401 — before plotly (GOTCHAS)
 import plotly.express as px
 import streamlit as st
 
-from pages._common import open_store, query, show_chart, tr, vocab
+from views._common import open_store, query, show_chart, tr, vocab
 from recsys_core.i18n import format_int, format_pct
 from recsys_core.store.analytics import SCENE_FIELDS, funnel_from_counts, scene_mix_frame
 

@@ -18,7 +18,7 @@ import pandas as pd  # before plotly (GOTCHAS)
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._common import (
+from views._common import (
     APP_ROOT,
     active_model_dir,
     lang,

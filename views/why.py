@@ -19,8 +19,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages._common import active_model_dir, download_csv, lang, model_dirs, open_store, query, show_chart, text_formatter, tr, vocab, vocab_formatter
-from pages._explain import explanation, loaded_model, model_key, model_mtime, shopper_case
+from views._common import active_model_dir, download_csv, lang, model_dirs, open_store, query, show_chart, text_formatter, tr, vocab, vocab_formatter
+from views._explain import explanation, loaded_model, model_key, model_mtime, shopper_case
 from recsys_core import scenario as sc
 from recsys_core.explain.attributions import HISTORY_PARTS
 from recsys_core.explain.reasons import change_text, ordinal
@@ -127,7 +127,7 @@ top = top_items(loaded.model, case, k)
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def item_labels(db: str, version: tuple, item_ids: tuple[str, ...], language: str) -> dict[str, str]:
-    from pages._common import read_cursor
+    from views._common import read_cursor
     from recsys_core.explain.cases import item_frame
 
     with read_cursor(db) as cur:

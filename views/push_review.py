@@ -11,8 +11,8 @@ import pandas as pd  # before plotly (GOTCHAS)
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._common import active_model_dir, download_csv, lang, model_dirs, open_store, read_cursor, show_chart, tr, vocab, vocab_formatter
-from pages._explain import explanation, loaded_model, model_key, model_mtime, spec_of_push
+from views._common import active_model_dir, download_csv, lang, model_dirs, open_store, read_cursor, show_chart, tr, vocab, vocab_formatter
+from views._explain import explanation, loaded_model, model_key, model_mtime, spec_of_push
 from recsys_core.explain.reasons import ordinal
 from recsys_core.store import pushes as store_pushes
 
@@ -204,7 +204,7 @@ with right:
                 st.dataframe(pd.DataFrame(now), hide_index=True, key="review_live_table")
                 st.caption(tr("review.live_caption", version=live.version, score=f"{ex.attribution.score:.4f}",
                               rank=ordinal(ex.rank, lang()), stored_score=f"{push['score']:.4f}", stored_rank=ordinal(int(push["rank"]), lang())))
-        st.page_link("pages/why.py", label=tr("review.open_why"), icon=":material/psychology_alt:",
+        st.page_link("views/why.py", label=tr("review.open_why"), icon=":material/psychology_alt:",
                      query_params={"user": str(push["user_id"]), "item": str(push["item_id"]), "at": local_time.strftime("%Y-%m-%dT%H:%M"),
                                    "device": push["device"], "channel": push["channel"], "location": push["location"],
                                    "promo": spec.promo, "k": str(k), "lang": lang()})
