@@ -150,8 +150,11 @@ def fit_neural(model: Recommender, split: Split, cfg: TrainConfig, rng: np.rando
     for epoch in bar:
         t0 = time.perf_counter()
         loss = train_epoch(model, split, cfg, optimizer, rng)
-        if not np.isfinite(loss):
-            raise RuntimeError(f"training diverged at epoch {epoch} (loss {loss}); try a lower learning rate")
+        # A step can leave non-finite weights while its own loss was finite (the epoch's last step): check both.
+        bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+        if not np.isfinite(loss) or bad:
+            what = f"loss {loss}" if not np.isfinite(loss) else f"non-finite weights in {', '.join(bad[:3])}"
+            raise RuntimeError(f"training diverged at epoch {epoch} ({what}); try a lower learning rate")
         train_s = time.perf_counter() - t0
         valid = ranking_metrics(model, split.valid, cfg.eval_batch_size)
         ndcg = valid.get(evaluate.HEADLINE, 0.0)

@@ -69,3 +69,19 @@ def test_train_cli_returns_a_json_summary(world, tmp_path, monkeypatch):
     out = train_cli(args)
     json.dumps(out)
     assert out["out"] == str(tmp_path / "cli") and out["epochs_run"] == 1 and set(out["metrics"]) == {"valid", "test"}
+
+
+def test_weights_gone_non_finite_with_a_finite_loss_stop_training_with_a_clear_error(world, tmp_path, monkeypatch):
+    """The last step of an epoch can break the weights after its loss was computed; validation must not score them."""
+    from recsys_core import train as train_module
+
+    def poisoned_epoch(model, *args, **kwargs):
+        with torch.no_grad():
+            model.fusion.gate.weight[0, 0] = float("nan")
+        return 1.0
+
+    monkeypatch.setattr(train_module, "train_epoch", poisoned_epoch)
+    _, con, data = world
+    with pytest.raises(RuntimeError, match=r"diverged at epoch 1 \(non-finite weights in fusion\.gate\.weight\)"):
+        train(con, "context_transformer", "next_session", tmp_path / "ct", TrainConfig(seed=3, **SMALL), progress=False, data=data)
+    assert not (tmp_path / "ct").exists()
