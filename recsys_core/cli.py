@@ -17,7 +17,7 @@ from recsys_core.store import DatabaseLockedError
 
 MODEL_TYPES = ["context_transformer", "sasrec", "pop", "context_pop", "covisit"]
 PROTOCOLS = ["next_event", "next_session"]
-IMPORT_FORMATS = ["taobao", "tianchi", "retailrocket", "csv", "parquet"]
+IMPORT_FORMATS = ["taobao", "tianchi", "retailrocket", "movielens", "csv", "parquet"]
 
 
 class CliError(Exception):
@@ -46,6 +46,8 @@ def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
         sep=args.sep,
         ts_unit=args.ts_unit,
         tz=args.tz,
+        scene=args.scene,
+        min_rating=args.min_rating,
     )
 
 
@@ -77,6 +79,23 @@ def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
     return evaluate.compare_cli(args)
 
 
+def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import ablate
+
+    return ablate.ablate_cli(args)
+
+
+def cmd_migrate(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core.store import connect
+    from recsys_core.store.scene import scene_names
+
+    con = connect(args.db)  # a writable open brings the schema up to date
+    try:
+        return {"db": str(args.db or ""), "scene_fields": scene_names(con), "status": "up to date"}
+    finally:
+        con.close()
+
+
 def cmd_recommend(args: argparse.Namespace) -> dict[str, Any]:
     from recsys_core import recommend
 
@@ -104,12 +123,18 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
 # --- parser ---------------------------------------------------------------------------
 
 
+# Shorthand options for the sample world's scene fields: `--device mobile` is `--scene device=mobile`.
+SCENE_SHORTHANDS = ("device", "channel", "location")
+
+
 def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at", required=True, help="ISO 8601 moment of the push; without an offset it is read in the data's timezone")
-    p.add_argument("--device", default=None, help="device of the push scene (e.g. mobile, pc, tablet)")
-    p.add_argument("--channel", default=None, help="channel (app surface) of the push scene")
-    p.add_argument("--location", default=None, help="location of the push scene (home, office, commute, ...)")
+    p.add_argument("--scene", action="append", default=[], metavar="NAME=VALUE",
+                   help="a scene field's value at the push (repeatable), e.g. --scene device=mobile --scene weather=rain")
+    for name in SCENE_SHORTHANDS:
+        p.add_argument(f"--{name}", default=None, help=f"shorthand for --scene {name}=VALUE")
     p.add_argument("--model-dir", default=None, help="model folder (default: the bundled context_transformer)")
+    p.set_defaults(parse_scene=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sep", default=None, help="field separator (default: sniffed)")
     p.add_argument("--ts-unit", default="s", choices=["s", "ms"], help="unit of numeric timestamps")
     p.add_argument("--tz", default="Asia/Shanghai", help="timezone of text times without an offset; recorded as the data's local timezone")
+    p.add_argument("--scene", action="append", default=[], metavar="COLUMN | NAME=COLUMN[:N]",
+                   help="import a column as a scene field (repeatable); NAME=COLUMN renames it, :N keeps its first N characters "
+                   "(e.g. --scene location=user_geohash:4)")
+    p.add_argument("--min-rating", type=float, default=None, help="movielens: keep ratings >= R (default: keep all)")
 
     add("stats", cmd_stats, "Summarise the database: counts, date range, behaviours, scenes, import runs.")
 
@@ -144,14 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="model folder to write (default: models/<model>)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--context", default=None, metavar="F1,F2",
+                   help="target-context fields the model reads (time and scene fields; default: those known at decision time)")
 
-    p = add("evaluate", cmd_evaluate, "Evaluate a model folder with full ranking (DESIGN §5).")
+    p = add("evaluate", cmd_evaluate, "Evaluate a model folder with full ranking (docs/evaluation.md).")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--protocol", default=None, choices=PROTOCOLS, help="default: the protocol the model was trained with")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="evaluate under another protocol or on other data than the model was trained on (output says mismatch)")
 
     p = add("compare", cmd_compare, "Compare model folders on one protocol with bootstrap intervals and paired tests.")
     p.add_argument("model_dirs", nargs="+", metavar="DIR")
     p.add_argument("--protocol", default=None, choices=PROTOCOLS)
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="compare models trained under another protocol or on other data (output says mismatch)")
+
+    p = add("ablate", cmd_ablate, "Retrain a model without each target-context field in turn; paired ΔNDCG@10 per field.")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS, help="default: the model's protocol")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per retrain (default: as the model was trained)")
+    p.add_argument("--out", default=None, help="folder for the retrained models (default: a temporary folder)")
+    p.add_argument("--jobs", type=int, default=1, help="retrains run in parallel (one torch thread each)")
+
+    add("migrate", cmd_migrate, "Bring a database written by an older ScenePush up to date (in place, one transaction).")
 
     p = add("recommend", cmd_recommend, "Top-k items for a shopper at a time and scene.")
     p.add_argument("--user", required=True)
@@ -192,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        if getattr(args, "parse_scene", False):
+            from recsys_core.context import parse_scene_args
+
+            args.scene = parse_scene_args(args.scene, **{name: getattr(args, name) for name in SCENE_SHORTHANDS})
         result = args.handler(args)
     except (CliError, DatabaseLockedError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,8 +5,8 @@ unknown": its embedding is a zero vector (``padding_idx=0``), so an unknown valu
 contributes nothing and doubles as the attribution baseline for explanations.
 
 Time fields have fixed vocabularies (hour 1..24, weekday 1..7, flags 1=no/2=yes,
-gap buckets); scene fields, behaviours, items and categories have vocabularies
-fitted on the data and stored in the model's metadata. Nothing here knows how the
+gap buckets); scene fields (whatever the data has: `recsys_core.context`), behaviours,
+items and categories have vocabularies fitted on the data and stored in the model's metadata. Nothing here knows how the
 sample world was generated: time and scene effects are learned by the models.
 
 Local time comes from the store's ``meta.timezone`` (default Asia/Shanghai);
@@ -20,15 +20,16 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from recsys_core.context import TIME_FIELDS, UNKNOWN, SceneField, promo_flag
+
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_HOLIDAY_COUNTRY = "CN"
 DEFAULT_PROMO_DAYS = ("06-18", "11-11", "12-12")
-UNKNOWN = "unknown"
 BEHAVIORS = ("pv", "fav", "cart", "buy")
 
 # Time-since-previous-event buckets (seconds, upper bounds, roughly log-spaced):
@@ -37,13 +38,11 @@ GAP_EDGES_S = (60, 300, 1800, 7200, 28800, 86400, 3 * 86400, 7 * 86400, 30 * 864
 N_GAP_IDS = len(GAP_EDGES_S) + 3  # 0 pad, 1 first event, 2.. buckets
 N_PRICE_BANDS = 8
 
-# Fields of a history event and of a target context, in a fixed order.
-HISTORY_FIELDS = ("item", "behavior", "hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location")
+# Fields of a history event: the item and behaviour, then TIME_FIELDS, then the data's scene fields
+# (`FeatureSpace.history_fields()`); of a target context: TIME_FIELDS then scene fields (`context_fields()`).
 # The target moment's gap is the time since the shopper's previous event: it tells a new visit after
 # two days from a continuation of the current session.
-CONTEXT_FIELDS = ("hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location")
-TIME_FIELDS = ("hour", "weekday", "weekend", "holiday", "promo", "gap")
-SCENE_FIELDS = ("device", "channel", "location")
+EVENT_FIELDS = ("item", "behavior")
 
 
 class Vocabulary:
@@ -180,15 +179,15 @@ class FeatureSpace:
 
     ``items`` maps store item ids to dense ids 1..n_items (0 = padding); ``item_category``
     and ``item_price_band`` give each dense item's side-feature ids (index 0 unused).
+    ``scene_fields`` is the data's context schema (in order) and ``scene`` one vocabulary per field.
     """
 
     calendar: Calendar
     items: Vocabulary
     behavior: Vocabulary
-    device: Vocabulary
-    channel: Vocabulary
-    location: Vocabulary
     category: Vocabulary
+    scene_fields: list[SceneField] = field(default_factory=list)
+    scene: dict[str, Vocabulary] = field(default_factory=dict)
     price_edges: list[float] = field(default_factory=list)
     item_category: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     item_price_band: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
@@ -196,6 +195,28 @@ class FeatureSpace:
     @property
     def n_items(self) -> int:
         return len(self.items) - 1
+
+    @property
+    def scene_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.scene_fields)
+
+    def history_fields(self) -> tuple[str, ...]:
+        """Id fields of a history event: item, behaviour, time, every scene field."""
+        return EVENT_FIELDS + TIME_FIELDS + self.scene_names
+
+    def context_fields(self) -> tuple[str, ...]:
+        """Every field a target context can hold: time, then every scene field."""
+        return TIME_FIELDS + self.scene_names
+
+    def decision_time_fields(self) -> tuple[str, ...]:
+        """The target-context fields known when a push is decided (the default a model reads)."""
+        return TIME_FIELDS + tuple(f.name for f in self.scene_fields if f.known_at_decision)
+
+    def field(self, name: str) -> SceneField:
+        for f in self.scene_fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
 
     def vocab_sizes(self) -> dict[str, int]:
         """Number of ids (incl. 0) per field: what model configs are built from."""
@@ -208,16 +229,14 @@ class FeatureSpace:
             "holiday": 3,
             "promo": 3,
             "gap": N_GAP_IDS,
-            "device": len(self.device),
-            "channel": len(self.channel),
-            "location": len(self.location),
             "category": len(self.category),
             "price_band": N_PRICE_BANDS + 1,
+            **{name: len(v) for name, v in self.scene.items()},
         }
 
     @classmethod
-    def fit(cls, events: "Any", items: "Any", calendar: Calendar) -> "FeatureSpace":
-        """Fit vocabularies on an events frame (item_id, behavior, device, channel, location)
+    def fit(cls, events: "Any", items: "Any", calendar: Calendar, scene_fields: Sequence[SceneField] = ()) -> "FeatureSpace":
+        """Fit vocabularies on an events frame (item_id, behavior, and a column per scene field)
         and an items frame (item_id, category, price); the catalogue is their union of item ids."""
         item_ids = sorted(set(events["item_id"].astype(str)) | set(items["item_id"].astype(str)))
         item_vocab = Vocabulary(item_ids)
@@ -230,24 +249,25 @@ class FeatureSpace:
             item_category[dense] = category.encode(items["category"].astype(object).where(items["category"].notna(), None).tolist())
             item_price_band[dense] = price_bands(items["price"].to_numpy(dtype=np.float64, na_value=np.nan), edges)
             item_category[0] = item_price_band[0] = 0
+        fields = list(scene_fields)
         return cls(
             calendar=calendar,
             items=item_vocab,
             behavior=Vocabulary(BEHAVIORS),
-            device=Vocabulary.fit(events["device"]),
-            channel=Vocabulary.fit(events["channel"]),
-            location=Vocabulary.fit(events["location"]),
             category=category,
+            scene_fields=fields,
+            scene={f.name: Vocabulary.fit(events[f.name]) if f.name in events else Vocabulary([]) for f in fields},
             price_edges=edges,
             item_category=item_category,
             item_price_band=item_price_band,
         )
 
     def encode_events(self, frame: "Any") -> dict[str, np.ndarray]:
-        """Ids of every HISTORY field for events of ONE OR MORE shoppers sorted by (user, ts).
+        """Ids of every history field for events of ONE OR MORE shoppers sorted by (user, ts, seq).
 
         ``frame`` is a DataFrame or a dict of arrays with user_id, item_id, behavior, ts (naive UTC),
-        local_ts (naive local), device, channel, location. ``gap`` is measured within each shopper.
+        local_ts (naive local) and the scene columns (a missing column is unknown). ``gap`` is measured
+        within each shopper.
         """
         col = lambda name: np.asarray(frame[name])  # noqa: E731
         out = {"item": self.items.encode(col("item_id")), "behavior": self.behavior.encode(col("behavior"))}
@@ -259,33 +279,31 @@ class FeatureSpace:
             same = users[1:] == users[:-1]
             gap[1:] = np.where(same, (ts[1:] - ts[:-1]).astype(np.float64), np.nan)
         out["gap"] = gap_bucket(gap)
-        for f in SCENE_FIELDS:
-            out[f] = getattr(self, f).encode(col(f))
+        for name, vocab in self.scene.items():
+            out[name] = vocab.encode(col(name)) if name in frame else np.zeros(len(ts), np.int64)
         return out
 
     def encode_moment(
         self,
         local_time: dt.datetime,
-        device: str | None,
-        channel: str | None,
-        location: str | None,
+        scene: Mapping[str, Any] | None = None,
         promo_override: bool | None = None,
         since_last_event_s: float | None = None,
     ) -> dict[str, int]:
         """Target-context ids of a push moment given in LOCAL time (naive, or aware already converted).
 
+        ``scene``: field -> value (missing, unseen or None = unknown, 0).
         ``since_last_event_s``: seconds since the shopper's latest event — None or negative (a moment
         before the latest event) = unknown (0); NaN = no previous event at all (a cold start).
         """
         naive = local_time.replace(tzinfo=None)
         t = {k: int(v[0]) for k, v in time_ids(np.array([np.datetime64(naive, "s")]), self.calendar).items()}
-        if promo_override is not None:
-            t["promo"] = 2 if promo_override else 1
+        t["promo"] = 2 if promo_flag(naive.date(), self.calendar, promo_override) else 1
         gap = since_last_event_s
         t["gap"] = 0 if gap is None or gap < 0 else int(gap_bucket(np.array([gap], dtype=np.float64))[0])
-        t["device"] = self.device.id(device)
-        t["channel"] = self.channel.id(channel)
-        t["location"] = self.location.id(location)
+        scene = scene or {}
+        for name, vocab in self.scene.items():
+            t[name] = vocab.id(scene.get(name))
         return t
 
     def to_dict(self) -> dict[str, Any]:
@@ -293,10 +311,9 @@ class FeatureSpace:
             "calendar": self.calendar.to_dict(),
             "items": self.items.to_list(),
             "behavior": self.behavior.to_list(),
-            "device": self.device.to_list(),
-            "channel": self.channel.to_list(),
-            "location": self.location.to_list(),
             "category": self.category.to_list(),
+            "scene_fields": [f.to_dict() for f in self.scene_fields],
+            "scene": {name: v.to_list() for name, v in self.scene.items()},
             "price_edges": list(self.price_edges),
             "item_category": self.item_category.tolist(),
             "item_price_band": self.item_price_band.tolist(),
@@ -305,14 +322,14 @@ class FeatureSpace:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FeatureSpace":
         try:
+            fields = [SceneField.from_dict(f) for f in d["scene_fields"]]
             return cls(
                 calendar=Calendar.from_dict(d["calendar"]),
                 items=Vocabulary(d["items"]),
                 behavior=Vocabulary(d["behavior"]),
-                device=Vocabulary(d["device"]),
-                channel=Vocabulary(d["channel"]),
-                location=Vocabulary(d["location"]),
                 category=Vocabulary(d["category"]),
+                scene_fields=fields,
+                scene={f.name: Vocabulary(d["scene"][f.name]) for f in fields},
                 price_edges=[float(x) for x in d.get("price_edges", [])],
                 item_category=np.asarray(d["item_category"], dtype=np.int64),
                 item_price_band=np.asarray(d["item_price_band"], dtype=np.int64),

@@ -1,4 +1,4 @@
-"""Behaviour logs → the store: Taobao UserBehavior, Tianchi mobile, RetailRocket, generic CSV/Parquet.
+"""Behaviour logs → the store: Taobao UserBehavior, Tianchi mobile, RetailRocket, MovieLens, generic CSV/Parquet.
 
 What each format means lives here (which field sits where, how ids, times and
 behaviours are written); all SQL lives in `store.ingest`, which reads the file
@@ -12,6 +12,10 @@ Guarantees of `import_file`:
   importing the same thing again imports nothing and says so. Identical rows
   inside one file are distinct events and are all kept (Tianchi's hour-rounded
   times repeat legitimately).
+- Events keep the file's order: ties on time are broken by line (`events.seq`).
+- Scene fields are whatever the file brings: `--scene COLUMN` (or NAME=COLUMN[:N]) makes any column a
+  scene field of the data's schema (`recsys_core.context`); generic files' columns named like a
+  well-known field (device, channel, ...) are taken as that field. Other columns are ignored.
 
 Before DuckDB sees a CSV file, one streaming pass hashes it and checks that it
 is clean text (UTF-8, no NUL bytes, one kind of line ending, no line over
@@ -38,13 +42,17 @@ from typing import Any, Sequence
 import numpy as np
 
 from recsys_core import store
+from recsys_core.context import WELL_KNOWN, SceneField, check_field_name, scene_field
 from recsys_core.store import ingest
 from recsys_core.store.ingest import Column, RowPlan
+from recsys_core.store.scene import scene_fields as stored_scene_fields
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("taobao", "tianchi", "retailrocket", "csv", "parquet")
-FIELDS = ("user", "item", "ts", "behavior", "category", "device", "channel", "location", "price")
+FORMATS = ("taobao", "tianchi", "retailrocket", "movielens", "csv", "parquet")
+# Generic fields; the well-known scene fields (`context.WELL_KNOWN`) are also taken from a column of their name.
+CORE_FIELDS = ("user", "item", "ts", "behavior", "category", "price")
+FIELDS = CORE_FIELDS + tuple(WELL_KNOWN)
 REQUIRED_FIELDS = ("user", "item", "ts")
 DEFAULT_TZ = "Asia/Shanghai"
 
@@ -55,10 +63,8 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "ts": ("timestamp", "time", "datetime", "event_time"),
     "behavior": ("behaviour", "behavior_type", "event", "event_type", "action"),
     "category": ("category_id", "categoryid", "item_category"),
-    "device": (),
-    "channel": (),
-    "location": ("city",),
     "price": (),
+    **{name: f.aliases for name, f in WELL_KNOWN.items()},
 }
 
 # Behaviour words of generic files (lower-cased) -> pv / fav / cart / buy.
@@ -80,9 +86,9 @@ ITEM_FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "price": ("price",),
 }
 
-# Tianchi's user_geohash is kept as a prefix: 4 characters is a cell of about
-# 20 × 40 km, city scale. Finer cells would make a location vocabulary of mostly
-# one-off values that no model can learn from.
+# A geohash column taken as a scene field (`--scene NAME=user_geohash`) keeps a prefix: 4 characters is a
+# cell of about 20 × 40 km, city scale. Finer cells make a vocabulary of mostly one-off values that no
+# model can learn from. `--scene NAME=COLUMN:N` chooses another length.
 GEOHASH_PREFIX = 4
 
 _CHUNK = 8 << 20
@@ -121,9 +127,32 @@ TIANCHI = _Format(
     "tianchi",
     ("user_id", "item_id", "behavior_type", "user_geohash", "item_category", "time"),
     (("user_id", "id_numeric", "user_id"), ("item_id", "id_numeric", "item_id"), ("behavior", "behavior", "behavior_type"),
-     ("location", "geohash", "user_geohash"), ("category", "text", "item_category"), ("ts", "ts_hour", "time")),
+     ("category", "text", "item_category"), ("ts", "ts_hour", "time")),
     {"1": "pv", "2": "fav", "3": "cart", "4": "buy"},
 )
+# MovieLens ratings: u.data (tab, no header), ratings.dat ("::"), ratings.csv (header). A rating is an
+# interaction ("pv", as RecBole counts every rating by default); --min-rating keeps only the higher ones.
+MOVIELENS = _Format(
+    "movielens",
+    ("user_id", "item_id", "rating", "timestamp"),
+    (("user_id", "id_numeric", "user_id"), ("item_id", "id_numeric", "item_id"), ("rating", "rating", "rating"),
+     ("ts", "ts_unix", "timestamp")),
+)
+MOVIELENS_CSV = _Format(
+    "movielens",
+    ("userid", "movieid", "rating", "timestamp"),
+    (("user_id", "id_numeric", "userid"), ("item_id", "id_numeric", "movieid"), ("rating", "rating", "rating"),
+     ("ts", "ts_unix", "timestamp")),
+)
+MOVIELENS_ITEMS = _Format(
+    "movielens_items",
+    ("item_id", "title", "category"),
+    (("item_id", "id_numeric", "item_id"), ("title", "text", "title"), ("category", "text", "category")),
+    events=False,
+)
+# u.item's 19 genre flags, in file order (the first genre flagged becomes the category).
+MOVIELENS_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+                    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
 RETAILROCKET = _Format(
     "retailrocket",
     ("timestamp", "visitorid", "event", "itemid", "transactionid"),
@@ -146,8 +175,8 @@ RETAILROCKET_ITEMS = _Format(
     ts_unit="ms",
     events=False,
 )
-FIXED_FORMATS = {f.name: f for f in (TAOBAO, TIANCHI, RETAILROCKET, TIANCHI_ITEMS, RETAILROCKET_ITEMS)}
-_EVENT_EXTRAS = (("device", "scene"), ("channel", "scene"), ("location", "scene"), ("category", "text"), ("price", "price"))
+FIXED_FORMATS = {f.name: f for f in (TAOBAO, TIANCHI, RETAILROCKET, MOVIELENS, TIANCHI_ITEMS, RETAILROCKET_ITEMS, MOVIELENS_ITEMS)}
+_EVENT_EXTRAS = (("category", "text"), ("price", "price"))
 _OUT = {"user": "user_id", "item": "item_id"}  # generic field -> column of the checked rows
 
 
@@ -164,8 +193,14 @@ def import_file(
     sep: str | None = None,
     ts_unit: str = "s",
     tz: str = DEFAULT_TZ,
+    scene: Sequence[str] | None = None,
+    min_rating: float | None = None,
 ) -> dict[str, Any]:
     """Import one behaviour log (and optionally its items file) into the store.
+
+    ``scene``: columns to import as scene fields, each ``COLUMN`` or ``NAME=COLUMN`` with an optional
+    ``:N`` (keep the first N characters). ``min_rating`` (MovieLens): ratings below it are set aside in
+    quarantine with that reason, so rows read = imported + quarantined still holds.
 
     Returns rows_read, rows_imported, rows_quarantined, run_id, file, format,
     already_imported, and status: "ok", "partial" (some rows quarantined),
@@ -187,7 +222,10 @@ def import_file(
         sep = {"\\t": "\t", "tab": "\t"}.get(sep, sep)
         if len(sep) != 1 or sep in "\"\r\n":
             raise ValueError(f"--sep must be one character (not a quote or newline), got {sep!r}")
+    if min_rating is not None and fmt != "movielens":
+        raise ValueError("--min-rating applies to --format movielens")
     parsed_map = _parse_mapping(mapping)
+    scene_specs = _parse_scene_specs(scene or [])
     source = _check_path(path)
     items_source = _check_path(items_path) if items_path else None
 
@@ -199,6 +237,10 @@ def import_file(
         with tempfile.TemporaryDirectory(prefix="scenepush-import-") as work, ingest.transaction(con):
             options = {"tz": tz, "sep": sep, "map": sorted(parsed_map.items()), "columns": columns,
                        "ts_unit": ts_unit if fmt in ("csv", "parquet") else None}
+            if scene_specs:  # only when given, so runs recorded before scene options keep their ids
+                options["scene"] = [list(spec) for spec in scene_specs]
+            if min_rating is not None:
+                options["min_rating"] = float(min_rating)
             result = _import_events(con, source, fmt, options, parsed_map, Path(work))
             wrote = not result["already_imported"]
             if items_source is not None:
@@ -252,16 +294,19 @@ class _Staged:
     rows: ingest.Rows
     unit: str = "line"              # how reasons name a row: "line" (text files) or "row" (Parquet)
     non_header_lines: int | None = None  # text files: lines but the header (rows read + blank lines)
+    scene: tuple[SceneField, ...] = ()   # the file's scene fields (columns of the plan named like them)
 
 
 def _import_events(con, source: Path, fmt: str, options: dict, parsed_map: dict[str, str], work: Path) -> dict[str, Any]:
+    specs = [tuple(s) for s in options.get("scene", [])]
+
     def stage(scan: _FileScan) -> _Staged:
         if fmt == "parquet":
-            return _parquet_events(con, source, parsed_map, options["tz"], options["ts_unit"])
-        return _stage_csv_events(con, source, scan, fmt, options, parsed_map, work)
+            return _parquet_events(con, source, parsed_map, options["tz"], options["ts_unit"], specs)
+        return _stage_csv_events(con, source, scan, fmt, options, parsed_map, work, specs)
 
-    def write(run_id: str) -> dict[str, int]:
-        return ingest.write_events(con, run_id)
+    def write(run_id: str, staged: _Staged) -> dict[str, int]:
+        return ingest.write_events(con, run_id, staged.scene)
 
     result = _import_run(con, source, fmt, options, stage, write, text=fmt != "parquet")
     result["timezone"] = options["tz"]
@@ -270,12 +315,19 @@ def _import_events(con, source: Path, fmt: str, options: dict, parsed_map: dict[
 
 def _import_items(con, source: Path, fmt: str, sep: str | None, work: Path) -> dict[str, Any]:
     """An items file is its own run (its own content hash and accounting) in the same transaction."""
-    if fmt in ("tianchi", "retailrocket"):
+    if fmt in ("tianchi", "retailrocket", "movielens"):
         kind = f"{fmt}_items"
     else:
         kind = "parquet_items" if source.suffix.lower() in (".parquet", ".pq") else "csv_items"
 
     def stage(scan: _FileScan) -> _Staged:
+        if kind == "movielens_items":  # normalised line for line into a tab-separated copy (see _movielens_items)
+            copy = _movielens_items(source, work)
+            text = _stage_text(con, copy, _scan_file(copy, True), "\t", work, sniff=False)
+            plan, has_header = _fixed_plan(MOVIELENS_ITEMS, text.first_line, "\t", "UTC", source)
+            skip = text.first_line_no if has_header else None
+            rows = ingest.split_lines(con, sep="\t", skip_line=skip, quoted=False)
+            return _Staged(plan, rows, non_header_lines=text.lines - (1 if skip else 0))
         if kind == "parquet_items":
             names = ingest.parquet_columns(con, str(source))
             picked = _resolve_item_columns(names, source)
@@ -295,7 +347,7 @@ def _import_items(con, source: Path, fmt: str, sep: str | None, work: Path) -> d
         rows = ingest.split_lines(con, sep=text.sep, skip_line=skip, quoted=kind == "csv_items")
         return _Staged(plan, rows, non_header_lines=text.lines - (1 if skip else 0))
 
-    def write(run_id: str) -> dict[str, int]:
+    def write(run_id: str, staged: _Staged) -> dict[str, int]:
         if kind == "retailrocket_items":
             return ingest.write_item_properties(con)
         return ingest.write_items(con)
@@ -326,7 +378,7 @@ def _import_run(con, source: Path, kind: str, options: dict, stage, write, text:
     counts = ingest.checked_counts(con)
     if counts["rows_read"] == 0:
         raise ValueError(f"{source} has no data rows (only a header or blank lines): nothing to import")
-    figures = write(run_id)
+    figures = write(run_id, staged)
     sample = ingest.write_quarantine(con, run_id, source.name, staged.unit)
     status = _status(counts)
     ingest.record_run(con, run_id=run_id, source=str(source.resolve()), fmt=kind, file_sha256=sha,
@@ -350,10 +402,16 @@ class _StagedText:
 
 
 def _stage_csv_events(con, source: Path, scan: _FileScan, fmt: str, options: dict, parsed_map: dict[str, str],
-                      work: Path) -> _Staged:
+                      work: Path, specs: list[tuple]) -> _Staged:
     text = _stage_text(con, source, scan, options["sep"], work, sniff=fmt not in FIXED_FORMATS)
-    if fmt in FIXED_FORMATS:
-        plan, has_header = _fixed_plan(FIXED_FORMATS[fmt], text.first_line, text.sep, options["tz"], source)
+    if fmt == "movielens":  # u.data (tab), ratings.dat ("::") or ratings.csv (comma, header)
+        sep = "::" if "::" in text.first_line else "\t" if "\t" in text.first_line else ","
+        text = _StagedText(text.first_line, text.first_line_no, sep, text.lines)
+        fixed = MOVIELENS_CSV if sep == "," else MOVIELENS
+        plan, has_header, scene = _fixed_plan(fixed, text.first_line, sep, options["tz"], source, specs, options.get("min_rating"))
+        quoted = False
+    elif fmt in FIXED_FORMATS:
+        plan, has_header, scene = _fixed_plan(FIXED_FORMATS[fmt], text.first_line, text.sep, options["tz"], source, specs)
         quoted = False
     else:
         has_header = not options["columns"]
@@ -361,11 +419,11 @@ def _stage_csv_events(con, source: Path, scan: _FileScan, fmt: str, options: dic
             names, where = _split_header(text.first_line, text.sep), "the header"
         else:
             names, where = [c.strip() for c in options["columns"].split(",")], "--columns"
-        plan = _csv_generic_plan(names, parsed_map, text.sep, options["tz"], options["ts_unit"], source, where)
+        plan, scene = _csv_generic_plan(names, parsed_map, text.sep, options["tz"], options["ts_unit"], source, where, specs)
         quoted = True
     skip = text.first_line_no if has_header else None
     rows = ingest.split_lines(con, sep=text.sep, skip_line=skip, quoted=quoted)
-    return _Staged(plan, rows, non_header_lines=text.lines - (1 if skip else 0))
+    return _Staged(plan, rows, non_header_lines=text.lines - (1 if skip else 0), scene=scene)
 
 
 def _stage_text(con, source: Path, scan: _FileScan, sep: str | None, work: Path, sniff: bool) -> _StagedText:
@@ -393,11 +451,13 @@ def _stage_text(con, source: Path, scan: _FileScan, sep: str | None, work: Path,
     return _StagedText(line, line_no, sep or ",", scan.lines)
 
 
-def _fixed_plan(fmt: _Format, first_line: str, sep: str, tz: str, source: Path) -> tuple[RowPlan, bool]:
-    """(plan, has_header) for a fixed format; the first line is a header when its first cell is a column name.
+def _fixed_plan(fmt: _Format, first_line: str, sep: str, tz: str, source: Path, specs: Sequence[tuple] = (),
+                min_rating: float | None = None):
+    """(plan, has_header) for an items format, (plan, has_header, scene fields) for an events format; the
+    first line is a header when its first cell is a column name.
 
     With a header, columns are found by name (any order, extra columns ignored);
-    without one, they are in the format's documented order.
+    without one, they are in the format's documented order. ``specs``: `--scene` columns.
     """
     cells = [c.strip().lower() for c in first_line.split(sep)]
     has_header = bool(cells) and cells[0] in fmt.columns
@@ -413,9 +473,17 @@ def _fixed_plan(fmt: _Format, first_line: str, sep: str, tz: str, source: Path) 
         Column(out, kind, names.index(col) + 1, f"field {col!r} (column {names.index(col) + 1})")
         for out, kind, col in fmt.fields
     )
-    if fmt.events:  # the event columns a format lacks take their defaults ('unknown' scene, no category or price)
+    scene: list[SceneField] = []
+    if fmt.events:  # the event columns a format lacks take their defaults (pv, no category or price)
         present = {out for out, _, _ in fmt.fields}
-        columns += tuple(Column(out, kind, None, out) for out, kind in _EVENT_EXTRAS if out not in present)
+        columns += tuple(Column(out, kind, None, out) for out, kind in (("behavior", "behavior"), *_EVENT_EXTRAS) if out not in present)
+        for name, column, prefix in specs:
+            if column.lower() not in names:
+                raise ValueError(f"{source}: --scene {name}={column}: a {fmt.name} file has no column {column!r} "
+                                 f"(its columns: {', '.join(names)})")
+            i = names.index(column.lower()) + 1
+            columns += (_scene_column(name, i, f"field {column!r} (column {i})", column, prefix),)
+            scene.append(scene_field(name))
     codes = tuple(fmt.behavior_codes)
     plan = RowPlan(
         columns,
@@ -425,41 +493,114 @@ def _fixed_plan(fmt: _Format, first_line: str, sep: str, tz: str, source: Path) 
         ts_unit=fmt.ts_unit,
         behavior_codes=codes,
         behavior_values=tuple(fmt.behavior_codes[c] for c in codes),
-        geohash_prefix=GEOHASH_PREFIX,
+        min_rating=min_rating,
     )
-    return plan, has_header
+    return (plan, has_header, tuple(scene)) if fmt.events else (plan, has_header)
+
+
+def _movielens_items(source: Path, work: Path) -> Path:
+    """A tab-separated copy (item_id, title, category) of a MovieLens item file, line for line, so
+    quarantine reasons name the source's own line numbers.
+
+    u.item (``|``, 19 genre flags: the first flagged genre is the category), movies.dat (``::``, genres
+    joined by ``|``) and movies.csv (header, quoted titles). The older files are Latin-1: lines that
+    are not UTF-8 are read as Latin-1. A line that does not parse is copied as it is, to be quarantined.
+    """
+    out = work / "movielens_items.tsv"
+    with source.open("rb") as src, out.open("w", encoding="utf-8", newline="\n") as dst:
+        for n, raw in enumerate(src, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw.decode("latin-1")
+            line = line.rstrip("\r\n")
+            row = None
+            if "::" in line:
+                parts = line.split("::")
+                if len(parts) == 3:
+                    row = (parts[0], parts[1], parts[2].split("|")[0])
+            elif "|" in line and line.count("|") >= 5:
+                parts = line.split("|")
+                flags = parts[-len(MOVIELENS_GENRES):]
+                genre = next((g for g, f in zip(MOVIELENS_GENRES, flags) if f.strip() == "1"), "")
+                row = (parts[0], parts[1], genre)
+            else:
+                parsed = next(csv.reader([line]), [])
+                if n == 1 and [c.strip().lower() for c in parsed] == ["movieid", "title", "genres"]:
+                    row = ("item_id", "title", "category")
+                elif len(parsed) == 3:
+                    row = (parsed[0], parsed[1], parsed[2].split("|")[0])
+            if row is not None and row[2] == "(no genres listed)":
+                row = (row[0], row[1], "")
+            text = "\t".join(c.replace("\t", " ") for c in row) if row else line.replace("\t", " ")
+            dst.write(text + "\n")
+    return out
+
+
+def _scene_column(name: str, index: int, label: str, column: str, prefix: int | None) -> Column:
+    """A scene field read from a column; a geohash column keeps a city-scale prefix unless told otherwise."""
+    if prefix is None and "geohash" in column.lower():
+        prefix = GEOHASH_PREFIX
+    return Column(name, "scene", index, label, prefix)
 
 
 def _generic_plan(positions: dict[str, int], labels: dict[str, str], n_fields: int | None, sep: str,
-                  tz: str, ts_unit: str) -> RowPlan:
-    """Plan for generic files: `positions` maps a field to its place among a row's fields."""
-    kinds = {"user": "id_text", "item": "id_text", "ts": "ts_auto", "behavior": "behavior", "category": "text",
-             "device": "scene", "channel": "scene", "location": "scene", "price": "price"}
+                  tz: str, ts_unit: str, extra_scene: Sequence[tuple[str, int, str, str, int | None]] = ()):
+    """(plan, scene fields) for generic files: `positions` maps a field to its place among a row's fields;
+    the well-known scene fields found there and ``extra_scene`` (name, position, label, column, prefix)
+    are the file's scene fields."""
+    kinds = {"user": "id_text", "item": "id_text", "ts": "ts_auto", "behavior": "behavior", "category": "text", "price": "price"}
     columns = tuple(
         Column(_OUT.get(f, f), kinds[f], positions.get(f), f"field {f!r} ({labels[f]})" if f in labels else f)
-        for f in FIELDS
+        for f in CORE_FIELDS
     )
+    scene: list[SceneField] = []
+    for f in WELL_KNOWN:
+        if f in positions and f not in {e[0] for e in extra_scene}:
+            columns += (Column(f, "scene", positions[f], f"field {f!r} ({labels[f]})"),)
+            scene.append(scene_field(f))
+    for name, index, label, column, prefix in extra_scene:
+        columns += (_scene_column(name, index, label, column, prefix),)
+        scene.append(scene_field(name))
     codes = tuple(GENERIC_BEHAVIORS)
-    return RowPlan(columns, n_fields=n_fields, sep=sep, tz=tz, ts_unit=ts_unit, behavior_codes=codes,
+    plan = RowPlan(columns, n_fields=n_fields, sep=sep, tz=tz, ts_unit=ts_unit, behavior_codes=codes,
                    behavior_values=tuple(GENERIC_BEHAVIORS[c] for c in codes))
+    return plan, tuple(scene)
+
+
+def _scene_positions(names: list[str], specs: Sequence[tuple], source: Path, where: str,
+                     label: "Any") -> list[tuple[str, int, str, str, int | None]]:
+    """`--scene` specs resolved to 1-based positions among ``names`` (case-insensitive)."""
+    lowered = [n.strip().lower() for n in names]
+    out = []
+    for name, column, prefix in specs:
+        if column.strip().lower() not in lowered:
+            raise ValueError(f"{source}: --scene {name}={column}: no column {column!r} in {where} ({', '.join(names)})")
+        i = lowered.index(column.strip().lower()) + 1
+        out.append((name, i, label(i, names[i - 1]), names[i - 1], prefix))
+    return out
 
 
 def _csv_generic_plan(names: list[str], parsed_map: dict[str, str], sep: str, tz: str, ts_unit: str,
-                      source: Path, where: str) -> RowPlan:
+                      source: Path, where: str, specs: Sequence[tuple] = ()):
     picked = _resolve_fields(names, parsed_map, source, where)
     labels = {f: f"column {i}, {names[i - 1]!r}" for f, i in picked.items()}
-    return _generic_plan(picked, labels, len(names), sep, tz, ts_unit)
+    extra = _scene_positions(names, specs, source, where, lambda i, n: f"field {n!r} (column {i})")
+    return _generic_plan(picked, labels, len(names), sep, tz, ts_unit, extra)
 
 
-def _parquet_events(con, source: Path, parsed_map: dict[str, str], tz: str, ts_unit: str) -> _Staged:
+def _parquet_events(con, source: Path, parsed_map: dict[str, str], tz: str, ts_unit: str, specs: Sequence[tuple] = ()) -> _Staged:
     names = ingest.parquet_columns(con, str(source))
     picked = _resolve_fields(names, parsed_map, source, "the Parquet schema")
     used = [f for f in FIELDS if f in picked]
-    # The staged row holds only the used columns, in FIELDS order.
-    rows = ingest.parquet_rows(str(source), [names[picked[f] - 1] for f in used])
+    extra = _scene_positions(names, specs, source, "the Parquet schema", lambda i, n: f"field {n!r} (column {n!r})")
+    # The staged row holds only the used columns, in FIELDS order, then the --scene columns.
+    rows = ingest.parquet_rows(str(source), [names[picked[f] - 1] for f in used] + [e[3] for e in extra])
     positions = {f: j + 1 for j, f in enumerate(used)}
     labels = {f: f"column {names[picked[f] - 1]!r}" for f in used}
-    return _Staged(_generic_plan(positions, labels, None, ",", tz, ts_unit), rows, unit="row")
+    extra = [(name, len(used) + j + 1, label, column, prefix) for j, (name, _, label, column, prefix) in enumerate(extra)]
+    plan, scene = _generic_plan(positions, labels, None, ",", tz, ts_unit, extra)
+    return _Staged(plan, rows, unit="row", scene=scene)
 
 
 def _resolve_fields(names: list[str], parsed_map: dict[str, str], source: Path, where: str) -> dict[str, int]:
@@ -674,6 +815,33 @@ def _parse_mapping(mapping: Sequence[str]) -> dict[str, str]:
             raise ValueError(f"--map {entry!r}: unknown field {f!r}; fields are {', '.join(FIELDS)}")
         parsed[f] = col
     return parsed
+
+
+def _parse_scene_specs(entries: Sequence[str]) -> list[tuple[str, str, int | None]]:
+    """`--scene` entries → (field name, source column, prefix length or None): ``COLUMN`` takes the column's
+    own (lower-cased) name, ``NAME=COLUMN`` renames it, a trailing ``:N`` keeps the first N characters."""
+    specs: list[tuple[str, str, int | None]] = []
+    for entry in entries:
+        name, eq, column = str(entry).partition("=")
+        if not eq:
+            name, column = "", name
+        column, colon, n = column.strip().rpartition(":") if ":" in column else (column.strip(), "", "")
+        prefix = None
+        if colon:
+            if not n.isdigit() or int(n) < 1:
+                raise ValueError(f"--scene {entry!r}: the prefix length after ':' must be a positive number")
+            prefix = int(n)
+        if not column:
+            raise ValueError(f"--scene {entry!r}: expected COLUMN or NAME=COLUMN[:N], e.g. --scene weather or --scene location=user_geohash:4")
+        name = (name.strip() or column).lower()
+        try:
+            check_field_name(name)
+        except ValueError as exc:
+            raise ValueError(f"--scene {entry!r}: {exc}") from None
+        if name in [s[0] for s in specs]:
+            raise ValueError(f"--scene {entry!r}: the field {name!r} is named twice")
+        specs.append((name, column, prefix))
+    return specs
 
 
 def _run_id(sha: str, fmt: str, options: dict[str, Any]) -> str:

@@ -19,17 +19,11 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
-from recsys_core.features import UNKNOWN
+from recsys_core.context import Scenario, to_utc
 from recsys_core.store.analytics import data_timezone
-from recsys_core.store.pushes import insert_pushes
+from recsys_core.store.pushes import existing_pushes, insert_pushes
 
 log = logging.getLogger(__name__)
-
-
-def moment_utc(at: dt.datetime, timezone: str) -> dt.datetime:
-    """The naive UTC instant of a push moment: aware times are converted, naive ones are local in ``timezone``."""
-    aware = at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo(timezone))
-    return aware.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def new_push_id() -> str:
@@ -47,16 +41,17 @@ def record_pushes(
     con: duckdb.DuckDBPyConnection,
     loaded_model: Any,
     user_id: str,
-    scenario: Any,
+    scenario: Scenario,
     recs_df: pd.DataFrame,
     reasons: Mapping[str, Any] | Sequence[Any] | None = None,
 ) -> list[str]:
-    """Record ``recs_df`` (item_id, rank, score, ...) as pushes to ``user_id`` for ``scenario``; returns the push ids.
+    """Record ``recs_df`` (item_id, rank, score, ...) as pushes to ``user_id`` for ``scenario``; returns the ids
+    of the pushes written — an item already pushed to the shopper for the same moment by the same model
+    version is not pushed again (see `already_pushed`).
 
-    ``loaded_model`` is a `registry.LoadedModel` (its ``version`` is stored); ``scenario`` has
-    ``at`` (a naive time is local in the data's timezone), ``device``, ``channel``, ``location``.
-    ``reasons`` are per item id (a mapping) or per row (a sequence), stored as JSON. All rows
-    are written in one transaction on ``con``, which must be writable.
+    ``loaded_model`` is a `registry.LoadedModel` (its ``version`` is stored); the scenario's ``at`` is
+    local time in the data's timezone when naive. ``reasons`` are per item id (a mapping) or per row
+    (a sequence), stored as JSON. All rows are written in one transaction on ``con``, which must be writable.
     """
     if recs_df is None or recs_df.empty:
         raise ValueError("nothing to push: the recommendation list is empty")
@@ -65,8 +60,9 @@ def record_pushes(
         raise ValueError(f"the recommendation frame lacks {missing}")
     if reasons is not None and not isinstance(reasons, Mapping) and len(reasons) != len(recs_df):
         raise ValueError(f"{len(reasons)} reasons for {len(recs_df)} pushes")
-    pushed_at = moment_utc(scenario.at, data_timezone(con))
+    pushed_at = to_utc(scenario.at, data_timezone(con))
     version = loaded_model.version
+    before = existing_pushes(con, user_id, recs_df["item_id"].astype(str).tolist(), pushed_at, version)
     rows = []
     for row, (item_id, rank, score) in enumerate(zip(recs_df["item_id"], recs_df["rank"], recs_df["score"])):
         rows.append(
@@ -77,16 +73,21 @@ def record_pushes(
                 "item_id": str(item_id),
                 "rank": int(rank),
                 "score": float(score),
-                "device": scenario.device or UNKNOWN,
-                "channel": scenario.channel or UNKNOWN,
-                "location": scenario.location or UNKNOWN,
+                "scene_json": scenario.scene,
                 "model_version": version,
                 "reasons_json": _reasons_json(reasons, str(item_id), row),
             }
         )
+    rows = [r for r in rows if r["item_id"] not in before]
     insert_pushes(con, rows)
-    log.info("recorded %d pushes for %s at %s UTC with %s", len(rows), user_id, pushed_at, version)
+    log.info("recorded %d pushes for %s at %s UTC with %s (%d already pushed)", len(rows), user_id, pushed_at, version, len(before))
     return [r["push_id"] for r in rows]
+
+
+def already_pushed(con: duckdb.DuckDBPyConnection, loaded_model: Any, user_id: str, scenario: Scenario,
+                   item_ids: Sequence[str]) -> dict[str, Any]:
+    """Items of ``item_ids`` already pushed to the shopper for this moment by this model version: item -> when logged."""
+    return existing_pushes(con, user_id, [str(i) for i in item_ids], to_utc(scenario.at, data_timezone(con)), loaded_model.version)
 
 
 # --- reasons at push time, and the `push` command ----------------------------------------------------
@@ -99,9 +100,8 @@ def reasons_at_push_time(
     in English and Chinese, the Shapley values, the top inputs, a counterfactual and the model version.
     None for a model without inputs to attribute to (the count-based baselines). Reads only."""
     from recsys_core.explain import push_reasons
-    from recsys_core.models.context_transformer import ContextTransformer
 
-    if not isinstance(loaded_model.model, ContextTransformer):
+    if not loaded_model.explainable:
         log.info("no reasons for pushes by a %s model", loaded_model.model_type)
         return None
     return push_reasons(loaded_model, con, user_id, scenario, recs_df["item_id"].astype(str).tolist(), k=k or len(recs_df))
@@ -127,7 +127,7 @@ def push_cli(args: Any) -> dict[str, Any]:
     if int(args.k) < 1:
         raise ValueError(f"-k must be at least 1, got {args.k}")
     lm = recommend.load_model(args.model_dir)
-    scenario = recommend.Scenario(recommend.parse_moment(args.at, lm.features.calendar.timezone), args.device, args.channel, args.location)
+    scenario = recommend.scenario_from_args(args, lm)
     con = connect(args.db)  # writable: pushes are recorded
     try:
         if args.users:
@@ -136,12 +136,17 @@ def push_cli(args: Any) -> dict[str, Any]:
             users = active_users(con, int(args.limit))
         if not users:
             raise ValueError("no shoppers to push to: give --users, or fill the database first")
-        pushes, skipped = [], []
+        pushes, skipped, repeated = [], [], 0
         for user in tqdm(users, desc="push", unit="shopper", disable=len(users) < 2):
             try:
                 top = recommend.recommend(lm, con, user, scenario, k=int(args.k))
             except recommend.UnknownUserError:
                 skipped.append(user)
+                continue
+            done = already_pushed(con, lm, user, scenario, top["item_id"].tolist())
+            repeated += len(done)
+            top = top[~top["item_id"].isin(list(done))]
+            if top.empty:
                 continue
             ids = record_pushes_with_reasons(con, lm, user, scenario, top[["item_id", "rank", "score"]], k=int(args.k))
             for push_id, row in zip(ids, top.itertuples()):
@@ -157,10 +162,13 @@ def push_cli(args: Any) -> dict[str, Any]:
         con.close()
     return {
         "pushed": len(pushes),
+        "already_pushed": repeated,
         "shoppers": len(users) - len(skipped),
         "skipped": skipped,
         "at": scenario.at.isoformat(),
-        "scene": {"device": args.device or UNKNOWN, "channel": args.channel or UNKNOWN, "location": args.location or UNKNOWN},
+        "scene": scenario.scene,
+        "context_fields": list(lm.context_fields),
+        "ignored_scene": sorted(set(scenario.scene) - set(lm.context_fields)),
         "model_version": lm.version,
         "pushes": pushes,
     }

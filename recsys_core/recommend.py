@@ -4,15 +4,15 @@ The app, the explanations and the CLI call these functions; any registered model
 (the context transformer, sasrec, or a baseline) serves through the same path:
 
     lm = load_model()                                   # the bundled model; cache it (st.cache_resource)
-    sc = Scenario(at=datetime(2025, 11, 11, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")), device="mobile",
-                  channel="push", location="commute")
+    sc = Scenario(datetime(2025, 11, 11, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")), {"device": "mobile"})
     recommend(lm, con, "u00042", sc, k=10)             # DataFrame: item_id, rank, score, title, ...
     score_scenarios(lm, con, "u00042", [sc.at_hour(h) for h in range(24)])   # (24, n_items), one batch
 
 History: the shopper's most recent events in the store (at most the model's
 ``history_len``), or only those strictly before ``history_before`` when given
 (to replay a past moment). The target context is the scenario's local time
-(in the model's timezone) and scene; unknown scene values map to "unknown".
+(in the model's timezone) and the scene values of the fields the model reads (`lm.context_fields`);
+unknown scene values map to "unknown", and fields the model does not read are ignored.
 
 Shoppers: an id found nowhere in the store raises `UnknownUserError`. A known
 shopper without usable history (profile only, or only items the model never
@@ -34,7 +34,6 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
@@ -44,7 +43,7 @@ import pandas as pd
 import torch
 
 from recsys_core import registry
-from recsys_core.features import HISTORY_FIELDS
+from recsys_core.context import Scenario, parse_moment
 from recsys_core.registry import LoadedModel
 from recsys_core.sequences import serving_batch
 from recsys_core.store import connect
@@ -57,42 +56,6 @@ MODELS_ROOT = Path("models")
 
 class UnknownUserError(ValueError):
     """The shopper id is not in the store."""
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """When and where a push happens.
-
-    at: the moment; timezone-aware, or naive = local time of the data's timezone.
-    device / channel / location: the scene (None or an unseen value = unknown).
-    promo_override: force the promotion-day flag on/off (None = from the calendar).
-    """
-
-    at: dt.datetime
-    device: str | None = None
-    channel: str | None = None
-    location: str | None = None
-    promo_override: bool | None = None
-
-    def local_time(self, timezone: str) -> dt.datetime:
-        """The moment as naive local time in ``timezone``."""
-        if self.at.tzinfo is None:
-            return self.at
-        return self.at.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
-
-    def utc(self, timezone: str = "Asia/Shanghai") -> dt.datetime:
-        """The moment in UTC (a naive ``at`` is read in ``timezone``)."""
-        at = self.at if self.at.tzinfo else self.at.replace(tzinfo=ZoneInfo(timezone))
-        return at.astimezone(dt.timezone.utc)
-
-    def at_hour(self, hour: int, minute: int = 0) -> "Scenario":
-        """The same scenario at another hour of the same (local) day."""
-        return replace(self, at=self.at.replace(hour=int(hour), minute=int(minute), second=0, microsecond=0))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["at"] = self.at.isoformat()
-        return d
 
 
 def bundled_model_dir() -> Path:
@@ -128,7 +91,7 @@ def context_ids(lm: LoadedModel, scenario: Scenario, history_ts: np.ndarray | No
             at_utc = np.datetime64(scenario.utc(fs.calendar.timezone).replace(tzinfo=None), "s")
             since = float((at_utc - np.asarray(history_ts).astype("datetime64[s]").max()).astype(np.int64))
     local = scenario.local_time(fs.calendar.timezone)
-    return fs.encode_moment(local, scenario.device, scenario.channel, scenario.location, scenario.promo_override, since)
+    return fs.encode_moment(local, scenario.scene, scenario.promo_override, since)
 
 
 def _history_arrays(
@@ -145,7 +108,7 @@ def _history_arrays(
     if n == 0:
         if not store_events.user_exists(con, user_id):
             raise UnknownUserError(f"unknown shopper {user_id!r}: no events or profile in this database")
-        return cols, {k: np.zeros(0, np.int64) for k in HISTORY_FIELDS}
+        return cols, {k: np.zeros(0, np.int64) for k in fs.history_fields()}
     enc = fs.encode_events(cols)
     keep = enc["item"] > 0  # items the model knows
     keep[: max(0, n - keep_n)] = False
@@ -232,20 +195,40 @@ def recommend(
     return out
 
 
-def parse_moment(text: str, timezone: str) -> dt.datetime:
-    """ISO 8601 → aware datetime; without an offset it is read in ``timezone``."""
-    try:
-        at = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"--at {text!r} is not an ISO 8601 time (e.g. 2025-11-11T08:00 or 2025-11-11T08:00+08:00)") from exc
-    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(timezone))
+def scenario_from_args(args: argparse.Namespace, lm: LoadedModel) -> Scenario:
+    """The CLI's scenario: ``--at`` plus the scene the CLI parsed (``args.scene``: field -> value, from
+    ``--scene NAME=VALUE`` and its shorthands). A field the model's data does not have is an error naming
+    the fields it has."""
+    scene = dict(getattr(args, "scene", None) or {})
+    unknown = sorted(set(scene) - set(lm.features.scene_names))
+    if unknown:
+        have = ", ".join(lm.features.scene_names) or "none"
+        raise ValueError(f"--scene: the model's data has no field {', '.join(unknown)} (its scene fields: {have})")
+    return Scenario(parse_moment(args.at, lm.features.calendar.timezone), scene)
+
+
+def hour_sweep(lm: LoadedModel, con, user_id: str, scenario: Scenario, item_ids: Sequence[str],
+               exclude_seen: bool = False) -> pd.DataFrame:
+    """Ranks (hour, item_id, rank) of ``item_ids`` at every hour 0..23 of the scenario's day, from ONE batched
+    scoring call. With ``exclude_seen`` the ranks count only items the shopper has not interacted with,
+    as the list does (an excluded item itself gets no rank)."""
+    from recsys_core import scenario as sc
+
+    scores = score_scenarios(lm, con, user_id, [scenario.at_hour(h) for h in range(24)])
+    columns = {item: j for j, item in enumerate(lm.features.items.values)}
+    if exclude_seen:
+        seen = set(store_events.user_item_ids(con, user_id))
+        keep = [j for item, j in columns.items() if item not in seen]
+        scores = scores[:, keep]
+        columns = {lm.features.items.values[j]: n for n, j in enumerate(keep)}
+    return sc.sweep_frame(scores, columns, [str(i) for i in item_ids if str(i) in columns][: sc.SWEEP_MAX_ITEMS])
 
 
 def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
     """Handler of `python -m recsys_core recommend`."""
     lm = load_model(args.model_dir)
     tz = lm.features.calendar.timezone
-    scenario = Scenario(parse_moment(args.at, tz), args.device, args.channel, args.location)
+    scenario = scenario_from_args(args, lm)
     con = connect(args.db, read_only=True)
     try:
         top = recommend(lm, con, args.user, scenario, k=args.k)
@@ -263,7 +246,9 @@ def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
         "at": scenario.at.isoformat(),
         "local_time": local.isoformat(timespec="minutes"),
         "timezone": tz,
-        "scene": {"device": args.device or "unknown", "channel": args.channel or "unknown", "location": args.location or "unknown"},
+        "scene": {name: scenario.get(name, "unknown") for name in lm.features.scene_names},
+        "context_fields": list(lm.context_fields),
+        "ignored_scene": sorted(set(scenario.scene) - set(lm.context_fields)),
         "context": {
             "hour": local.hour,
             "weekday": local.strftime("%A"),
@@ -289,7 +274,8 @@ def _serving_figures(db: str | None, model_dir: str | None = None, n_users: int 
     try:
         users = store_events.active_users(con, n_users)
         tz = lm.features.calendar.timezone
-        base = Scenario(dt.datetime(2025, 11, 18, 8, 0, tzinfo=ZoneInfo(tz)), "mobile", "push", "commute")
+        scene = {name: vocab.values[0] for name, vocab in lm.features.scene.items() if vocab.values}
+        base = Scenario(dt.datetime(2025, 11, 18, 8, 0, tzinfo=ZoneInfo(tz)), scene)
         for u in users[:5]:  # warm-up: first calls pay for allocations and DuckDB plan caches
             recommend(lm, con, u, base)
             score_scenarios(lm, con, u, [base.at_hour(h) for h in range(24)])

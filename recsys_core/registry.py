@@ -30,7 +30,7 @@ from recsys_core import __version__
 from recsys_core.features import FeatureSpace
 from recsys_core.models import MODEL_REGISTRY, Recommender, build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: scene fields are data (features.scene_fields), context_fields recorded
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 
@@ -60,6 +60,16 @@ class LoadedModel:
     def protocol(self) -> str | None:
         return self.metadata.get("protocol")
 
+    @property
+    def context_fields(self) -> tuple[str, ...]:
+        """The target-context fields the model reads (time and scene); the rest of a scenario is ignored."""
+        return tuple(self.metadata.get("context_fields", ()))
+
+    @property
+    def explainable(self) -> bool:
+        """Whether the explanations apply (a network with embeddings to attribute to, not a count model)."""
+        return bool(getattr(self.model, "explainable", False))
+
     def summary(self) -> dict[str, Any]:
         """What a sidebar or a CLI shows about the model."""
         m = self.metadata
@@ -68,6 +78,7 @@ class LoadedModel:
             "version": m["version"],
             "path": str(self.path),
             "protocol": m.get("protocol"),
+            "context_fields": list(self.context_fields),
             "trained_at": m.get("trained_at"),
             "training_cutoff": m.get("training_cutoff"),
             "n_items": self.model.n_items,

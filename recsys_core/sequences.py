@@ -36,16 +36,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recsys_core.features import (
-    CONTEXT_FIELDS,
-    HISTORY_FIELDS,
-    Calendar,
-    FeatureSpace,
-    hour_bucket,
-    log2_bucket_label,
-)
+from recsys_core.features import Calendar, FeatureSpace, hour_bucket, log2_bucket_label
 from recsys_core.models.base import Batch
 from recsys_core.store import events as store_events
+from recsys_core.store.scene import scene_fields
 
 PROTOCOLS = ("next_event", "next_session")
 SESSION_GAP_S = 30 * 60
@@ -61,7 +55,7 @@ def check_protocol(protocol: str) -> str:
 class SequenceData:
     """All events, encoded, grouped by shopper (rows of shopper u: ``offsets[u]:offsets[u+1]``).
 
-    fields: HISTORY_FIELDS name -> int64 array (n_events,); ts: UTC seconds (n_events,);
+    fields: history field name (`FeatureSpace.history_fields()`) -> int64 array (n_events,); ts: UTC seconds (n_events,);
     session_start: True for the first event of each 30-minute-gap session.
     """
 
@@ -90,8 +84,8 @@ class SequenceData:
 
     @classmethod
     def from_frame(cls, events: pd.DataFrame, features: FeatureSpace) -> "SequenceData":
-        """Encode an events frame sorted by (user_id, ts) with columns as `store.events.read_events` returns."""
-        enc = features.encode_events(events) if len(events) else {f: np.zeros(0, np.int64) for f in HISTORY_FIELDS}
+        """Encode an events frame sorted by (user_id, ts, seq) with columns as `store.events.read_events` returns."""
+        enc = features.encode_events(events) if len(events) else {f: np.zeros(0, np.int64) for f in features.history_fields()}
         users = events["user_id"].astype(str).to_numpy()
         change = np.flatnonzero(users[1:] != users[:-1]) + 1 if len(users) else np.zeros(0, np.int64)
         starts = np.concatenate([[0], change]) if len(users) else np.zeros(0, np.int64)
@@ -114,7 +108,7 @@ class SequenceData:
         if len(events) == 0:
             raise ValueError("the database has no events; run `python -m recsys_core sample` or import data first")
         if features is None:
-            features = FeatureSpace.fit(events, store_events.read_items(con), calendar or Calendar(timezone=tz))
+            features = FeatureSpace.fit(events, store_events.read_items(con), calendar or Calendar(timezone=tz), scene_fields(con))
         return cls.from_frame(events, features)
 
     def split(self, protocol: str) -> "Split":
@@ -171,7 +165,7 @@ class EvalCases:
 
     def slices(self) -> pd.DataFrame:
         """One row per case: user_id, target item, and the slice attributes of DESIGN §5
-        (hour_bucket, day_type weekday/weekend, device, channel, location, promo_day, history_length, target_kind)."""
+        (hour_bucket, day_type weekday/weekend, every scene field, promo_day, history_length, target_kind)."""
         d, f, t = self.data, self.data.fields, self.targets
         fs = d.features
         starts = d.offsets[self.users]
@@ -184,9 +178,7 @@ class EvalCases:
                 "target_item": [fs.items.decode(int(i)) for i in item[t]],
                 "hour_bucket": hour_bucket(f["hour"][t]),
                 "day_type": np.where(f["weekend"][t] == 2, "weekend", "weekday"),
-                "device": [fs.device.decode(int(i)) for i in f["device"][t]],
-                "channel": [fs.channel.decode(int(i)) for i in f["channel"][t]],
-                "location": [fs.location.decode(int(i)) for i in f["location"][t]],
+                **{name: [vocab.decode(int(i)) for i in f[name][t]] for name, vocab in fs.scene.items()},
                 "promo_day": np.where(f["promo"][t] == 2, "promo", "regular"),
                 "history_length": [log2_bucket_label(int(n)) for n in hist_len],
                 "target_kind": np.where(repeat, "repeat", "new"),
@@ -308,26 +300,27 @@ def gather_batch(
     targets: np.ndarray | None = None,
 ) -> Batch:
     """History = rows ``[max(first, end - max_len), end)`` per row of the batch, left-padded to ``max_len``;
-    context = the CONTEXT_FIELDS of ``context_rows`` ((B,) or (B, T))."""
+    context = the context fields (time + scene) of ``context_rows`` ((B,) or (B, T))."""
     rows = end[:, None] - max_len + np.arange(max_len)[None, :]  # (B, T)
     valid = rows >= first[:, None]
     safe = np.where(valid, rows, 0)
-    history = {k: torch.from_numpy(np.where(valid, data.fields[k][safe], 0)) for k in HISTORY_FIELDS}
-    context = {k: torch.from_numpy(data.fields[k][context_rows]) for k in CONTEXT_FIELDS}
+    history = {k: torch.from_numpy(np.where(valid, data.fields[k][safe], 0)) for k in data.fields}
+    context = {k: torch.from_numpy(data.fields[k][context_rows]) for k in data.features.context_fields()}
     return Batch(history, context, None if targets is None else torch.from_numpy(np.asarray(targets, np.int64)))
 
 
 def serving_batch(history: dict[str, np.ndarray], contexts: Sequence[dict[str, int]], max_len: int) -> Batch:
-    """One shopper's encoded history (field -> (n,) ids, oldest first) scored under S contexts: a (S, T) batch."""
+    """One shopper's encoded history (field -> (n,) ids, oldest first) scored under S contexts: a (S, T) batch.
+    The context fields are those of the first context (every context holds the same fields)."""
     n = len(history["item"])
     take = min(n, max_len)
     h = {}
-    for k in HISTORY_FIELDS:
+    for k in history:
         row = np.zeros(max_len, np.int64)
         if take:
             row[max_len - take :] = np.asarray(history[k], np.int64)[n - take :]
         h[k] = torch.from_numpy(np.repeat(row[None, :], len(contexts), axis=0))
-    ctx = {k: torch.tensor([int(c.get(k, 0)) for c in contexts], dtype=torch.long) for k in CONTEXT_FIELDS}
+    ctx = {k: torch.tensor([int(c.get(k, 0)) for c in contexts], dtype=torch.long) for k in (contexts[0] if contexts else {})}
     return Batch(h, ctx)
 
 

@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys_core.context import scene_field
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SEED = 20251111
@@ -54,6 +56,8 @@ N_ITEMS = 1500
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 PARQUET_FILES = {"events": "events.parquet", "items": "items.parquet", "users": "users.parquet"}
 
+# The sample world's scene fields (ordinary entries of the context schema, `recsys_core.context`).
+SCENE_FIELDS = ("device", "channel", "location")
 DEVICES = ["mobile", "pc", "tablet"]
 CHANNELS = ["home_feed", "search", "push", "live_stream", "cart"]
 LOCATIONS = ["home", "office", "commute", "city"]
@@ -753,7 +757,8 @@ def build_sample_database(db: str | os.PathLike | None, seed: int | None = None)
         origin = "generated"
     con = store.connect(db)
     try:
-        run_id = samples.replace_sample_world(con, events, items, users, file_sha256=sha, timezone=TIMEZONE)
+        scene = [scene_field(name) for name in SCENE_FIELDS]
+        run_id = samples.replace_sample_world(con, events, items, users, file_sha256=sha, timezone=TIMEZONE, scene=scene)
     finally:
         con.close()
     local = events["ts"].agg(["min", "max"]) + pd.Timedelta(hours=UTC_OFFSET_HOURS)

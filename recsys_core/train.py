@@ -23,13 +23,14 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from recsys_core import evaluate
+from recsys_core.context import TIME_FIELDS
 from recsys_core.features import FeatureSpace
 from recsys_core.models import Recommender, build_model, model_class
 from recsys_core.registry import save_model
@@ -89,8 +90,27 @@ def set_seed(seed: int, threads: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def build_neural_model(model_type: str, features: FeatureSpace, cfg: TrainConfig) -> Recommender:
-    """A fresh context_transformer / sasrec for this feature space, with the catalogue's side features."""
+def resolve_context(features: FeatureSpace, context: Sequence[str] | None) -> tuple[str, ...]:
+    """The target-context fields a model reads: ``context`` (checked against the data's fields), or by
+    default every field known when a push is decided (time fields and decision-time scene fields)."""
+    if context is None:
+        return features.decision_time_fields()
+    allowed = features.context_fields()
+    wanted = [c.strip() for c in context if c.strip()]
+    unknown = [c for c in wanted if c not in allowed]
+    if unknown:
+        raise ValueError(f"--context: unknown field(s) {', '.join(unknown)}; this data has {', '.join(allowed)}")
+    return tuple(f for f in allowed if f in wanted)  # schema order
+
+
+def build_neural_model(model_type: str, features: FeatureSpace, cfg: TrainConfig, context: Sequence[str] | None = None) -> Recommender:
+    """A fresh context_transformer / sasrec for this feature space, with the catalogue's side features.
+
+    A context_transformer reads every time and scene field of past events, and in the target context
+    the fields of ``context`` (default: those known at decision time, `resolve_context`)."""
+    fields: dict[str, Any] = {}
+    if model_type == "context_transformer":
+        fields = {"history_fields": TIME_FIELDS + features.scene_names, "context_fields": resolve_context(features, context)}
     model = build_model(
         model_type,
         {
@@ -101,6 +121,7 @@ def build_neural_model(model_type: str, features: FeatureSpace, cfg: TrainConfig
             "n_heads": cfg.n_heads,
             "d_model": cfg.d_model,
             "dropout": cfg.dropout,
+            **fields,
         },
     )
     with torch.no_grad():
@@ -190,9 +211,11 @@ def train(
     cfg: TrainConfig | None = None,
     progress: bool = True,
     data: SequenceData | None = None,
+    context: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train ``model_type`` on the store behind ``con`` under ``protocol``, register it at ``out``
-    (default ``models/<model_type>``) and return a summary with validation and test metrics."""
+    (default ``models/<model_type>``) and return a summary with validation and test metrics.
+    ``context``: the target-context fields a context_transformer reads (default: decision-time fields)."""
     check_protocol(protocol)
     model_class(model_type)  # fails loudly with the allowed types
     cfg = cfg or TrainConfig()
@@ -202,11 +225,15 @@ def train(
     if len(split.valid) == 0:
         raise ValueError(f"no shopper has enough history for {protocol} validation (needs 3 events / sessions)")
     if model_type in NEURAL_MODELS:
-        model = build_neural_model(model_type, data.features, cfg)
+        model = build_neural_model(model_type, data.features, cfg, context)
         fit_info = fit_neural(model, split, cfg, rng, progress)
         config_record = asdict(cfg)
     else:
-        model = build_model(model_type, {"n_items": data.features.n_items, "vocab_sizes": data.features.vocab_sizes()})
+        extra: dict[str, Any] = {}
+        if model_type == "context_pop":  # conditioned on the first scene field known at decision time, if any
+            scene = [f for f in resolve_context(data.features, context) if f in data.features.scene_names]
+            extra["scene_field"] = scene[0] if scene else None
+        model = build_model(model_type, {"n_items": data.features.n_items, "vocab_sizes": data.features.vocab_sizes(), **extra})
         t0 = time.perf_counter()
         fit_info = dict(model.fit(split) or {})
         fit_info["seconds"] = round(time.perf_counter() - t0, 2)
@@ -225,6 +252,7 @@ def train(
         out,
         {
             "protocol": protocol,
+            "context_fields": list(context_fields_read(model)),
             "data_fingerprint": store_events.data_fingerprint(con),
             "training_cutoff": dt.datetime.fromtimestamp(split.cutoff_ts, dt.timezone.utc).isoformat(),
             "metrics": metrics,
@@ -234,11 +262,22 @@ def train(
     return {
         "model": model_type,
         "protocol": protocol,
+        "context_fields": list(context_fields_read(model)),
         "out": str(path),
         "metrics": {"valid": _headline(metrics["valid"]), "test": _headline(metrics["test"])},
         "n_eval_users": len(split.test),
         **{k: v for k, v in fit_info.items() if k != "history"},
     }
+
+
+def context_fields_read(model: Recommender) -> tuple[str, ...]:
+    """The target-context fields a model reads (what the studio, `push` and the model card name)."""
+    cfg = getattr(model, "cfg", None)
+    if hasattr(cfg, "context_fields"):
+        return tuple(cfg.context_fields)
+    if model.model_type == "context_pop":
+        return ("hour", "weekend") + ((cfg.scene_field,) if cfg.scene_field else ())
+    return ()
 
 
 def _headline(m: dict[str, float]) -> dict[str, float]:
@@ -250,9 +289,10 @@ def train_cli(args: argparse.Namespace) -> dict[str, Any]:
     cfg = TrainConfig(seed=args.seed)
     if args.epochs is not None:
         cfg = replace(cfg, epochs=int(args.epochs))
+    context = None if getattr(args, "context", None) is None else str(args.context).split(",")
     con = connect(args.db, read_only=True)
     try:
-        return train(con, args.model, args.protocol, args.out, cfg, progress=True)
+        return train(con, args.model, args.protocol, args.out, cfg, progress=True, context=context)
     finally:
         con.close()
 

@@ -30,10 +30,10 @@ class Batch:
     """Histories plus the target context, as id tensors.
 
     history: field -> LongTensor (B, T), LEFT-padded (the most recent event is at T-1), 0 = padding.
-        Keys: item, behavior, hour, weekday, weekend, holiday, promo, gap, device, channel, location
-        (`features.HISTORY_FIELDS`). Padding rows are where ``history["item"] == 0``.
+        Keys: item, behavior, hour, weekday, weekend, holiday, promo, gap and every scene field
+        (`FeatureSpace.history_fields()`). Padding rows are where ``history["item"] == 0``.
     context: field -> LongTensor (B,) — the time and scene of the moment being predicted
-        (hour, weekday, weekend, holiday, promo, device, channel, location; 0 = unknown).
+        (time fields and the scene fields the model reads; 0 = unknown).
         In TRAINING batches it is (B, T): at each position, the context of the event that follows it.
     targets: LongTensor (B,) of dense item ids 1..n_items (evaluation), or (B, T) in training with 0 = no
         target at that position; None when serving.
@@ -89,6 +89,7 @@ class Recommender(nn.Module):
 
     model_type: ClassVar[str] = ""
     trainable: ClassVar[bool] = False
+    explainable: ClassVar[bool] = False  # embeddings to attribute to (Captum, attention, Shapley)
 
     def __init__(self, n_items: int, history_len: int = 50):
         super().__init__()

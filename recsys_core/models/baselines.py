@@ -2,7 +2,7 @@
 
 - `Popularity` (``pop``): how often each item occurs in the training events.
 - `ContextPopularity` (``context_pop``): popularity per hour bucket × weekday/weekend ×
-  device of the moment being predicted, smoothed toward coarser contexts
+  scene field (the first decision-time one, e.g. the device) of the moment being predicted, smoothed toward coarser contexts
   (hour bucket × day type → hour bucket → global) so thin contexts borrow strength.
 - `CoVisitation` (``covisit``): item-to-item kNN from co-occurrence within a few
   positions of each shopper's training sequence; a shopper's recent items vote for
@@ -89,8 +89,8 @@ class _CountModel(Recommender):
         if unknown:
             raise ValueError(f"unknown {cls.model_type} option(s) {sorted(unknown)}; allowed: {sorted(known)}")
         kwargs = {k: v for k, v in config.items() if k in known}
-        if "vocab_sizes" in config and "n_devices" in known and "n_devices" not in config:
-            kwargs["n_devices"] = int(config["vocab_sizes"]["device"])
+        if "vocab_sizes" in config and "n_scene" in known and "n_scene" not in config and kwargs.get("scene_field"):
+            kwargs["n_scene"] = int(config["vocab_sizes"].get(kwargs["scene_field"], 1))
         return cls(cls.config_class(**kwargs))
 
     @staticmethod
@@ -140,7 +140,8 @@ class Popularity(_CountModel):
 @dataclass
 class ContextPopularityConfig:
     n_items: int
-    n_devices: int = 1  # number of device ids incl. 0 = unknown (features.vocab_sizes()["device"])
+    scene_field: str | None = None  # the scene field popularity is conditioned on (None: time only)
+    n_scene: int = 1  # number of ids of that field incl. 0 = unknown (features.vocab_sizes()[scene_field])
     history_len: int = 1
     hour_bucket_hours: int = 3  # width of an hour bucket (24 / width buckets)
     smoothing: float = 200.0  # pseudo-count pulling a context toward its parent context
@@ -157,10 +158,10 @@ class ContextPopularityConfig:
 
 
 class ContextPopularity(_CountModel):
-    """Popularity of items at the target moment's hour bucket × day type × device.
+    """Popularity of items at the target moment's hour bucket × day type × one scene field (`scene_field`).
 
-    log P(item | bucket, day type, device) with a hierarchical Dirichlet back-off:
-    global → bucket → bucket × day type → bucket × day type × device. An unknown value
+    log P(item | bucket, day type, scene value) with a hierarchical Dirichlet back-off:
+    global → bucket → bucket × day type → bucket × day type × scene value. An unknown value
     (id 0) in the target context uses its parent context's distribution.
     """
 
@@ -169,7 +170,7 @@ class ContextPopularity(_CountModel):
 
     def __init__(self, cfg: ContextPopularityConfig):
         super().__init__(cfg)
-        shape = (cfg.n_hour_buckets, 3, max(1, cfg.n_devices), cfg.n_items + 1)  # day type: 0 unknown, 1 weekday, 2 weekend
+        shape = (cfg.n_hour_buckets, 3, max(1, cfg.n_scene), cfg.n_items + 1)  # day type: 0 unknown, 1 weekday, 2 weekend
         self.register_buffer("log_prob", torch.zeros(shape))  # (H, 3, D, N+1)
 
     def hour_buckets(self, hour_id: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -178,12 +179,13 @@ class ContextPopularity(_CountModel):
 
     def fit(self, split: "Split") -> dict[str, Any]:
         ev = split.train_events()
-        _check_fields(ev, ("item", "behavior", "ts", "hour", "weekend", "device"))
+        _check_fields(ev, ("item", "behavior", "ts", "hour", "weekend"))
         N, (H, W, D, _) = self.n_items, self.log_prob.shape
         w = _event_weights(ev, self.cfg.behavior_weights, self.cfg.half_life_days)
         hb = self.hour_buckets(ev["hour"])
         we = np.clip(ev["weekend"], 0, 2)
-        dev = np.clip(ev["device"], 0, D - 1)
+        field = self.cfg.scene_field
+        dev = np.clip(ev[field], 0, D - 1) if field and field in ev else np.zeros_like(ev["item"])
         cell = ((hb * W + we) * D + dev) * (N + 1) + ev["item"]
         c3 = np.bincount(cell, weights=w, minlength=H * W * D * (N + 1)).reshape(H, W, D, N + 1)
         c3[..., 0] = 0.0
@@ -195,7 +197,7 @@ class ContextPopularity(_CountModel):
         lp2 = _smoothed_log_probs(c2, np.exp(lp1)[:, None], a)  # (H, W, N+1)
         lp2[:, 0] = lp1  # unknown day type → hour bucket
         lp3 = _smoothed_log_probs(c3, np.exp(lp2)[:, :, None], a)  # (H, W, D, N+1)
-        lp3[:, :, 0] = lp2  # unknown device → hour bucket × day type
+        lp3[:, :, 0] = lp2  # unknown scene value → hour bucket × day type
         lp3[..., 0] = 0.0
         self.log_prob.copy_(torch.from_numpy(lp3.astype(np.float32)))
         cells = c3.sum(axis=-1)
@@ -207,7 +209,9 @@ class ContextPopularity(_CountModel):
         H, W, D, _ = self.log_prob.shape
         hb = self.hour_buckets(ctx["hour"]).clamp(0, H - 1)
         we = ctx["weekend"].clamp(0, W - 1)
-        dev = torch.where(ctx["device"] < D, ctx["device"], 0)  # a device unseen in training → unknown
+        field = self.cfg.scene_field
+        scene = ctx[field] if field and field in ctx else torch.zeros_like(ctx["hour"])
+        dev = torch.where(scene < D, scene, 0)  # a value unseen in training → unknown
         scores = self.log_prob[hb, we, dev].clone()  # (B, N+1)
         return self._pad_column(scores)
 

@@ -3,7 +3,7 @@
 One module, nanoGPT style. A shopper's recent events become vectors — item
 (with its category and price band), behaviour, per-event time (hour, weekday,
 weekend, holiday, promotion day, time since the previous event) and scene
-(device, channel, location), plus position — and pass through causal
+(every scene field of the data's schema), plus position — and pass through causal
 self-attention. The hidden state after the newest event is then fused with the
 TARGET context (the time and scene of the moment being predicted):
 
@@ -44,11 +44,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys_core.features import CONTEXT_FIELDS, SCENE_FIELDS, TIME_FIELDS
+from recsys_core.context import TIME_FIELDS  # hour, weekday, weekend, holiday, promo, gap (time since the previous event)
 from recsys_core.models.base import Batch, Recommender
 
-HISTORY_TIME_FIELDS = TIME_FIELDS  # hour, weekday, weekend, holiday, promo, gap
-CONTEXT_TIME_FIELDS = tuple(f for f in CONTEXT_FIELDS if f in TIME_FIELDS)  # incl. gap: time since the previous event
+_NOT_SCENE = frozenset({"item", "behavior", "category", "price_band", *TIME_FIELDS})
+
+
+def scene_fields_of(vocab_sizes: dict[str, int]) -> tuple[str, ...]:
+    """The scene fields of a feature space, from its vocabulary sizes (every field that is not time or item side)."""
+    return tuple(f for f in vocab_sizes if f not in _NOT_SCENE)
 
 
 @dataclass
@@ -64,16 +68,18 @@ class ContextTransformerConfig:
     use_scene: bool = True
     use_item_side: bool = True
     use_repeat: bool = True  # repeat head: a context-aware pointer over the history's items
-    # the id fields read, recorded so a saved model keeps its inputs if the feature lists grow
-    history_fields: tuple[str, ...] | None = None  # per-event time and scene fields
-    context_fields: tuple[str, ...] | None = None  # target-context fields
+    # the id fields read, recorded in the model folder: per-event time and scene fields, and the
+    # target-context fields (by default every time and scene field; training picks the decision-time ones)
+    history_fields: tuple[str, ...] | None = None
+    context_fields: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         assert self.d_model % self.n_heads == 0, f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}"
+        scene = scene_fields_of(self.vocab_sizes)
         if self.history_fields is None:
-            self.history_fields = (HISTORY_TIME_FIELDS if self.use_time else ()) + (SCENE_FIELDS if self.use_scene else ())
+            self.history_fields = (TIME_FIELDS if self.use_time else ()) + (scene if self.use_scene else ())
         if self.context_fields is None:
-            self.context_fields = (CONTEXT_TIME_FIELDS if self.use_time else ()) + (SCENE_FIELDS if self.use_scene else ())
+            self.context_fields = (TIME_FIELDS if self.use_time else ()) + (scene if self.use_scene else ())
         self.history_fields, self.context_fields = tuple(self.history_fields), tuple(self.context_fields)
         needed = ["behavior", "category", "price_band", *self.history_fields, *self.context_fields]
         missing = sorted({f for f in needed if f not in self.vocab_sizes})
@@ -196,6 +202,7 @@ class RepeatHead(nn.Module):
 
 class ContextTransformer(Recommender):
     trainable = True
+    explainable = True
 
     def __init__(self, cfg: ContextTransformerConfig, item_category: torch.Tensor | None = None, item_price_band: torch.Tensor | None = None):
         super().__init__(cfg.n_items, cfg.max_len)

@@ -9,6 +9,7 @@ queries) and `pushes` (the push audit log).
 from recsys_core.store.connection import (
     DEFAULT_DB_PATH,
     DatabaseLockedError,
+    OutdatedDatabaseError,
     connect,
     get_meta,
     resolve_db_path,
@@ -18,6 +19,7 @@ from recsys_core.store.connection import (
 __all__ = [
     "DEFAULT_DB_PATH",
     "DatabaseLockedError",
+    "OutdatedDatabaseError",
     "connect",
     "get_meta",
     "resolve_db_path",

@@ -27,13 +27,10 @@ import pandas as pd
 
 from recsys_core.features import Calendar
 from recsys_core.store.connection import get_meta
+from recsys_core.store.scene import quoted, scene_names
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 BEHAVIORS = ("pv", "fav", "cart", "buy")
-SCENE_FIELDS = ("device", "channel", "location")
-
-# Allow-list: the only column names that ever reach SQL text from an argument.
-_SCENE_COLUMN = {"device": "e.device", "channel": "e.channel", "location": "e.location"}
 # Events are counted per UTC bucket of this width before converting to local time.
 _BUCKET = "INTERVAL 15 MINUTE"
 
@@ -46,11 +43,11 @@ class EventFilter:
     end: date | None = None
     categories: tuple[str, ...] = ()
     behaviors: tuple[str, ...] = ()
-    devices: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ()
-    locations: tuple[str, ...] = ()
+    scene: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (scene field, allowed values) pairs; a dict is accepted
 
     def __post_init__(self) -> None:
+        pairs = self.scene.items() if isinstance(self.scene, dict) else self.scene
+        object.__setattr__(self, "scene", tuple((str(f), tuple(map(str, v))) for f, v in pairs if v))
         unknown = set(self.behaviors) - set(BEHAVIORS)
         if unknown:
             raise ValueError(f"unknown behaviour(s) {sorted(unknown)}; choose from {list(BEHAVIORS)}")
@@ -85,8 +82,16 @@ def _placeholders(values: Iterable[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _where(f: EventFilter, tz: str) -> tuple[str, list[Any]]:
-    """SQL condition over `events e` for a filter, and its bound values."""
+def _scene_column(con: duckdb.DuckDBPyConnection, field: str) -> str:
+    """``e."field"`` for a scene field of the data; ValueError naming the fields otherwise."""
+    names = scene_names(con)
+    if field not in names:
+        raise ValueError(f"unknown scene field {field!r}; this data has {names or 'none'}")
+    return "e." + quoted(field)
+
+
+def _where(f: EventFilter, tz: str, con: duckdb.DuckDBPyConnection | None = None) -> tuple[str, list[Any]]:
+    """SQL condition over `events e` for a filter, and its bound values (``con`` resolves scene fields)."""
     clauses: list[str] = []
     params: list[Any] = []
     if f.start:
@@ -98,10 +103,10 @@ def _where(f: EventFilter, tz: str) -> tuple[str, list[Any]]:
     if f.behaviors:
         clauses.append(f"e.behavior IN ({_placeholders(f.behaviors)})")
         params.extend(f.behaviors)
-    for values, column in ((f.devices, "e.device"), (f.channels, "e.channel"), (f.locations, "e.location")):
-        if values:
-            clauses.append(f"{column} IN ({_placeholders(values)})")
-            params.extend(values)
+    for field, values in f.scene:
+        assert con is not None, "a scene filter needs the connection to check its field"
+        clauses.append(f"{_scene_column(con, field)} IN ({_placeholders(values)})")
+        params.extend(values)
     if f.categories:
         clauses.append(f"e.item_id IN (SELECT item_id FROM items WHERE category IN ({_placeholders(f.categories)}))")
         params.extend(f.categories)
@@ -180,8 +185,9 @@ def database_stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "last_event_local": last.isoformat(sep=" ") if last else None,
         "days": (last.date() - first.date()).days + 1 if first else 0,
         "behaviors": dict(zip(BEHAVIORS, row[3:])),
+        "scene_fields": scene_names(con),
         "scene_mix": {
-            field: {r.value: int(r.events) for r in mix[mix["scene"] == field].itertuples()} for field in SCENE_FIELDS
+            field: {r.value: int(r.events) for r in mix[mix["scene"] == field].itertuples()} for field in scene_names(con)
         },
         "import_runs": [
             {k: (v.isoformat(sep=" ") if isinstance(v, (datetime, pd.Timestamp)) else v) for k, v in row.items()}
@@ -205,10 +211,11 @@ def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "categories": [c for c, _ in categories],
         "category_zh": {c: zh for c, zh in categories if zh},
     }
-    for field in SCENE_FIELDS:
-        options[field] = [
-            r[0] for r in con.execute(f"SELECT DISTINCT {_SCENE_COLUMN[field]} FROM events e ORDER BY 1").fetchall()
-        ]
+    options["scene_fields"] = scene_names(con)
+    options["scene"] = {
+        field: [r[0] for r in con.execute(f"SELECT DISTINCT {_scene_column(con, field)} FROM events e ORDER BY 1").fetchall()]
+        for field in options["scene_fields"]
+    }
     return options
 
 
@@ -217,7 +224,7 @@ def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 def behavior_counts(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter()) -> dict[str, int]:
     """Events per behaviour, every behaviour present (0 when none)."""
-    where, params = _where(f, data_timezone(con))
+    where, params = _where(f, data_timezone(con), con)
     counts = dict.fromkeys(BEHAVIORS, 0)
     counts.update(dict(con.execute(f"SELECT behavior, count(*) FROM events e WHERE {where} GROUP BY 1", params).fetchall()))
     return counts
@@ -239,7 +246,7 @@ def funnel_from_counts(counts: dict[str, int]) -> pd.DataFrame:
 def daily_events(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter()) -> pd.DataFrame:
     """Events per local day and behaviour: columns date, behavior, events."""
     tz = data_timezone(con)
-    where, params = _where(f, tz)
+    where, params = _where(f, tz, con)
     return _df(
         con,
         f"""
@@ -260,7 +267,7 @@ def hour_weekday(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter(),
     With `by_category`, one grid per category of the filtered events (column `category`).
     """
     tz = data_timezone(con)
-    where, params = _where(f, tz)
+    where, params = _where(f, tz, con)
     if by_category:
         source = f"events e JOIN items i USING (item_id) WHERE {where}"
         key = "i.category AS category,"
@@ -301,14 +308,13 @@ def hour_weekday(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter(),
 
 def scene_funnel(con: duckdb.DuckDBPyConnection, f: EventFilter, scene: str) -> pd.DataFrame:
     """Per value of one scene field: pv/fav/cart/buy events and rates (of views), busiest first."""
-    if scene not in _SCENE_COLUMN:
-        raise ValueError(f"unknown scene field {scene!r}; choose from {list(SCENE_FIELDS)}")
-    where, params = _where(f.without_behaviors(), data_timezone(con))
+    column = _scene_column(con, scene)
+    where, params = _where(f.without_behaviors(), data_timezone(con), con)
     df = _df(
         con,
         f"""
         WITH c AS (
-            SELECT {_SCENE_COLUMN[scene]} AS value, e.behavior, count(*) AS n FROM events e WHERE {where} GROUP BY ALL
+            SELECT {column} AS value, e.behavior, count(*) AS n FROM events e WHERE {where} GROUP BY ALL
         )
         SELECT value, {_behavior_sums()}, sum(n)::BIGINT AS events FROM c GROUP BY value ORDER BY events DESC, value
         """,
@@ -320,7 +326,7 @@ def scene_funnel(con: duckdb.DuckDBPyConnection, f: EventFilter, scene: str) -> 
 def conversion_by_hour(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter()) -> pd.DataFrame:
     """Per local hour 0–23: pv/fav/cart/buy events and conversion rates of views."""
     tz = data_timezone(con)
-    where, params = _where(f.without_behaviors(), tz)
+    where, params = _where(f.without_behaviors(), tz, con)
     counted = _df(
         con,
         f"""
@@ -341,7 +347,7 @@ def conversion_by_hour(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFil
 
 def top_items(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter(), limit: int = 20) -> pd.DataFrame:
     """The most active items under the filter, with catalogue fields and per-behaviour counts."""
-    where, params = _where(f, data_timezone(con))
+    where, params = _where(f, data_timezone(con), con)
     df = _df(
         con,
         f"""
@@ -359,7 +365,7 @@ def top_items(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter(), li
 
 def top_categories(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter(), limit: int = 20) -> pd.DataFrame:
     """The most active categories under the filter ('unknown' for items without one)."""
-    where, params = _where(f, data_timezone(con))
+    where, params = _where(f, data_timezone(con), con)
     df = _df(
         con,
         f"""
@@ -378,27 +384,31 @@ def top_categories(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter(
 def scene_mix(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter()) -> pd.DataFrame:
     """Events per scene field and value, with the share within the field: columns scene, value, events, share.
 
-    Busiest value first within each field, fields in `SCENE_FIELDS` order; one scan (grouping sets).
+    Busiest value first within each field, fields in schema order; one scan (grouping sets).
     """
-    where, params = _where(f, data_timezone(con))
+    fields = scene_names(con)
+    if not fields:
+        return _with_shares(pd.DataFrame({"scene": pd.Series([], dtype="str"), "value": pd.Series([], dtype="str"),
+                                          "events": pd.Series([], dtype="int64")}))
+    where, params = _where(f, data_timezone(con), con)
+    cols = [_scene_column(con, name) for name in fields]
+    which = " ".join(f"WHEN grouping({c}) = 0 THEN ? " for c in cols)
     df = _df(
         con,
         f"""
-        SELECT CASE WHEN grouping(e.device) = 0 THEN 'device' WHEN grouping(e.channel) = 0 THEN 'channel'
-                    ELSE 'location' END AS scene,
-               coalesce(e.device, e.channel, e.location) AS value, count(*) AS events
+        SELECT CASE {which} END AS scene, coalesce({", ".join(cols)}) AS value, count(*) AS events
         FROM events e WHERE {where}
-        GROUP BY GROUPING SETS ((e.device), (e.channel), (e.location))
-        ORDER BY list_position(['device', 'channel', 'location'], scene), events DESC, value
+        GROUP BY GROUPING SETS ({", ".join(f"({c})" for c in cols)})
+        ORDER BY list_position(?, scene), events DESC, value
         """,
-        params,
+        [*fields, *params, fields],
     )
     return _with_shares(df)
 
 
 def scene_mix_frame(mix: dict[str, dict[str, int]]) -> pd.DataFrame:
     """`scene_mix`'s table from `database_stats()["scene_mix"]` (no second scan for the overview)."""
-    rows = [(scene, value, n) for scene in SCENE_FIELDS for value, n in mix.get(scene, {}).items()]
+    rows = [(scene, value, n) for scene, values in mix.items() for value, n in values.items()]
     df = pd.DataFrame(rows, columns=["scene", "value", "events"]).astype({"events": "int64"})
     return _with_shares(df)
 
@@ -410,7 +420,7 @@ def _with_shares(df: pd.DataFrame) -> pd.DataFrame:
 
 def active_shoppers(con: duckdb.DuckDBPyConnection, f: EventFilter = EventFilter(), limit: int = 20) -> pd.DataFrame:
     """The shoppers with most events under the filter: columns user_id, events, buys."""
-    where, params = _where(f, data_timezone(con))
+    where, params = _where(f, data_timezone(con), con)
     return _df(
         con,
         f"""
@@ -427,16 +437,16 @@ def shopper_timeline(con: duckdb.DuckDBPyConnection, user_id: str, limit: int = 
     Empty when the shopper is unknown; the whole history, whatever the page filters say.
     """
     tz = data_timezone(con)
+    scene = "".join(f", t.{quoted(n)}" for n in scene_names(con))
     return _df(
         con,
-        """
+        f"""
         WITH t AS (
-            SELECT e.ts, e.item_id, e.behavior, e.device, e.channel, e.location
-            FROM events e WHERE e.user_id = ? ORDER BY e.ts DESC LIMIT ?
+            SELECT * FROM events e WHERE e.user_id = ? ORDER BY e.ts DESC, e.seq DESC LIMIT ?
         )
         SELECT timezone(?, t.ts AT TIME ZONE 'UTC') AS local_time, t.behavior, t.item_id,
-               i.title, i.title_zh, i.category, i.category_zh, i.price, t.device, t.channel, t.location
-        FROM t LEFT JOIN items i USING (item_id) ORDER BY t.ts, t.item_id
+               i.title, i.title_zh, i.category, i.category_zh, i.price{scene}
+        FROM t LEFT JOIN items i USING (item_id) ORDER BY t.ts, t.seq
         """,
         [str(user_id), int(limit), tz],
     )

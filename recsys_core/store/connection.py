@@ -15,10 +15,17 @@ CREATE TABLE IF NOT EXISTS events (
     item_id    VARCHAR NOT NULL,
     behavior   VARCHAR NOT NULL CHECK (behavior IN ('pv', 'fav', 'cart', 'buy')),
     ts         TIMESTAMP NOT NULL,          -- UTC
-    device     VARCHAR NOT NULL DEFAULT 'unknown',
-    channel    VARCHAR NOT NULL DEFAULT 'unknown',
-    location   VARCHAR NOT NULL DEFAULT 'unknown',
-    source_run VARCHAR
+    seq        BIGINT NOT NULL,             -- source order: ties on ts are broken by it, never by id
+    source_run VARCHAR,
+    event_id   VARCHAR                      -- a client's id of the event (idempotent ingestion), when given
+    -- + one VARCHAR column per scene field (store.scene), default 'unknown'
+);
+CREATE TABLE IF NOT EXISTS scene_fields (
+    name              VARCHAR PRIMARY KEY,
+    label_en          VARCHAR,
+    label_zh          VARCHAR,
+    known_at_decision BOOLEAN NOT NULL,
+    position          INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS items (
     item_id     VARCHAR PRIMARY KEY,
@@ -58,9 +65,7 @@ CREATE TABLE IF NOT EXISTS pushes (
     item_id       VARCHAR NOT NULL,
     rank          INTEGER NOT NULL,
     score         DOUBLE NOT NULL,
-    device        VARCHAR NOT NULL,
-    channel       VARCHAR NOT NULL,
-    location      VARCHAR NOT NULL,
+    scene_json    VARCHAR NOT NULL,         -- the scene the push was for: {"field": "value", ...}
     model_version VARCHAR NOT NULL,
     reasons_json  VARCHAR,
     created_at    TIMESTAMP DEFAULT current_timestamp
@@ -70,10 +75,16 @@ CREATE TABLE IF NOT EXISTS meta (
     value VARCHAR NOT NULL
 );
 """
+# Bumped when the schema changes in a way older files need migrating (`migrate`).
+SCHEMA_VERSION = "2"
 
 
 class DatabaseLockedError(RuntimeError):
     """Another process holds the DuckDB write lock on the file."""
+
+
+class OutdatedDatabaseError(ValueError):
+    """The file has an older schema; opening it writable (`migrate`) updates it."""
 
 
 def resolve_db_path(db: str | os.PathLike | None = None) -> Path:
@@ -105,8 +116,65 @@ def connect(db: str | os.PathLike | None = None, read_only: bool = False) -> duc
             ) from exc
         raise
     if not read_only:
+        _migrate(con)
         con.execute(SCHEMA)
+        set_meta(con, "schema_version", SCHEMA_VERSION)
+    elif _tables(con) and get_meta(con, "schema_version") != SCHEMA_VERSION:
+        con.close()
+        raise OutdatedDatabaseError(
+            f"database {path} was written by an older ScenePush; update it once with `python -m recsys_core migrate --db {path}`"
+        )
     return con
+
+
+_EVENT_CORE = ("user_id", "item_id", "behavior", "ts", "seq", "source_run", "event_id")
+_PUSH_CORE = ("push_id", "pushed_at", "user_id", "item_id", "rank", "score", "scene_json", "model_version", "reasons_json", "created_at")
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a schema-1 file up to date in one transaction: scene columns become `scene_fields` entries,
+    events get their source order (`seq`, the old tie order), pushes keep their scene as JSON."""
+    tables = _tables(con)
+    if "events" not in tables or "scene_fields" in tables:
+        return
+    cols = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'events'").fetchall()]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "CREATE TABLE scene_fields (name VARCHAR PRIMARY KEY, label_en VARCHAR, label_zh VARCHAR, "
+            "known_at_decision BOOLEAN NOT NULL, position INTEGER NOT NULL)"
+        )
+        from recsys_core.context import scene_field
+
+        scene = [c for c in cols if c not in _EVENT_CORE]
+        for pos, name in enumerate(scene):
+            f = scene_field(name)
+            con.execute("INSERT INTO scene_fields VALUES (?, ?, ?, ?, ?)", [name, f.label_en, f.label_zh, f.known_at_decision, pos + 1])
+        if "seq" not in cols:
+            con.execute("ALTER TABLE events ADD COLUMN seq BIGINT")
+            con.execute(
+                "UPDATE events SET seq = o.seq FROM (SELECT rowid AS r, row_number() OVER (ORDER BY user_id, ts, item_id, behavior) AS seq "
+                "FROM events) o WHERE events.rowid = o.r"
+            )
+        if "event_id" not in cols:
+            con.execute("ALTER TABLE events ADD COLUMN event_id VARCHAR")
+        push_cols = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'pushes'").fetchall()]
+        old = [c for c in push_cols if c not in _PUSH_CORE]
+        if push_cols and "scene_json" not in push_cols:
+            # column names come from the table itself and are checked identifiers
+            pairs = ", ".join(f"'{scene_field(c).name}', \"{c}\"" for c in old)
+            con.execute("ALTER TABLE pushes ADD COLUMN scene_json VARCHAR")
+            con.execute(f"UPDATE pushes SET scene_json = json_object({pairs})::VARCHAR" if old else "UPDATE pushes SET scene_json = '{}'")
+            for c in old:
+                con.execute(f'ALTER TABLE pushes DROP COLUMN "{scene_field(c).name}"')
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def get_meta(con: duckdb.DuckDBPyConnection, key: str, default: str | None = None) -> str | None:

@@ -2,8 +2,10 @@
 
 SQL text and values travel separately (bound parameters only). Local time is
 computed in SQL from the UTC ``ts`` with the data's timezone bound as a value.
-Rows of one shopper come in a deterministic chronological order: ties on ``ts``
-are broken by item, behaviour and scene so a rebuild gives the same sequences.
+Rows of one shopper come in source order: ties on ``ts`` are broken by ``seq``, the
+event's position in its import (file line, or arrival order), never by an id — an
+id order within a second is a pattern a model can learn and exploit (a leak).
+Scene columns are those of the data's schema (`store.scene`).
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ import numpy as np
 import pandas as pd
 
 from recsys_core.store.connection import get_meta
+from recsys_core.store.scene import scene_names, select_list
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+ORDER = "user_id, ts, seq"  # the one event order (source order within a second)
 
-_EVENT_COLUMNS = """
-    user_id, item_id, behavior, ts,
-    timezone(?, ts AT TIME ZONE 'UTC') AS local_ts,
-    device, channel, location
-"""
-_ORDER = "user_id, ts, item_id, behavior, device, channel, location"
+
+def _event_columns(con: duckdb.DuckDBPyConnection) -> str:
+    return "user_id, item_id, behavior, ts, seq, timezone(?, ts AT TIME ZONE 'UTC') AS local_ts" + select_list(scene_names(con))
 
 
 def data_timezone(con: duckdb.DuckDBPyConnection) -> str:
@@ -34,7 +35,7 @@ def data_timezone(con: duckdb.DuckDBPyConnection) -> str:
 
 def read_events(con: duckdb.DuckDBPyConnection, tz: str) -> pd.DataFrame:
     """All events, ordered by shopper then time, with the local timestamp in ``tz``."""
-    return con.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY {_ORDER}", [tz]).df()
+    return con.execute(f"SELECT {_event_columns(con)} FROM events ORDER BY {ORDER}", [tz]).df()
 
 
 def read_user_events(
@@ -42,12 +43,12 @@ def read_user_events(
 ) -> dict[str, np.ndarray]:
     """One shopper's most recent events (at most ``limit``), strictly before ``before`` (naive UTC) when given,
     oldest first, as numpy arrays by column (serving reads this on every request: no pandas)."""
-    sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE user_id = ?"
+    sql = f"SELECT {_event_columns(con)} FROM events WHERE user_id = ?"
     params: list = [tz, str(user_id)]
     if before is not None:
         sql += " AND ts < ?"
         params.append(before)
-    sql += " ORDER BY ts DESC, item_id DESC, behavior DESC, device DESC, channel DESC, location DESC"
+    sql += " ORDER BY ts DESC, seq DESC"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
@@ -92,9 +93,10 @@ def active_users(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[str]:
 def data_fingerprint(con: duckdb.DuckDBPyConnection) -> dict:
     """Counts, time range and an order-independent hash of the events: tells whether a model was
     trained on this exact data."""
+    scene = select_list(scene_names(con))
     n, users, items, first, last, digest = con.execute(
         "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id), min(ts), max(ts), "
-        "bit_xor(hash(user_id, item_id, behavior, ts, device, channel, location)) FROM events"
+        f"bit_xor(hash(user_id, item_id, behavior, ts{scene})) FROM events"
     ).fetchone()
     return {
         "n_events": int(n),

@@ -29,6 +29,9 @@ from typing import Any, Iterator, Sequence
 
 import duckdb
 
+from recsys_core.context import SceneField
+from recsys_core.store.scene import ensure_scene_fields, select_list
+
 # A CSV line longer than this is quarantined rather than parsed (the importer
 # truncates it before DuckDB sees it); DuckDB's own limit is set above it.
 MAX_LINE_BYTES = 1 << 20
@@ -48,12 +51,16 @@ KINDS = {
     "ts_hour",      # required; local 'YYYY-MM-DD HH' in plan.tz (Tianchi)
     "ts_auto",      # required; Unix time in plan.ts_unit, or ISO 8601 (read in plan.tz without an offset)
     "behavior",     # required; mapped through plan.behavior_codes -> plan.behavior_values
-    "scene",        # optional; lower-cased text, 'unknown' when empty or absent
-    "geohash",      # optional; geohash prefix of plan.geohash_prefix characters, 'unknown' when empty
+    "scene",        # optional; lower-cased text (its first `Column.prefix` characters when set), 'unknown' when empty
     "text",         # optional; text, NULL when empty
+    "rating",       # optional; a number; below plan.min_rating the row is set aside (quarantined, not imported)
     "text_required",  # required; any non-empty text
     "price",        # optional; non-negative number
 }
+
+# A scene value is a short label: longer text, or control characters, is a broken row, not a scene.
+MAX_SCENE_CHARS = 64
+_CONTROL_RE = "[\\x00-\\x1f\\x7f]"
 
 # A line with content has a character other than blanks; NULL (an empty line) does not match.
 _CONTENT_RE = "[^ \t\r]"
@@ -81,10 +88,11 @@ class Rows:
 class Column:
     """One output column of `_imp_checked`, read from the row's field `index` (1-based)."""
 
-    out: str            # column name in _imp_checked, e.g. "user_id"
+    out: str            # column name in _imp_checked, e.g. "user_id" (scene columns: the field name)
     kind: str           # one of KINDS
     index: int | None   # position among the row's fields; None: absent from the file (default applies)
     label: str          # how reasons name it, e.g. "field 'user_id' (column 1)"
+    prefix: int | None = None  # scene: keep only the first N characters (e.g. a geohash cell)
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ class RowPlan:
     behavior_codes: tuple[str, ...] = ()   # lower-cased source codes ...
     behavior_values: tuple[str, ...] = ()  # ... and the behaviour each one means
     behavior_default: str = "pv"        # when the file has no behaviour column
-    geohash_prefix: int = 4
+    min_rating: float | None = None     # rows rated below it are set aside (MovieLens --min-rating)
 
     def __post_init__(self) -> None:
         for c in self.columns:
@@ -336,7 +344,7 @@ def _convert(c: Column, plan: RowPlan, p: "_Params") -> _Conversion:
     if c.index is None:
         default = {
             "scene": "'unknown'",
-            "geohash": "'unknown'",
+            "rating": "NULL::DOUBLE",
             "behavior": p.add(plan.behavior_default),
             "text": "NULL::VARCHAR",
             "price": "NULL::DOUBLE",
@@ -380,9 +388,20 @@ def _convert(c: Column, plan: RowPlan, p: "_Params") -> _Conversion:
         return _Conversion(text, None, f"{expr} AS {cv}", cv, problem)
 
     if c.kind == "scene":
-        return _Conversion(text, None, None, f"coalesce(nullif(lower({v}), ''), 'unknown')", None)
-    if c.kind == "geohash":
-        return _Conversion(text, None, None, f"coalesce(nullif(left(lower({v}), {p.add(plan.geohash_prefix)}), ''), 'unknown')", None)
+        value = f"lower({v})" if c.prefix is None else f"left(lower({v}), {p.add(int(c.prefix))})"
+        problem = (
+            f"CASE WHEN length({v}) > {p.add(MAX_SCENE_CHARS)} THEN {label} || ':' || {shown} || "
+            f"' is longer than {MAX_SCENE_CHARS} characters (a scene value is a short label)' "
+            f"WHEN regexp_matches({v}, {p.add(_CONTROL_RE)}) THEN {label} || ' has control characters' END"
+        )
+        return _Conversion(text, None, None, f"coalesce(nullif({value}, ''), 'unknown')", problem)
+    if c.kind == "rating":
+        number = f"TRY_CAST(nullif({v}, '') AS DOUBLE) AS {n}"
+        problem = f"CASE WHEN NOT {empty} AND ({n} IS NULL OR NOT isfinite({n})) THEN {label} || ':' || {shown} || ' is not a number'"
+        if plan.min_rating is not None:
+            problem += (f" WHEN {n} < {p.add(float(plan.min_rating))} THEN {label} || ':' || {shown} || "
+                        f"' is below --min-rating {plan.min_rating:g} (set aside, not imported)'")
+        return _Conversion(text, number, None, n, problem + " END")
     if c.kind == "text":
         return _Conversion(text, None, None, f"nullif({v}, '')", None)
     if c.kind == "price":
@@ -447,18 +466,24 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, run_id: str, file_label: st
     return [{"row": r[0], "reason": r[1]} for r in rows]
 
 
-def write_events(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+def write_events(con: duckdb.DuckDBPyConnection, run_id: str, scene: Sequence[SceneField] = ()) -> dict[str, int]:
     """Good rows into `events`, their users into `users`, their items (and categories, prices) into `items`.
 
+    ``scene``: the scene fields of the file (columns of `_imp_checked` named like the fields); the data's
+    schema gains those it lacks. Each event's ``seq`` is its line in the file after every earlier
+    event, so events of one second keep the file's order (and a re-import the same order).
     Returns the number of distinct users and items among the imported rows.
 
     Item fields from an events file only fill gaps: an item's existing category
     or price is kept (an items file, `write_items`, is what overrides them).
     """
+    ensure_scene_fields(con, scene)
+    cols = select_list([f.name for f in scene])
+    base = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     con.execute(
-        "INSERT INTO events (user_id, item_id, behavior, ts, device, channel, location, source_run) "
-        "SELECT user_id, item_id, behavior, ts, device, channel, location, $run FROM _imp_checked WHERE problem IS NULL",
-        {"run": run_id},
+        f"INSERT INTO events (user_id, item_id, behavior, ts, seq, source_run{cols}) "
+        f"SELECT user_id, item_id, behavior, ts, $base + line_no, $run{cols} FROM _imp_checked WHERE problem IS NULL",
+        {"run": run_id, "base": int(base)},
     )
     con.execute(
         "INSERT INTO users (user_id) SELECT DISTINCT user_id FROM _imp_checked WHERE problem IS NULL "
@@ -544,7 +569,7 @@ def record_run(
 def write_benchmark_csv(path: str, n_rows: int, seed: int = 0) -> None:
     """A generic behaviour CSV with header for the import benchmark, written by DuckDB's COPY.
 
-    Columns: user,item,behavior,ts,category,device,channel,location — ISO local
+    Columns: user,item,behavior,ts,category,device,channel,city — ISO local
     times, a pv-heavy behaviour mix, 50k users and 100k items. Deterministic in
     `seed`; uses its own in-memory connection (nothing touches a store).
     """
@@ -557,7 +582,7 @@ def write_benchmark_csv(path: str, n_rows: int, seed: int = 0) -> None:
             "  'cat' || (hash(i * 7, $seed) % 100000) % 40 AS category, "
             "  ['mobile', 'pc', 'tablet'][1 + i % 3] AS device, "
             "  ['home_feed', 'search', 'push', 'live_stream', 'cart'][1 + i % 5] AS channel, "
-            "  ['home', 'office', 'commute', 'city'][1 + i % 4] AS location "
+            "  ['beijing', 'shanghai', 'shenzhen', 'chengdu'][1 + i % 4] AS city "
             " FROM range($n) r(i)) TO $path (HEADER, DELIMITER ',')",
             {"n": n_rows, "seed": seed, "path": path},
         )

@@ -14,7 +14,9 @@ from datetime import datetime, timezone as dt_timezone
 import duckdb
 import pandas as pd
 
+from recsys_core.context import SceneField
 from recsys_core.store.connection import set_meta
+from recsys_core.store.scene import ensure_scene_fields, select_list
 
 SAMPLE_SOURCE = "sample"
 SAMPLE_FORMAT = "synth"
@@ -28,10 +30,16 @@ def replace_sample_world(
     *,
     file_sha256: str,
     timezone: str,
+    scene: list[SceneField],
 ) -> str:
-    """Replace the sample rows with these frames; returns the new run id."""
+    """Replace the sample rows with these frames; returns the new run id.
+
+    ``events`` rows are in source order (their ``seq`` follows the frame's row order); ``scene`` names
+    the scene fields, one column of ``events`` each.
+    """
     run_id = f"sample-{uuid.uuid4().hex[:12]}"
     started = datetime.now(dt_timezone.utc).replace(tzinfo=None)
+    events = events.assign(source_position=range(1, len(events) + 1))  # the frame's order is the source order
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("sample_events_df", events)
@@ -48,10 +56,13 @@ def replace_sample_world(
             "SELECT item_id, title, title_zh, category, category_zh, brand, price FROM sample_items_df"
         )
         con.execute("INSERT INTO users (user_id, city, segment) SELECT user_id, city, segment FROM sample_users_df")
+        ensure_scene_fields(con, scene)
+        cols = select_list([f.name for f in scene])
+        base = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         con.execute(
-            "INSERT INTO events (user_id, item_id, behavior, ts, device, channel, location, source_run) "
-            "SELECT user_id, item_id, behavior, CAST(ts AS TIMESTAMP), device, channel, location, ? FROM sample_events_df",
-            [run_id],
+            f"INSERT INTO events (user_id, item_id, behavior, ts, seq, source_run{cols}) "
+            f"SELECT user_id, item_id, behavior, CAST(ts AS TIMESTAMP), ? + source_position, ?{cols} FROM sample_events_df",
+            [base, run_id],
         )
         n = len(events)
         con.execute(
