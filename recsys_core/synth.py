@@ -28,6 +28,9 @@ How it is generated (all vectorised numpy, about a second):
 6. The funnel: each view may be followed by a favourite, a cart and then a buy.
    A phone cart/buy is followed by a case or charger in the same or the next session.
 
+Planted drift (`PLANTED_DRIFT`, for monitoring): four stable weeks, then a product line launched
+three weeks before the end and fashion's share rising over the last three weeks.
+
 Timestamps are local Asia/Shanghai times converted to naive UTC.
 """
 
@@ -52,7 +55,8 @@ UTC_OFFSET_HOURS = 8  # Asia/Shanghai has no daylight saving time
 START_DATE = "2025-10-13"  # a Monday, after the National Day holiday week
 N_DAYS = 63  # nine full weeks: 2025-10-13 .. 2025-12-14, with 11.11 and 12.12
 N_USERS = 3000
-N_ITEMS = 1500
+N_BASE_ITEMS = 1500  # the catalogue of CATEGORIES
+N_ITEMS = 1524  # + the product line launched three weeks before the end (LAUNCH)
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 PARQUET_FILES = {"events": "events.parquet", "items": "items.parquet", "users": "users.parquet"}
 
@@ -180,7 +184,7 @@ CATEGORIES: list[dict[str, Any]] = [
 CAT_KEYS = [c["key"] for c in CATEGORIES]
 CAT_INDEX = {k: i for i, k in enumerate(CAT_KEYS)}
 N_CATS = len(CATEGORIES)
-assert sum(c["n"] for c in CATEGORIES) == N_ITEMS
+assert sum(c["n"] for c in CATEGORIES) == N_BASE_ITEMS
 BIG_TICKET = ["phones", "home_appliances", "computer_accessories", "audio"]
 CONSUMABLES = ["coffee", "breakfast", "groceries", "takeaway", "snacks"]
 
@@ -237,6 +241,35 @@ CATEGORY_RULES: dict[str, list[tuple[str, tuple, str, float]]] = {
                          ("channel", ("push",), "coffee", 3.0), ("channel", ("push",), "takeaway", 3.0)],
     "promo_surge": [("promo", (True,), "phones", 6.5), ("promo", (True,), "home_appliances", 8.0),
                     ("promo", (True,), "computer_accessories", 4.0), ("promo", (True,), "audio", 5.0)],
+}
+
+# --- planted drift (what monitoring has to find) ------------------------------------------
+# Two changes in the last three weeks, after four weeks planted as stable. Generated after the rest of
+# the world from their own random stream, so every effect above keeps its strength.
+# LAUNCH: a product line (a new category) launched on `day` (days after START_DATE): from then on a
+# view in `replaces` shows a launch item instead with probability `share` (popularity Zipf(1)).
+LAUNCH = dict(day=42, key="smart_wearables", en="Smart Wearables", zh="智能穿戴", n=24, replaces="audio", share=0.7,
+              brands=[("Aurora", "极光"), ("Pulse", "脉动"), ("Orbit", "轨道")],
+              products=[("Smart Watch", "智能手表", 599, 2999), ("Fitness Band", "运动手环", 149, 399),
+                        ("Smart Ring", "智能戒指", 999, 1999), ("Kids Watch", "儿童手表", 299, 899)],
+              variants=[("Black", "黑色"), ("Silver", "银色")])
+# RISING: the session-intent weight of `category` grows linearly from ×1 on `from_day` to ×`to` on the last day.
+RISING = dict(category="fashion", from_day=42, to=4.0)
+STABLE_DAYS = (0, 28)  # [first, last) day index planted as stable: no promotion, launch or trend (2025-10-13 .. 11-09)
+PLANTED_DRIFT: dict[str, dict[str, Any]] = {
+    "product_launch": dict(
+        description="A product line (category Smart Wearables, 24 items) launched on 2025-11-24, three weeks before the end: "
+                    "from then on 70 % of the views that would have gone to headphones & speakers go to it.",
+        strength={"launch_date": "2025-11-24", "share_of_audio_views": 0.7, "items": 24},
+        measured="no launch item before 2025-11-24; launch items hold ≥ 3 % of the events of every later week"),
+    "rising_category": dict(
+        description="Fashion's session-intent weight rises linearly from ×1 on 2025-11-24 to ×4 on 2025-12-14 (winter clothes).",
+        strength={"from": "2025-11-24", "multiplier_at_end": 4.0},
+        measured="fashion's share of events in the last week ≥ 1.6× its share in 2025-10-13 .. 11-09"),
+    "stable_stretch": dict(
+        description="2025-10-13 .. 2025-11-09 (four weeks) planted as stable: no promotion day, no launch, no trend.",
+        strength={"from": "2025-10-13", "to": "2025-11-09"},
+        measured="category-mix PSI between any two of its weeks < 0.05"),
 }
 
 # Phone price tier (entry < 1,500; mid-priced flagship 2,999–4,999; premium >= 5,999):
@@ -599,6 +632,8 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
               + _rule_matrix("location", LOCATIONS)[s_loc]
               + _rule_matrix("channel", CHANNELS)[s_ch]
               + _rule_matrix("promo", [False, True])[s_promo.astype(int)])
+    rise = 1.0 + (RISING["to"] - 1.0) * np.clip((s_day - RISING["from_day"] + 1) / (N_DAYS - RISING["from_day"]), 0.0, 1.0)
+    logits[:, CAT_INDEX[RISING["category"]]] += np.log(rise)  # planted drift: same gumbel draws, shifted weights
     s_intent = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
 
     # 4. Category of each view: the intent for the first, mostly the intent afterwards.
@@ -661,6 +696,8 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     repeat &= ~complement
     item, cat, cart, buy, fav = outcomes(v_cat, complement)
 
+    item, items = _launch(np.random.default_rng([seed, 1]), items, item, v_cat, s_day[v_sess], repeat, pos)
+
     # 6. Timestamps (local seconds), derived fav/cart/buy rows after their view.
     v_time = s_start[v_sess] + v_offset
     t_fav = v_time + rng.integers(5, 60, size=V)
@@ -690,6 +727,30 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
         "location": np.array(LOCATIONS, dtype=object)[s_loc[e_sess]],
     })
     return _normalise(events, items, users)
+
+
+def _launch(rng: np.random.Generator, items: pd.DataFrame, item: np.ndarray, v_cat: np.ndarray, v_day: np.ndarray,
+            repeat: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """The planted product launch (`LAUNCH`): new catalogue rows, and views switched to them from the launch day.
+    Its own random stream, so the rest of the world is unchanged; repeat views follow their source view."""
+    c = LAUNCH
+    nb, npd, nv = len(c["brands"]), len(c["products"]), len(c["variants"])
+    combos = np.sort(rng.choice(nb * npd * nv, size=c["n"], replace=False))
+    b, rest = np.divmod(combos, npd * nv)
+    p, v = np.divmod(rest, nv)
+    lo = np.array([pr[2] for pr in c["products"]], float)[p]
+    hi = np.array([pr[3] for pr in c["products"]], float)[p]
+    price = _round_price(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    rows = [(f"i{len(items) + j + 1:04d}", f"{c['brands'][b[j]][0]} {c['products'][p[j]][0]} ({c['variants'][v[j]][0]})",
+             f"{c['brands'][b[j]][1]} {c['products'][p[j]][1]} {c['variants'][v[j]][1]}", c["en"], c["zh"], c["brands"][b[j]][0],
+             float(price[j])) for j in range(c["n"])]
+    new = pd.DataFrame(rows, columns=items.columns)
+    pop = 1.0 / (1 + rng.permutation(c["n"]))  # Zipf(1) on a random order
+    pick = len(items) + rng.choice(c["n"], size=len(item), p=pop / pop.sum())
+    switch = (v_day >= c["day"]) & (v_cat == CAT_INDEX[c["replaces"]]) & (rng.random(len(item)) < c["share"])
+    src = np.maximum.accumulate(np.where(repeat, 0, pos))  # a repeat view shows its source view's item
+    item = np.where(switch, pick, item)[src]
+    return item, pd.concat([items, new], ignore_index=True)
 
 
 def _normalise(events: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> tuple[pd.DataFrame, ...]:

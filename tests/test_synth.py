@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from recsys_core import store, synth
+from recsys_core.context import scene_field
 from recsys_core.store import samples
 
 CAT = {c["key"]: c["en"] for c in synth.CATEGORIES}
@@ -295,7 +296,7 @@ def test_measures_fail_on_a_world_without_effects(tmp_path: Path, monkeypatch: p
     events, items, users = synth.generate(synth.DEFAULT_SEED)
     con = store.connect(tmp_path / "null.duckdb")
     try:
-        samples.replace_sample_world(con, events, items, users, file_sha256="null-world", timezone=synth.TIMEZONE)
+        samples.replace_sample_world(con, events, items, users, file_sha256="null-world", timezone=synth.TIMEZONE, scene=[scene_field(n) for n in synth.SCENE_FIELDS])
         _prepare(con)
         still_passing = [name for name in NEUTRALISED if not _failures(MEASURES[name](con))]
     finally:
