@@ -182,8 +182,12 @@ def paired_test(
 # --- slices ------------------------------------------------------------------------------------
 
 SLICE_METRICS: tuple[str, ...] = ("NDCG@10", "HR@10", "MRR@10", "Recall@20")
-# Slice attributes of `sequences.EvalCases.slices()` that are reported (DESIGN §5, plus location).
-SLICES: tuple[str, ...] = ("hour_bucket", "day_type", "device", "channel", "location", "promo_day", "history_length", "target_kind")
+def slice_names(table: Any) -> list[str]:
+    """The slice columns of a cases table (`EvalCases.slices()`): hour bucket, day type, promotion day,
+    history length, repeat/new target and every scene field."""
+    return [c for c in table.columns if c not in ("user_id", "target_item")]
+
+
 _DAY_ORDER = {name: i for i, name in enumerate(("night", "morning", "midday", "afternoon", "evening"))}
 
 
@@ -282,7 +286,7 @@ def summarize(results: CaseResults, slices: Any | None = None, n_resamples: int 
         f"coverage@{COVERAGE_K}": catalogue_coverage(results.top_items, results.n_items),
     }
     if slices is not None and len(results.ranks):
-        attrs = {name: slices[name].to_numpy() for name in SLICES if name in slices}
+        attrs = {name: slices[name].to_numpy() for name in slice_names(slices)}
         out["slices"] = slice_metrics(per_case, attrs, n_resamples=min(n_resamples, 200), seed=seed)
     return out
 
@@ -357,6 +361,34 @@ def _resolve_protocol(requested: str | None, loaded: Sequence[Any]) -> str:
     return check_protocol(requested or loaded[0].protocol or "next_event")
 
 
+class ProtocolMismatchError(ValueError):
+    """A model would be scored under another protocol or on other data than it was trained on."""
+
+
+def protocol_guard(con: Any, loaded: Sequence[Any], protocol: str, allow_mismatch: bool = False) -> list[str]:
+    """Refuse to score a model on cases it may have trained on: another protocol than its training one
+    (e.g. a next_event model's training targets are next_session test targets), or other data (its
+    fingerprint differs). Returns the mismatches found (empty when none); raises
+    `ProtocolMismatchError` with a one-line message naming both unless ``allow_mismatch``."""
+    from recsys_core.store import events as store_events
+
+    problems = []
+    here = store_events.data_fingerprint(con)
+    for lm in loaded:
+        trained = lm.protocol or "unknown"
+        if trained != protocol:
+            problems.append(f"{lm.path.name} was trained under {trained}, not {protocol}")
+        theirs = lm.metadata.get("data_fingerprint") or {}
+        if theirs.get("events_hash") != here["events_hash"] or theirs.get("n_events") != here["n_events"]:
+            problems.append(
+                f"{lm.path.name} was trained on other data (events {theirs.get('n_events')} hash {theirs.get('events_hash')}), "
+                f"this database has events {here['n_events']} hash {here['events_hash']}"
+            )
+    if problems and not allow_mismatch:
+        raise ProtocolMismatchError("; ".join(problems) + " — scores would not be comparable (use --allow-mismatch to score anyway)")
+    return problems
+
+
 def evaluate_cli(args: Any) -> dict[str, Any]:
     """Handler of `python -m recsys_core evaluate --model-dir DIR [--protocol P] [--db PATH]` (DESIGN §7)."""
     from recsys_core.store import connect
@@ -366,6 +398,7 @@ def evaluate_cli(args: Any) -> dict[str, Any]:
     protocol = _resolve_protocol(getattr(args, "protocol", None), [lm])
     con = connect(args.db, read_only=True)
     try:
+        mismatches = protocol_guard(con, [lm], protocol, getattr(args, "allow_mismatch", False))
         (cases,) = _load_cases(con, [lm], protocol)
         same_data = _data_check(con, lm)
     finally:
@@ -383,6 +416,8 @@ def evaluate_cli(args: Any) -> dict[str, Any]:
         "trained_protocol": lm.protocol,
         "ranking": "full",
         "data_matches_training": same_data,
+        "mismatch": bool(mismatches),
+        "mismatches": mismatches,
         **summary,
         "headline": f"NDCG@10 {m['NDCG@10']:.4f} [{summary['ci95']['NDCG@10'][0]:.4f}, {summary['ci95']['NDCG@10'][1]:.4f}]  "
         f"HR@10 {m['HR@10']:.4f}  MRR@10 {m['MRR@10']:.4f}",
@@ -446,11 +481,9 @@ def compare_cli(args: Any) -> dict[str, Any]:
         raise ValueError("compare needs at least two model folders")
     loaded = _load_models(dirs)
     protocol = _resolve_protocol(getattr(args, "protocol", None), loaded)
-    trained = sorted({str(lm.protocol) for lm in loaded})
-    if len(trained) > 1 and not getattr(args, "protocol", None):
-        log.warning("models were trained under different protocols %s; comparing under %s", trained, protocol)
     con = connect(args.db, read_only=True)
     try:
+        mismatches = protocol_guard(con, loaded, protocol, getattr(args, "allow_mismatch", False))
         all_cases = _load_cases(con, loaded, protocol)
         same_data = {label: _data_check(con, lm) for label, lm in zip(_labels(loaded), loaded)}
     finally:
@@ -462,7 +495,7 @@ def compare_cli(args: Any) -> dict[str, Any]:
     out = compare_results(labels, results)
     attrs = all_cases[0].slices()
     for entry, res in zip(out["models"], results):
-        entry["slices"] = slice_metrics(res.per_case, {name: attrs[name].to_numpy() for name in SLICES if name in attrs})
+        entry["slices"] = slice_metrics(res.per_case, {name: attrs[name].to_numpy() for name in slice_names(attrs)})
     for entry, lm in zip(out["models"], loaded):
         entry.update({"model_type": lm.model_type, "model_dir": str(lm.path), "version": lm.version, "trained_protocol": lm.protocol})
     return {
@@ -471,6 +504,8 @@ def compare_cli(args: Any) -> dict[str, Any]:
         "ranking": "full",
         "n_users": len(all_cases[0]),
         "data_matches_training": same_data,
+        "mismatch": bool(mismatches),
+        "mismatches": mismatches,
         **out,
         "bootstrap": {"resamples": N_BOOTSTRAP, "permutations": N_PERMUTATIONS, "unit": "shopper", "seed": DEFAULT_SEED, "level": 0.95},
     }

@@ -309,9 +309,11 @@ def gather_batch(
     return Batch(history, context, None if targets is None else torch.from_numpy(np.asarray(targets, np.int64)))
 
 
-def serving_batch(history: dict[str, np.ndarray], contexts: Sequence[dict[str, int]], max_len: int) -> Batch:
+def serving_batch(history: dict[str, np.ndarray], contexts: Sequence[dict[str, int]], max_len: int,
+                  context_fields: Sequence[str] | None = None) -> Batch:
     """One shopper's encoded history (field -> (n,) ids, oldest first) scored under S contexts: a (S, T) batch.
-    The context fields are those of the first context (every context holds the same fields)."""
+    The context fields are ``context_fields`` (a field a context lacks is unknown, 0), by default those of
+    the first context."""
     n = len(history["item"])
     take = min(n, max_len)
     h = {}
@@ -320,7 +322,8 @@ def serving_batch(history: dict[str, np.ndarray], contexts: Sequence[dict[str, i
         if take:
             row[max_len - take :] = np.asarray(history[k], np.int64)[n - take :]
         h[k] = torch.from_numpy(np.repeat(row[None, :], len(contexts), axis=0))
-    ctx = {k: torch.tensor([int(c.get(k, 0)) for c in contexts], dtype=torch.long) for k in (contexts[0] if contexts else {})}
+    fields = context_fields if context_fields is not None else (list(contexts[0]) if contexts else [])
+    ctx = {k: torch.tensor([int(c.get(k, 0)) for c in contexts], dtype=torch.long) for k in fields}
     return Batch(h, ctx)
 
 

@@ -22,7 +22,9 @@ from datetime import date, datetime
 
 import pytest
 
+from recsys_core.context import scene_field
 from recsys_core.store import analytics, connect, set_meta
+from recsys_core.store.scene import ensure_scene_fields
 from recsys_core.store.analytics import EventFilter
 
 EVENTS = [
@@ -45,9 +47,10 @@ ITEMS = [
 @pytest.fixture
 def con(tmp_db):
     c = connect(tmp_db)
+    ensure_scene_fields(c, [scene_field(f) for f in ("device", "channel", "location")])
     c.executemany(
-        "INSERT INTO events (user_id, item_id, behavior, ts, device, channel, location) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        EVENTS,
+        "INSERT INTO events (user_id, item_id, behavior, ts, device, channel, location, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*e, n) for n, e in enumerate(EVENTS)],
     )
     c.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)", ITEMS)
     set_meta(c, "timezone", "Asia/Shanghai")
@@ -90,7 +93,9 @@ def test_stats_and_queries_on_an_empty_store(empty):
     assert analytics.hour_weekday(empty, by_category=True).empty
     assert analytics.daily_events(empty).empty
     assert analytics.top_items(empty).empty
-    assert analytics.scene_funnel(empty, EventFilter(), "device").empty
+    with pytest.raises(ValueError, match="unknown scene field 'device'; this data has none"):
+        analytics.scene_funnel(empty, EventFilter(), "device")
+    assert analytics.scene_mix(empty).empty and analytics.filter_options(empty)["scene"] == {}
     conv = analytics.conversion_by_hour(empty)
     assert len(conv) == 24 and conv["buy"].sum() == 0 and conv["buy_rate"].isna().all()
     assert analytics.funnel_from_counts(s["behaviors"])["events"].tolist() == [0, 0, 0]
@@ -135,9 +140,9 @@ def test_hour_weekday_per_category(con):
 
 
 def test_scene_and_behaviour_filters(con):
-    f = EventFilter(behaviors=("pv",), devices=("mobile",))
+    f = EventFilter(behaviors=("pv",), scene={"device": ("mobile",)})
     assert analytics.behavior_counts(con, f) == {"pv": 2, "fav": 0, "cart": 0, "buy": 0}
-    f = EventFilter(channels=("home_feed", "push"), locations=("office",))
+    f = EventFilter(scene={"channel": ("home_feed", "push"), "location": ("office",)})
     assert sum(analytics.behavior_counts(con, f).values()) == 2
     with pytest.raises(ValueError, match="choose from"):
         EventFilter(behaviors=("click",))
@@ -157,7 +162,7 @@ def test_scene_funnel(con):
     assert df.loc["mobile", ["pv", "fav", "cart", "buy"]].tolist() == [2, 1, 1, 1]
     assert df.loc["mobile", "fav_cart_rate"] == 1.0 and df.loc["mobile", "buy_rate"] == 0.5
     assert df.loc["pc", "buy_rate"] == 0.0
-    with pytest.raises(ValueError, match="choose from"):
+    with pytest.raises(ValueError, match="unknown scene field"):
         analytics.scene_funnel(con, EventFilter(), "weather; DROP TABLE events")
 
 
@@ -180,7 +185,7 @@ def test_top_items_and_categories(con):
     cats = analytics.top_categories(con)
     assert cats[["category", "events"]].values.tolist() == [["coffee", 4], ["phones", 3], ["unknown", 1]]
     assert cats.iloc[0]["category_zh"] == "咖啡"
-    mobile_buys = analytics.top_items(con, EventFilter(behaviors=("buy",), devices=("mobile",)))
+    mobile_buys = analytics.top_items(con, EventFilter(behaviors=("buy",), scene={"device": ("mobile",)}))
     assert mobile_buys["item_id"].tolist() == ["i1"]
 
 
@@ -213,7 +218,20 @@ def test_filter_options(con):
     assert (opts["start"], opts["end"]) == (date(2024, 11, 10), date(2024, 11, 12))
     assert opts["categories"] == ["coffee", "phones"]
     assert opts["category_zh"] == {"coffee": "咖啡", "phones": "手机"}
-    assert opts["device"] == ["mobile", "pc", "tablet"]
+    assert opts["scene_fields"] == ["device", "channel", "location"]
+    assert opts["scene"]["device"] == ["mobile", "pc", "tablet"]
+
+
+def test_a_new_scene_field_is_filtered_and_mixed_like_the_others(con):
+    ensure_scene_fields(con, [scene_field("weather")])
+    con.execute("UPDATE events SET weather = 'rain' WHERE user_id = 'u2'")
+    assert analytics.filter_options(con)["scene"]["weather"] == ["rain", "unknown"]
+    assert analytics.behavior_counts(con, EventFilter(scene={"weather": ("rain",)})) == {"pv": 2, "fav": 1, "cart": 0, "buy": 0}
+    mix = analytics.scene_mix(con)
+    assert mix[mix["scene"] == "weather"].set_index("value")["events"].to_dict() == {"unknown": 5, "rain": 3}
+    assert "weather" in analytics.shopper_timeline(con, "u2").columns
+    with pytest.raises(ValueError, match="unknown scene field 'mood'"):
+        analytics.behavior_counts(con, EventFilter(scene={"mood": ("x",)}))
 
 
 @pytest.mark.parametrize("tz", ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Australia/Lord_Howe"])
@@ -221,8 +239,8 @@ def test_bucketed_local_time_matches_row_by_row(con, tz):
     """The 15-minute-bucket shortcut gives exactly the per-row local hour and weekday, whatever the offset."""
     set_meta(con, "timezone", tz)
     con.execute(
-        "INSERT INTO events (user_id, item_id, behavior, ts) "
-        "SELECT 'u' || (i % 7), 'i1', 'pv', TIMESTAMP '2024-03-01' + to_minutes(i * 37) FROM range(3000) t(i)"
+        "INSERT INTO events (user_id, item_id, behavior, ts, seq) "
+        "SELECT 'u' || (i % 7), 'i1', 'pv', TIMESTAMP '2024-03-01' + to_minutes(i * 37), 100 + i FROM range(3000) t(i)"
     )
     expected = con.execute(
         "SELECT isodow(lt) - 1 AS weekday, hour(lt) AS hour, count(*) AS n "

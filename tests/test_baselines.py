@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from recsys_core.context import scene_field
 from recsys_core.features import Calendar, FeatureSpace
 from recsys_core.models import MODEL_REGISTRY, build_model
 from recsys_core.models.baselines import CoVisitation, ContextPopularity, Popularity
@@ -37,11 +38,13 @@ def make_data(rows: list[tuple[str, str, float, str]], items: list[str] | None =
         ]
     ).sort_values(["user_id", "ts"], kind="stable").reset_index(drop=True)
     catalogue = pd.DataFrame({"item_id": items or sorted(set(frame["item_id"])), "category": None, "price": np.nan})
-    features = FeatureSpace.fit(frame, catalogue, Calendar())
+    features = FeatureSpace.fit(frame, catalogue, Calendar(), [scene_field(f) for f in ("device", "channel", "location")])
     return SequenceData.from_frame(frame, features)
 
 
 def fitted(model_type: str, data: SequenceData, protocol: str = "next_event", **config):
+    if model_type == "context_pop":
+        config.setdefault("scene_field", "device")
     model = build_model(model_type, {"n_items": data.features.n_items, "vocab_sizes": data.features.vocab_sizes(), **config})
     info = model.fit(data.split(protocol))
     return model.eval(), info
@@ -53,7 +56,7 @@ def batch_for(data: SequenceData, history_items: list[str], hour_local: int = 8,
     history = {k: np.ones(n, np.int64) for k in ("behavior", "hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location")}
     history["item"] = f.items.encode(history_items)
     day = dt.datetime(2025, 11, 8 if weekend else 5, hour_local)
-    return serving_batch(history, [f.encode_moment(day, device, "home_feed", "home")], max_len=20)
+    return serving_batch(history, [f.encode_moment(day, {"device": device, "channel": "home_feed", "location": "home"})], max_len=20)
 
 
 def item(data: SequenceData, name: str) -> int:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys_core.features import CONTEXT_FIELDS, HISTORY_FIELDS
+from recsys_core.context import TIME_FIELDS
 from recsys_core.models import MODEL_REGISTRY, build_model
 from recsys_core.models.base import Batch
 from recsys_core.models.context_transformer import ContextTransformer, ContextTransformerConfig
@@ -13,6 +13,9 @@ torch.set_num_threads(1)
 N_ITEMS = 40
 VOCAB = {"item": N_ITEMS + 1, "behavior": 5, "hour": 25, "weekday": 8, "weekend": 3, "holiday": 3, "promo": 3, "gap": 12,
          "device": 4, "channel": 6, "location": 5, "category": 5, "price_band": 9}
+SCENE = ("device", "channel", "location")
+HISTORY_FIELDS = ("item", "behavior", *TIME_FIELDS, *SCENE)
+CONTEXT_FIELDS = (*TIME_FIELDS, *SCENE)
 
 
 def make(seed=0, **flags) -> ContextTransformer:

@@ -185,7 +185,7 @@ def test_evaluate_cli_uses_the_trained_protocol(sample_models):
     import argparse
 
     db, root, _ = sample_models
-    out = ev.evaluate_cli(argparse.Namespace(model_dir=str(root / "covisit"), protocol=None, db=str(db)))
+    out = ev.evaluate_cli(argparse.Namespace(model_dir=str(root / "covisit"), protocol=None, db=str(db), allow_mismatch=False))
     assert out["protocol"] == "next_session" and out["evaluation"].startswith("full ranking, next_session")
     assert out["model"] == "covisit" and out["data_matches_training"] is True
     assert {"NDCG@10", "HR@10", "MRR@10"} <= set(out["metrics"])
@@ -200,7 +200,8 @@ def test_compare_cli_pairs_models_on_the_same_cases(sample_models):
     import argparse
 
     db, root, _ = sample_models
-    out = ev.compare_cli(argparse.Namespace(model_dirs=[str(root / "pop"), str(root / "covisit")], protocol="next_session", db=str(db)))
+    out = ev.compare_cli(argparse.Namespace(model_dirs=[str(root / "pop"), str(root / "covisit")], protocol="next_session", db=str(db),
+                                            allow_mismatch=False))
     assert out["protocol"] == "next_session" and out["ranking"] == "full"
     assert [row["model"] for row in out["table"]] == ["pop", "covisit"]
     (test,) = out["tests"]
@@ -208,3 +209,47 @@ def test_compare_cli_pairs_models_on_the_same_cases(sample_models):
     # on the sample world co-visitation clearly beats popularity
     assert out["best"] == "covisit" and test["p_value"] < 0.01 and test["diff_ci95"][0] > 0
     assert out["table"][1]["rel_NDCG@10_vs_pop"] == pytest.approx(test["rel_diff"], abs=1e-4)
+
+
+def test_evaluate_refuses_another_protocol_unless_allowed(sample_models):
+    import argparse
+
+    db, root, _ = sample_models
+    args = dict(model_dir=str(root / "covisit"), protocol="next_event", db=str(db))
+    with pytest.raises(ev.ProtocolMismatchError, match="covisit was trained under next_session, not next_event"):
+        ev.evaluate_cli(argparse.Namespace(**args, allow_mismatch=False))
+    out = ev.evaluate_cli(argparse.Namespace(**args, allow_mismatch=True))
+    assert out["mismatch"] is True and out["protocol"] == "next_event"
+    assert ev.evaluate_cli(argparse.Namespace(**{**args, "protocol": None}, allow_mismatch=False))["mismatch"] is False
+
+
+def test_compare_refuses_a_model_trained_on_other_data(sample_models, tmp_path):
+    import argparse
+    import shutil
+
+    db, root, _ = sample_models
+    other = tmp_path / "other.duckdb"
+    shutil.copyfile(db, other)
+    from recsys_core.store import connect
+
+    con = connect(other)
+    con.execute("DELETE FROM events WHERE user_id = (SELECT min(user_id) FROM events)")
+    con.close()
+    args = argparse.Namespace(model_dirs=[str(root / "pop"), str(root / "covisit")], protocol=None, db=str(other), allow_mismatch=False)
+    with pytest.raises(ev.ProtocolMismatchError, match="pop was trained on other data .* this database has events"):
+        ev.compare_cli(args)
+    args.allow_mismatch = True
+    assert ev.compare_cli(args)["mismatch"] is True
+
+
+def test_cli_exit_code_and_one_line_message_for_a_protocol_mismatch(sample_models):
+    import subprocess
+    import sys
+
+    db, root, _ = sample_models
+    cmd = [sys.executable, "-m", "recsys_core", "evaluate", "--model-dir", str(root / "pop"), "--protocol", "next_event", "--db", str(db), "--json"]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip().count("\n") == 0 and "trained under next_session, not next_event" in refused.stderr
+    allowed = subprocess.run(cmd + ["--allow-mismatch"], capture_output=True, text=True, timeout=300)
+    assert allowed.returncode == 0 and json.loads(allowed.stdout)["mismatch"] is True

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys_core.context import scene_field
 from recsys_core.features import (
     Calendar,
     FeatureSpace,
@@ -72,9 +73,12 @@ def _frames():
     return events, items
 
 
+SCENE = [scene_field("device"), scene_field("channel"), scene_field("location")]
+
+
 def test_feature_space_fit_encode_and_round_trip():
     events, items = _frames()
-    fs = FeatureSpace.fit(events, items, Calendar())
+    fs = FeatureSpace.fit(events, items, Calendar(), SCENE)
     assert fs.items.to_list() == ["a", "b", "c", "z"] and fs.n_items == 4
     assert fs.item_category[fs.items.id("a")] == fs.category.id("coffee") and fs.item_category[fs.items.id("c")] == 0
     assert fs.item_price_band[fs.items.id("c")] == 0 and fs.item_price_band[0] == 0
@@ -83,21 +87,31 @@ def test_feature_space_fit_encode_and_round_trip():
     assert enc["gap"].tolist()[0] == 1 and enc["gap"][2] == 1  # first event of each shopper
     assert enc["gap"][1] == gap_bucket(np.array([600.0]))[0]
     assert enc["device"][2] == 0 and enc["hour"].tolist() == [9, 9, 12]
+    assert fs.history_fields() == ("item", "behavior", "hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location")
+    assert fs.decision_time_fields() == ("hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "location")  # channel: not known for a push
+    assert fs.vocab_sizes()["channel"] == 3  # push, search + unknown
     again = FeatureSpace.from_dict(fs.to_dict())
-    assert again.to_dict() == fs.to_dict()
+    assert again.to_dict() == fs.to_dict() and again.scene_fields == SCENE
     with pytest.raises(ValueError, match="missing"):
         FeatureSpace.from_dict({"calendar": {}})
 
 
+def test_data_without_scene_fields_has_time_fields_only():
+    events, items = _frames()
+    fs = FeatureSpace.fit(events.drop(columns=["device", "channel", "location"]), items, Calendar())
+    assert fs.scene_names == () and fs.context_fields() == ("hour", "weekday", "weekend", "holiday", "promo", "gap")
+    assert set(fs.encode_moment(dt.datetime(2025, 11, 11, 8), {"device": "pc"})) == set(fs.context_fields())
+
+
 def test_encode_moment_and_promo_override():
     events, items = _frames()
-    fs = FeatureSpace.fit(events, items, Calendar())
-    m = fs.encode_moment(dt.datetime(2025, 11, 11, 8, 5), "pc", "search", "mars")
-    assert m["hour"] == 9 and m["promo"] == 2 and m["device"] == fs.device.id("pc") and m["location"] == 0
-    assert fs.encode_moment(dt.datetime(2025, 11, 11, 8), None, None, None, promo_override=False)["promo"] == 1
-    assert fs.encode_moment(dt.datetime(2025, 11, 12, 8), None, None, None, promo_override=True)["promo"] == 2
+    fs = FeatureSpace.fit(events, items, Calendar(), SCENE)
+    m = fs.encode_moment(dt.datetime(2025, 11, 11, 8, 5), {"device": "pc", "channel": "search", "location": "mars"})
+    assert m["hour"] == 9 and m["promo"] == 2 and m["device"] == fs.scene["device"].id("pc") and m["location"] == 0
+    assert fs.encode_moment(dt.datetime(2025, 11, 11, 8), promo_override=False)["promo"] == 1
+    assert fs.encode_moment(dt.datetime(2025, 11, 12, 8), promo_override=True)["promo"] == 2
     assert m["gap"] == 0  # time since the previous event unknown
-    gaps = [fs.encode_moment(dt.datetime(2025, 11, 12, 8), None, None, None, since_last_event_s=s)["gap"] for s in (float("nan"), -5, 90, 3 * 86400)]
+    gaps = [fs.encode_moment(dt.datetime(2025, 11, 12, 8), since_last_event_s=s)["gap"] for s in (float("nan"), -5, 90, 3 * 86400)]
     assert gaps == [1, 0, int(gap_bucket(np.array([90.0]))[0]), int(gap_bucket(np.array([3 * 86400.0]))[0])]
 
 

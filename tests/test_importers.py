@@ -80,12 +80,13 @@ def test_taobao_sample_counts_and_behaviours(shared_data, tmp_db):
     assert query(tmp_db, "SELECT count(DISTINCT user_id), count(DISTINCT item_id) FROM events WHERE source_run = ?", [rid]) == [(43, 3276)]
     behaviours = dict(query(tmp_db, "SELECT behavior, count(*) FROM events GROUP BY behavior"))
     assert behaviours == {"pv": 3926, "cart": 190, "fav": 128, "buy": 77}
-    # The run is recorded; categories from the events file reach items; scene fields are 'unknown'.
+    # The run is recorded; categories from the events file reach items; the data has no scene fields.
     assert query(tmp_db, "SELECT format, rows_read, rows_imported, rows_quarantined, status FROM import_runs") == [
         ("taobao", 4321, 4321, 0, "ok")
     ]
     assert query(tmp_db, "SELECT count(*), count(category) FROM items") == [(3276, 3276)]
-    assert query(tmp_db, "SELECT DISTINCT device, channel, location FROM events") == [("unknown", "unknown", "unknown")]
+    assert query(tmp_db, "SELECT count(*) FROM scene_fields") == [(0,)]
+    assert [c[0] for c in query(tmp_db, "DESCRIBE events")] == ["user_id", "item_id", "behavior", "ts", "seq", "source_run", "event_id"]
     assert query(tmp_db, "SELECT count(*) FROM users") == [(43,)]
     assert query(tmp_db, "SELECT value FROM meta WHERE key = 'timezone'") == [("Asia/Shanghai",)]
 
@@ -141,7 +142,7 @@ def test_tianchi_hour_resolution_local_time(shared_data, tmp_db):
 
 
 def test_tianchi_geohash_becomes_location_prefix_and_category_reaches_items(shared_data, tmp_db):
-    importers.import_file(shared_data / TIANCHI, fmt="tianchi", db=tmp_db)
+    importers.import_file(shared_data / TIANCHI, fmt="tianchi", db=tmp_db, scene=["location=user_geohash"])
     with (shared_data / TIANCHI).open() as fh:
         rows = list(csv.DictReader(fh))
     expected = Counter(r["user_geohash"][: importers.GEOHASH_PREFIX] or "unknown" for r in rows)
@@ -149,6 +150,17 @@ def test_tianchi_geohash_becomes_location_prefix_and_category_reaches_items(shar
     assert sum(n for loc, n in expected.items() if loc != "unknown") == 585
     categories = {r["item_id"]: r["item_category"] for r in rows}
     assert dict(query(tmp_db, "SELECT item_id, category FROM items")) == categories
+    assert query(tmp_db, "SELECT name, known_at_decision FROM scene_fields") == [("location", True)]
+
+
+def test_tianchi_without_scene_option_has_no_scene_fields_and_prefix_length_is_chosen(shared_data, tmp_path):
+    plain, longer = tmp_path / "plain.duckdb", tmp_path / "longer.duckdb"
+    importers.import_file(shared_data / TIANCHI, fmt="tianchi", db=plain)
+    assert query(plain, "SELECT count(*) FROM scene_fields") == [(0,)]
+    importers.import_file(shared_data / TIANCHI, fmt="tianchi", db=longer, scene=["cell=user_geohash:6"])
+    with (shared_data / TIANCHI).open() as fh:
+        expected = Counter(r["user_geohash"][:6] or "unknown" for r in csv.DictReader(fh))
+    assert Counter(dict(query(longer, "SELECT cell, count(*) FROM events GROUP BY cell"))) == expected
 
 
 def test_tianchi_items_file_is_its_own_run(shared_data, tmp_db):

@@ -6,10 +6,11 @@ import datetime as dt
 import json
 from types import SimpleNamespace
 
+from recsys_core.context import Scenario, to_utc
 import pandas as pd
 import pytest
 
-from recsys_core.push import moment_utc, record_pushes
+from recsys_core.push import already_pushed, record_pushes
 from recsys_core.store import connect, set_meta
 from recsys_core.store.pushes import PushFilter, get_pushes, list_pushes
 
@@ -30,13 +31,13 @@ def recs() -> pd.DataFrame:
 
 
 def scenario(at=dt.datetime(2025, 12, 15, 8, 0), device="mobile", channel="push", location="commute"):
-    return SimpleNamespace(at=at, device=device, channel=channel, location=location, promo_override=None)
+    return Scenario(at, {"device": device, "channel": channel, "location": location})
 
 
 def test_moment_utc():
-    assert moment_utc(dt.datetime(2025, 12, 15, 8, 0), "Asia/Shanghai") == dt.datetime(2025, 12, 15, 0, 0)
+    assert to_utc(dt.datetime(2025, 12, 15, 8, 0), "Asia/Shanghai") == dt.datetime(2025, 12, 15, 0, 0)
     aware = dt.datetime(2025, 12, 15, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-    assert moment_utc(aware, "Asia/Shanghai") == dt.datetime(2025, 12, 15, 7, 0)
+    assert to_utc(aware, "Asia/Shanghai") == dt.datetime(2025, 12, 15, 7, 0)
 
 
 def test_record_pushes_writes_the_top_k(con):
@@ -48,7 +49,7 @@ def test_record_pushes_writes_the_top_k(con):
     row = df.iloc[0]
     assert row["pushed_at"] == dt.datetime(2025, 12, 15, 0, 0)  # stored UTC
     assert row["local_time"] == dt.datetime(2025, 12, 15, 8, 0)
-    assert (row["device"], row["channel"], row["location"]) == ("mobile", "push", "commute")
+    assert json.loads(row["scene_json"]) == {"device": "mobile", "channel": "push", "location": "commute"}
     assert row["model_version"] == MODEL.version and row["user_id"] == "u1"
     assert df["reasons_json"].isna().all()
 
@@ -64,9 +65,19 @@ def test_reasons_per_item_or_per_row(con):
         record_pushes(con, MODEL, "u3", scenario(), recs(), reasons=[["hour"]])
 
 
+def test_a_second_press_stores_nothing(con):
+    first = record_pushes(con, MODEL, "u1", scenario(), recs())
+    assert already_pushed(con, MODEL, "u1", scenario(), ["i1", "i2", "i9"]).keys() == {"i1", "i2"}
+    assert record_pushes(con, MODEL, "u1", scenario(), recs()) == []
+    assert len(list_pushes(con, PushFilter(user_ids=("u1",)))) == len(first) == 2
+    # the same items an hour later are new pushes
+    assert len(record_pushes(con, MODEL, "u1", scenario(at=dt.datetime(2025, 12, 15, 9, 0)), recs())) == 2
+
+
 def test_missing_scene_is_unknown_and_empty_lists_are_refused(con):
     ids = record_pushes(con, MODEL, "u1", scenario(device=None, channel=None, location=None), recs().head(1))
-    assert get_pushes(con, ids).iloc[0]["device"] == "unknown"
+    assert json.loads(get_pushes(con, ids).iloc[0]["scene_json"]) == {}
+    assert list_pushes(con, PushFilter(scene={"device": ("unknown",)}))["push_id"].tolist() == ids
     with pytest.raises(ValueError, match="empty"):
         record_pushes(con, MODEL, "u1", scenario(), recs().iloc[0:0])
     with pytest.raises(ValueError, match="lacks"):

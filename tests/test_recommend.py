@@ -21,6 +21,11 @@ from tests.tiny_world import build_tiny_store
 SH = ZoneInfo("Asia/Shanghai")
 
 
+def S(device: str, channel: str, location: str) -> dict[str, str]:
+    """The sample world's scene as a scenario's scene dict."""
+    return {"device": device, "channel": channel, "location": location}
+
+
 # --- API on the tiny world --------------------------------------------------------------------
 
 
@@ -40,7 +45,7 @@ def tiny(tmp_path_factory):
 
 def test_recommend_returns_a_ranked_frame_with_item_details(tiny):
     lm, con, _, _ = tiny
-    top = rec.recommend(lm, con, "u1", Scenario(dt.datetime(2025, 11, 20, 8, tzinfo=SH), "mobile", "push", "home"), k=5)
+    top = rec.recommend(lm, con, "u1", Scenario(dt.datetime(2025, 11, 20, 8, tzinfo=SH), S("mobile", "push", "home")), k=5)
     assert list(top.columns) == ["item_id", "rank", "score", "title", "title_zh", "category", "category_zh", "price"]
     assert top["rank"].tolist() == [1, 2, 3, 4, 5] and top["score"].is_monotonic_decreasing
     assert top["title"].notna().all() and np.isfinite(top["score"]).all()
@@ -49,7 +54,7 @@ def test_recommend_returns_a_ranked_frame_with_item_details(tiny):
 
 def test_score_scenarios_is_one_batch_consistent_with_recommend(tiny):
     lm, con, _, _ = tiny
-    base = Scenario(dt.datetime(2025, 11, 20, 0, tzinfo=SH), "pc", "search", "office")
+    base = Scenario(dt.datetime(2025, 11, 20, 0, tzinfo=SH), S("pc", "search", "office"))
     sweep = rec.score_scenarios(lm, con, "u2", [base.at_hour(h) for h in range(24)])
     assert sweep.shape == (24, lm.model.n_items) and np.isfinite(sweep).all()
     top = rec.recommend(lm, con, "u2", base.at_hour(8), k=3)
@@ -86,14 +91,36 @@ def test_exclude_seen_and_history_before(tiny):
 
 def test_recommend_cli_prints_the_contract(tiny):
     lm, _, db, root = tiny
-    args = argparse.Namespace(user="u4", at="2025-11-11T08:00", device="mobile", channel=None, location="commute", k=3,
+    args = argparse.Namespace(user="u4", at="2025-11-11T08:00", scene={"device": "mobile", "location": "commute"}, k=3,
                               model_dir=str(root / "models" / "ct"), db=str(db), json=True)
     out = rec.recommend_cli(args)
     json.dumps(out, ensure_ascii=False)
     assert len(out["items"]) == 3 and {"item_id", "score", "rank", "title", "category"} <= set(out["items"][0])
     assert out["user"] == "u4" and out["at"].startswith("2025-11-11T08:00:00+08:00")
     assert out["context"]["promo_day"] is True and out["scene"] == {"device": "mobile", "channel": "unknown", "location": "commute"}
-    assert out["model"]["version"] == lm.version
+    assert out["model"]["version"] == lm.version and out["context_fields"] == list(lm.context_fields)
+    with pytest.raises(ValueError, match=r"--scene: the model's data has no field weather \(its scene fields: device, channel, location\)"):
+        rec.recommend_cli(argparse.Namespace(**{**vars(args), "scene": {"weather": "rain"}}))
+
+
+def test_scene_values_the_model_does_not_read_change_nothing(tiny):
+    lm, con, _, _ = tiny
+    at = dt.datetime(2025, 11, 20, 8, tzinfo=SH)
+    assert "channel" not in lm.context_fields
+    a = rec.score_scenarios(lm, con, "u1", [Scenario(at, S("mobile", "push", "home")), Scenario(at, S("mobile", "search", "home")),
+                                             Scenario(at, S("pc", "push", "home"))])
+    assert np.array_equal(a[0], a[1]) and not np.allclose(a[0], a[2])
+
+
+def test_cli_scene_options_and_shorthands(tiny, capsys):
+    from recsys_core.cli import main
+
+    _, _, db, root = tiny
+    base = ["recommend", "--user", "u4", "--at", "2025-11-11T08:00", "-k", "2", "--model-dir", str(root / "models" / "ct"), "--db", str(db), "--json"]
+    assert main(base + ["--scene", "device=pc", "--location", "home"]) == 0
+    assert json.loads(capsys.readouterr().out)["scene"] == {"device": "pc", "channel": "unknown", "location": "home"}
+    assert main(base + ["--scene", "device"]) == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err
 
 
 def test_model_listing_and_a_missing_folder(tiny, tmp_path, monkeypatch):
@@ -134,8 +161,8 @@ def test_bundled_model_is_small_and_registered():
 def test_breakfast_and_coffee_rise_at_08_not_15(sample):
     lm, con, users = sample
     at = dt.datetime(2025, 11, 18, 8, 0, tzinfo=SH)  # a Tuesday
-    morning = _mean_count(lm, con, users, Scenario(at, "mobile", "home_feed", "home"), ["Breakfast", "Coffee"])
-    afternoon = _mean_count(lm, con, users, Scenario(at.replace(hour=15), "mobile", "home_feed", "home"), ["Breakfast", "Coffee"])
+    morning = _mean_count(lm, con, users, Scenario(at, S("mobile", "home_feed", "home")), ["Breakfast", "Coffee"])
+    afternoon = _mean_count(lm, con, users, Scenario(at.replace(hour=15), S("mobile", "home_feed", "home")), ["Breakfast", "Coffee"])
     assert morning >= 2 * afternoon + 0.5, (morning, afternoon)
 
 
@@ -143,25 +170,25 @@ def test_electronics_rise_on_pc(sample):
     lm, con, users = sample
     at = dt.datetime(2025, 11, 18, 14, 0, tzinfo=SH)
     electronics = ["Computer Accessories", "Phones", "Headphones & Speakers"]
-    pc = _mean_count(lm, con, users, Scenario(at, "pc", "home_feed", "home"), electronics)
-    mobile = _mean_count(lm, con, users, Scenario(at, "mobile", "home_feed", "home"), electronics)
+    pc = _mean_count(lm, con, users, Scenario(at, S("pc", "home_feed", "home")), electronics)
+    mobile = _mean_count(lm, con, users, Scenario(at, S("mobile", "home_feed", "home")), electronics)
     assert pc >= 1.5 * mobile + 0.3, (pc, mobile)
 
 
 def test_promotion_day_categories_rise_on_11_11(sample):
     lm, con, users = sample
     promo_cats = ["Phones", "Home Appliances", "Computer Accessories", "Headphones & Speakers"]
-    on = _mean_count(lm, con, users, Scenario(dt.datetime(2025, 11, 11, 20, 0, tzinfo=SH), "mobile", "home_feed", "home"), promo_cats)
-    off = _mean_count(lm, con, users, Scenario(dt.datetime(2025, 11, 18, 20, 0, tzinfo=SH), "mobile", "home_feed", "home"), promo_cats)
+    on = _mean_count(lm, con, users, Scenario(dt.datetime(2025, 11, 11, 20, 0, tzinfo=SH), S("mobile", "home_feed", "home")), promo_cats)
+    off = _mean_count(lm, con, users, Scenario(dt.datetime(2025, 11, 18, 20, 0, tzinfo=SH), S("mobile", "home_feed", "home")), promo_cats)
     forced = _mean_count(
-        lm, con, users, Scenario(dt.datetime(2025, 11, 18, 20, 0, tzinfo=SH), "mobile", "home_feed", "home", promo_override=True), promo_cats
+        lm, con, users, Scenario(dt.datetime(2025, 11, 18, 20, 0, tzinfo=SH), S("mobile", "home_feed", "home"), promo_override=True), promo_cats
     )
     assert on > off + 0.3 and forced > off + 0.3, (on, off, forced)
 
 
 def test_bundled_scores_are_finite_for_every_hour(sample):
     lm, con, users = sample
-    base = Scenario(dt.datetime(2025, 11, 18, 0, 0, tzinfo=SH), "tablet", "live_stream", "city")
+    base = Scenario(dt.datetime(2025, 11, 18, 0, 0, tzinfo=SH), S("tablet", "live_stream", "city"))
     for u in users[:5]:
         sweep = rec.score_scenarios(lm, con, u, [base.at_hour(h) for h in range(24)])
         assert np.isfinite(sweep).all()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys_core.context import scene_field
 from recsys_core.features import Calendar, FeatureSpace
 from recsys_core.sequences import SequenceData, serving_batch
 from recsys_core.store import connect
@@ -36,7 +37,8 @@ SPEC = {
 def data() -> SequenceData:
     frame = _frame(SPEC)
     items = pd.DataFrame({"item_id": list("abcdef"), "category": list("xxyyzz"), "price": [1.0, 2, 3, 4, 5, 6]})
-    return SequenceData.from_frame(frame, FeatureSpace.fit(frame, items, Calendar()))
+    scene = [scene_field(f) for f in ("device", "channel", "location")]
+    return SequenceData.from_frame(frame, FeatureSpace.fit(frame, items, Calendar(), scene))
 
 
 def item_of(data, row):
@@ -142,7 +144,7 @@ def test_unknown_protocol_fails_loudly(data):
 
 def test_serving_batch_repeats_one_history_under_many_contexts():
     hist = {k: np.arange(1, 4) for k in ("item", "behavior", "hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location")}
-    b = serving_batch(hist, [{"hour": h} for h in range(1, 25)], max_len=5)
+    b = serving_batch(hist, [{"hour": h} for h in range(1, 25)], max_len=5, context_fields=("hour", "device"))
     assert b.history["item"].shape == (24, 5) and b.history["item"][0].tolist() == [0, 0, 1, 2, 3]
     assert b.context["hour"].tolist() == list(range(1, 25)) and int(b.context["device"].sum()) == 0
 

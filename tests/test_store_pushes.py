@@ -13,15 +13,19 @@ from recsys_core.store import connect, set_meta
 from recsys_core.store.pushes import (
     PushFilter,
     count_pushes,
+    existing_pushes,
     get_push,
     get_pushes,
     insert_pushes,
     list_pushes,
     push_filter_options,
+    pushes_on_day,
 )
 
 
 def push(push_id: str, **overrides):
+    scene = {"device": "mobile", "channel": "push", "location": "commute"}
+    scene.update({k: overrides.pop(k) for k in list(overrides) if k in scene})
     row = {
         "push_id": push_id,
         "pushed_at": datetime(2025, 12, 1, 0, 0),  # 08:00 in Shanghai
@@ -29,9 +33,7 @@ def push(push_id: str, **overrides):
         "item_id": "i1",
         "rank": 1,
         "score": 2.5,
-        "device": "mobile",
-        "channel": "push",
-        "location": "commute",
+        "scene_json": scene,
         "model_version": "context_transformer-abc",
         "reasons_json": None,
     }
@@ -73,9 +75,21 @@ def test_insert_is_one_transaction(con):
     insert_pushes(con, [push("p1")])
     # the second row repeats the primary key: nothing of this batch may stay
     with pytest.raises(duckdb.ConstraintException):
-        insert_pushes(con, [push("p2"), push("p1")])
+        insert_pushes(con, [push("p2", item_id="i2"), push("p1", item_id="i3")])
     assert count_pushes(con) == 1
     assert get_push(con, "p2") is None
+
+
+def test_a_push_is_unique_per_shopper_item_moment_and_model_version(con):
+    assert insert_pushes(con, [push("p1"), push("p2", item_id="i2")]) == 2
+    # pressing "Push these" again: the same shopper, items, moment and model version store nothing
+    assert insert_pushes(con, [push("p3"), push("p4", item_id="i2")]) == 0
+    # another moment, another model version or another shopper is a new push
+    assert insert_pushes(con, [push("p5", pushed_at=datetime(2025, 12, 2, 0, 0)), push("p6", model_version="v2"),
+                               push("p7", user_id="u2")]) == 3
+    assert count_pushes(con) == 5
+    assert existing_pushes(con, "u1", ["i1", "i2", "i3"], datetime(2025, 12, 1, 0, 0), "context_transformer-abc").keys() == {"i1", "i2"}
+    assert pushes_on_day(con, "u1", date(2025, 12, 1)) == 3 and pushes_on_day(con, "u1", date(2025, 12, 3)) == 0
 
 
 def test_invalid_rows_are_rejected_before_writing(con):
@@ -105,8 +119,9 @@ def test_filters(con):
     assert ids(PushFilter(user_ids=("u2",))) == ["b", "c"]
     assert ids(PushFilter(item_ids=("i1",))) == ["a", "c"]
     assert ids(PushFilter(categories=("computer_accessories",))) == ["b"]
-    assert ids(PushFilter(devices=("pc",), locations=("office",))) == ["b"]
-    assert ids(PushFilter(channels=("search",))) == []
+    assert ids(PushFilter(scene={"device": ("pc",), "location": ("office",)})) == ["b"]
+    assert ids(PushFilter(scene={"channel": ("search",)})) == []
+    assert ids(PushFilter(scene={"weather": ("unknown",)})) == ["a", "b", "c"]  # a field the pushes lack is unknown
     assert ids(PushFilter(model_versions=("pop-1",))) == ["c"]
     assert count_pushes(con, PushFilter(user_ids=("u2",))) == 2
     assert list(list_pushes(con, limit=1)["push_id"]) == ["b"]  # newest moment first
@@ -124,10 +139,10 @@ def test_filter_values_are_bound_not_spliced(con):
 def test_get_push_and_options(con):
     insert_pushes(con, [push("a"), push("b", item_id="i2", rank=2, device="pc")])
     got = get_push(con, "b")
-    assert got["item_id"] == "i2" and got["rank"] == 2 and got["device"] == "pc"
+    assert got["item_id"] == "i2" and got["rank"] == 2 and json.loads(got["scene_json"])["device"] == "pc"
     assert list(get_pushes(con, ["b", "a"])["push_id"]) == ["a", "b"]
     opts = push_filter_options(con)
-    assert opts["device"] == ["mobile", "pc"]
+    assert opts["scene"] == {"channel": ["push"], "device": ["mobile", "pc"], "location": ["commute"]}
     assert opts["category"] == ["coffee", "computer_accessories"]
     assert opts["model_version"] == ["context_transformer-abc"]
     assert opts["start"] == opts["end"] == date(2025, 12, 1)

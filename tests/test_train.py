@@ -85,3 +85,42 @@ def test_weights_gone_non_finite_with_a_finite_loss_stop_training_with_a_clear_e
     with pytest.raises(RuntimeError, match=r"diverged at epoch 1 \(non-finite weights in fusion\.gate\.weight\)"):
         train(con, "context_transformer", "next_session", tmp_path / "ct", TrainConfig(seed=3, **SMALL), progress=False, data=data)
     assert not (tmp_path / "ct").exists()
+
+
+def test_context_fields_default_to_those_known_at_decision_time(world, tmp_path):
+    _, con, data = world
+    train(con, "context_transformer", "next_session", tmp_path / "ct", TrainConfig(seed=3, **{**SMALL, "epochs": 1}), progress=False, data=data)
+    lm = load_model(tmp_path / "ct")
+    # channel is the surface the shopper arrives on: not known when a push is decided
+    assert lm.context_fields == ("hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "location")
+    assert set(lm.model.context_emb) == set(lm.context_fields)
+    assert set(lm.model.history_emb) == {"hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "channel", "location"}
+
+
+def test_context_option_chooses_the_fields_and_names_unknown_ones(world, tmp_path):
+    _, con, data = world
+    out = train(con, "context_transformer", "next_session", tmp_path / "ct", TrainConfig(seed=3, **{**SMALL, "epochs": 1}),
+                progress=False, data=data, context=["device", "hour"])
+    assert out["context_fields"] == ["hour", "device"] and load_model(tmp_path / "ct").context_fields == ("hour", "device")
+    with pytest.raises(ValueError, match="unknown field.*weather.*this data has hour, weekday"):
+        train(con, "context_transformer", "next_session", tmp_path / "x", TrainConfig(**SMALL), progress=False, data=data, context=["weather"])
+    # context_pop conditions on the first decision-time scene field
+    out = train(con, "context_pop", "next_session", tmp_path / "cp", progress=False, data=data)
+    assert out["context_fields"] == ["hour", "weekend", "device"]
+
+
+def test_ablation_retrains_without_each_field_and_pairs_the_differences(world, tmp_path):
+    from recsys_core.ablate import ablate
+
+    path, con, data = world
+    train(con, "context_transformer", "next_session", tmp_path / "ct", TrainConfig(seed=3, **{**SMALL, "epochs": 2}),
+          progress=False, data=data, context=["hour", "device"])
+    out = ablate(str(path), tmp_path / "ct", jobs=2, out=tmp_path / "ablation")
+    assert out["protocol"] == "next_session" and out["context_fields"] == ["hour", "device"]
+    assert [r["field_removed"] for r in out["ablation"]] == ["hour", "device", "(all: sasrec)"]
+    for row in out["ablation"]:
+        lo, hi = row["delta_ci95"]
+        assert lo <= row["delta_NDCG@10"] <= hi and 0 < row["p_value"] <= 1
+        assert row["delta_NDCG@10"] == pytest.approx(out["NDCG@10"] - row["NDCG@10_without"], abs=2e-4)
+    assert load_model(tmp_path / "ablation" / "without_hour").context_fields == ("device",)
+    assert load_model(tmp_path / "ablation" / "without_all__sasrec").model_type == "sasrec"

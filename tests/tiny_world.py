@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys_core.context import scene_field
 from recsys_core.store import connect, set_meta
+from recsys_core.store.scene import ensure_scene_fields
 
 CATEGORIES = {"coffee": "c", "games": "g", "electronics": "e"}
 N_USERS = 24
@@ -58,7 +60,11 @@ def build_tiny_store(path: Path, seed: int = 0) -> Path:
     con.register("tiny_items", items)
     con.register("tiny_events", events)
     con.execute("INSERT INTO items SELECT * FROM tiny_items")
-    con.execute("INSERT INTO events SELECT user_id, item_id, behavior, ts, device, channel, location, 'tiny' FROM tiny_events")
+    ensure_scene_fields(con, [scene_field(f) for f in ("device", "channel", "location")])
+    con.execute(
+        "INSERT INTO events (user_id, item_id, behavior, ts, seq, source_run, device, channel, location) "
+        "SELECT user_id, item_id, behavior, ts, row_number() OVER (ORDER BY user_id, ts), 'tiny', device, channel, location FROM tiny_events"
+    )
     con.execute("INSERT INTO users VALUES ('profile_only', 'Shanghai', 'new')")
     set_meta(con, "timezone", "Asia/Shanghai")
     con.close()
