@@ -1,4 +1,4 @@
-"""`python -m recsys_core ...` — the stable CLI of DESIGN §7.
+"""`python -m recsys_core ...` — the stable CLI of docs/design.md §7.
 
 Each command handler returns one dict: `--json` prints it as one JSON object on
 stdout; otherwise it is printed for people. Errors print a clear message on

@@ -1,4 +1,4 @@
-"""Honest full-ranking evaluation (DESIGN §5): metrics, slices, bootstrap intervals, paired tests.
+"""Honest full-ranking evaluation (docs/evaluation.md): metrics, slices, bootstrap intervals, paired tests.
 
 Every model — network or baseline — is ranked the same way: `score_all(batch)` gives a
 score for every item of the catalogue, the target's 0-based rank among all items is
@@ -8,7 +8,7 @@ Ties are counted pessimistically: an item whose score equals the target's is ran
 ahead of it, so a model that gives every item the same score ranks the target last
 instead of first. Scores must be finite — a NaN compares false with everything, so a
 rank computed as `(scores > target).sum()` would be 0 and silently inflate every metric
-(GOTCHAS); `target_ranks` refuses them.
+(docs/pitfalls.md); `target_ranks` refuses them.
 """
 
 from __future__ import annotations
@@ -390,7 +390,7 @@ def protocol_guard(con: Any, loaded: Sequence[Any], protocol: str, allow_mismatc
 
 
 def evaluate_cli(args: Any) -> dict[str, Any]:
-    """Handler of `python -m recsys_core evaluate --model-dir DIR [--protocol P] [--db PATH]` (DESIGN §7)."""
+    """Handler of `python -m recsys_core evaluate --model-dir DIR [--protocol P] [--db PATH]` (docs/design.md §7)."""
     from recsys_core.store import connect
 
     torch.set_num_threads(min(2, torch.get_num_threads()))

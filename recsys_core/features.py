@@ -1,4 +1,4 @@
-"""Time and scene context as integer ids (DESIGN §3), and the vocabularies saved with each model.
+"""Time and scene context as integer ids (docs/design.md §3), and the vocabularies saved with each model.
 
 Every field a model sees is a small integer id. Id 0 always means "padding or
 unknown": its embedding is a zero vector (``padding_idx=0``), so an unknown value

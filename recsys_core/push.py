@@ -1,6 +1,6 @@
 """Pushes: turn a shopper's current top-k for a scenario into records of the push audit log.
 
-A push record (DESIGN §2) keeps what a later review needs to answer "why did
+A push record (docs/design.md §2) keeps what a later review needs to answer "why did
 this shopper get this item?": the moment and scene the push was for, the item's
 rank and score at that moment, the version of the model that ranked it, and
 (when given) the reasons computed at push time. The SQL lives in

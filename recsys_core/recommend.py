@@ -21,7 +21,7 @@ models is a learned state fused with the scenario context — context-aware
 popularity. The result says so (``attrs["cold_start"]``).
 
 Threads: `load_model` sets torch to one thread (``SERVING_THREADS``): on a shared
-2-core machine one thread gives the most stable interactive latency (GOTCHAS).
+2-core machine one thread gives the most stable interactive latency (docs/pitfalls.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-shopper chronological sequences, the two evaluation protocols of DESIGN §5, and batches.
+"""Per-shopper chronological sequences, the two evaluation protocols of docs/evaluation.md, and batches.
 
 `SequenceData.from_store(con)` reads every event once and encodes it (see
 `recsys_core.features`) into flat arrays grouped by shopper, oldest first:
@@ -112,7 +112,7 @@ class SequenceData:
         return cls.from_frame(events, features)
 
     def split(self, protocol: str) -> "Split":
-        """Apply a DESIGN §5 protocol (see the module docstring)."""
+        """Apply a protocol (docs/evaluation.md) (see the module docstring)."""
         check_protocol(protocol)
         n = self.n_users
         starts, ends = self.offsets[:-1], self.offsets[1:]
@@ -164,7 +164,7 @@ class EvalCases:
             yield gather_batch(self.data, self.data.offsets[u], t, max_len, context_rows=t, targets=self.data.fields["item"][t])
 
     def slices(self) -> pd.DataFrame:
-        """One row per case: user_id, target item, and the slice attributes of DESIGN §5
+        """One row per case: user_id, target item, and the slice attributes of docs/evaluation.md
         (hour_bucket, day_type weekday/weekend, every scene field, promo_day, history_length, target_kind)."""
         d, f, t = self.data, self.data.fields, self.targets
         fs = d.features

@@ -17,7 +17,7 @@ How it is generated (all vectorised numpy, about a second):
    start hour from a weekday/weekend/promo profile; the location follows from the time,
    the device from the location, the channel from the hour. Sessions of one shopper are
    at least 35 minutes apart, events inside a session at most 10 minutes apart, so the
-   30-minute session split of DESIGN §5 recovers them exactly.
+   30-minute session split of docs/evaluation.md recovers them exactly.
 4. The session *intent* category is drawn from taste × context: the shopper's taste
    times the planted multipliers of hour, weekend, device, location, channel and
    promotion day. The first event of a session is always a view in the intent

@@ -1,4 +1,4 @@
-"""`python -m recsys_core explain --json`: the DESIGN §7 object, in a subprocess as outside checks run it."""
+"""`python -m recsys_core explain --json`: the docs/design.md §7 object, in a subprocess as outside checks run it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Protocol splits (DESIGN §5), training windows and evaluation batches on hand-built sequences."""
+"""Protocol splits (docs/evaluation.md), training windows and evaluation batches on hand-built sequences."""
 
 import datetime as dt
 

@@ -1,4 +1,4 @@
-"""The one interface every ScenePush model implements (DESIGN §4), neural or count-based.
+"""The one interface every ScenePush model implements (docs/design.md §4), neural or count-based.
 
 A model sees a `Batch` of integer ids and scores the whole catalogue; the
 evaluator, the trainer, the serving API and the explanations all go through

@@ -1,4 +1,4 @@
-"""Count-based baselines behind the same interface as the networks (DESIGN §4).
+"""Count-based baselines behind the same interface as the networks (docs/design.md §4).
 
 - `Popularity` (``pop``): how often each item occurs in the training events.
 - `ContextPopularity` (``context_pop``): popularity per hour bucket × weekday/weekend ×

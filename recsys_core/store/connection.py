@@ -1,4 +1,4 @@
-"""Database path resolution, the one connection factory, and the schema (DESIGN §2)."""
+"""Database path resolution, the one connection factory, and the schema (docs/design.md §2)."""
 
 from __future__ import annotations
 

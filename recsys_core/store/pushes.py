@@ -1,4 +1,4 @@
-"""The push audit log (DESIGN §2 `pushes`): write a push batch, list and open pushes.
+"""The push audit log (docs/design.md §2 `pushes`): write a push batch, list and open pushes.
 
 A push is one item sent to one shopper for one moment and scene, with the rank
 and score it had and the model version that ranked it; ``scene_json`` holds the
