@@ -130,7 +130,7 @@ SCENE_SHORTHANDS = ("device", "channel", "location")
 def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at", required=True, help="ISO 8601 moment of the push; without an offset it is read in the data's timezone")
     p.add_argument("--scene", action="append", default=[], metavar="NAME=VALUE",
-                   help="a scene field's value at the push (repeatable), e.g. --scene device=mobile --scene weather=rain")
+                   help="a scene field's value at the push (repeatable), e.g. --scene device=mobile --scene store_id=s12")
     for name in SCENE_SHORTHANDS:
         p.add_argument(f"--{name}", default=None, help=f"shorthand for --scene {name}=VALUE")
     p.add_argument("--model-dir", default=None, help="model folder (default: the bundled context_transformer)")

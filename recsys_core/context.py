@@ -5,7 +5,7 @@ the shopper's previous event) and are the same for every data set. Scene fields 
 named categorical fields kept with the events in the database (`store.scene`) and recorded in every
 model folder — name, labels per language where known, whether the value is known when a push is
 decided, and (in the model) the vocabulary. The sample world's device, channel and location are three
-ordinary entries; an import adds any other column (`import ... --scene weather`).
+ordinary entries; an import adds any other column (`import ... --scene store_id`).
 
 `Scenario` is the moment plus the scene values, used by recommend, scenario, explain, push, the CLI,
 the API and the pages. `to_utc` / `to_local` are the one local↔UTC conversion and `promo_flag` the one
@@ -228,7 +228,7 @@ def parse_scene_args(pairs: list[str] | None, **shorthands: str | None) -> dict[
         name, eq, value = str(entry).partition("=")
         name = name.strip().lower()
         if not eq or not name:
-            raise ValueError(f"--scene {entry!r}: expected NAME=VALUE, e.g. --scene weather=rain")
+            raise ValueError(f"--scene {entry!r}: expected NAME=VALUE, e.g. --scene device=mobile")
         check_field_name(name)
         scene[name] = value.strip()
     return scene

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recsys_core.features import CONTEXT_FIELDS, HISTORY_FIELDS, Calendar, FeatureSpace
+from recsys_core.context import TIME_FIELDS, scene_field
+from recsys_core.features import EVENT_FIELDS, Calendar, FeatureSpace
 from recsys_core.models.base import Batch
 from recsys_core.models.context_transformer import ContextTransformer, ContextTransformerConfig
 from recsys_core.registry import LoadedModel
@@ -21,6 +22,9 @@ N_ITEMS = 30
 ID_RANGES = {"item": N_ITEMS + 1, "behavior": 5, "hour": 25, "weekday": 8, "weekend": 3, "holiday": 3, "promo": 3, "gap": 12,
              "device": 4, "channel": 6, "location": 5}
 VOCAB_SIZES = {**ID_RANGES, "category": 6, "price_band": 9}
+SCENE = ("device", "channel", "location")  # the scene fields of these tiny models (the sample world's)
+HISTORY_FIELDS = EVENT_FIELDS + TIME_FIELDS + SCENE
+CONTEXT_FIELDS = TIME_FIELDS + SCENE
 
 
 def randomise(model: ContextTransformer, seed: int = 0, std: float = 0.5) -> ContextTransformer:
@@ -66,21 +70,23 @@ def tiny_features() -> FeatureSpace:
         calendar=Calendar(),
         items=items,
         behavior=Vocabulary(BEHAVIORS),
-        device=Vocabulary(["mobile", "pc", "tablet"]),
-        channel=Vocabulary(["cart", "home_feed", "live_stream", "push", "search"]),
-        location=Vocabulary(["city", "commute", "home", "office"]),
         category=Vocabulary([f"c{n}" for n in range(1, 6)]),
+        scene_fields=[scene_field(f) for f in SCENE],
+        scene={"device": Vocabulary(["mobile", "pc", "tablet"]),
+               "channel": Vocabulary(["cart", "home_feed", "live_stream", "push", "search"]),
+               "location": Vocabulary(["city", "commute", "home", "office"])},
         item_category=np.zeros(N_ITEMS + 1, np.int64),
         item_price_band=np.zeros(N_ITEMS + 1, np.int64),
     )
 
 
-def tiny_loaded(seed: int = 0, std: float = 0.5) -> LoadedModel:
+def tiny_loaded(seed: int = 0, std: float = 0.5, **flags) -> LoadedModel:
     features = tiny_features()
-    model = tiny_model(seed, std=std)
+    model = tiny_model(seed, std=std, **flags)
     features.item_category = model.item_category.numpy().copy()
     features.item_price_band = model.item_price_band.numpy().copy()
-    return LoadedModel(model, features, {"model_type": "context_transformer", "version": f"tiny-{seed}"}, None)  # type: ignore[arg-type]
+    meta = {"model_type": "context_transformer", "version": f"tiny-{seed}", "context_fields": list(model.cfg.context_fields)}
+    return LoadedModel(model, features, meta, None)  # type: ignore[arg-type]
 
 
 def local(s: str) -> dt.datetime:
@@ -93,4 +99,5 @@ def save_tiny_model(out, seed: int = 0, std: float = 0.25):
     from recsys_core.registry import save_model
 
     lm = tiny_loaded(seed, std)
-    return save_model(lm.model, lm.features, out, {"protocol": "next_session", "metrics": {}})
+    return save_model(lm.model, lm.features, out, {"protocol": "next_session", "metrics": {}, "context_fields": list(lm.context_fields)})
+

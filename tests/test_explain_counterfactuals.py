@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from recsys_core.context import Scenario
 from recsys_core.explain import explain
 from recsys_core.explain.cases import build_case, with_context
 from recsys_core.models.base import Batch
@@ -26,7 +26,7 @@ from tests.app_db import build_small_store
 from tests.explain_models import tiny_batch, tiny_loaded
 
 torch.set_num_threads(1)
-MOMENT = SimpleNamespace(at=dt.datetime(2024, 11, 12, 8, 0), device="mobile", channel="push", location="commute")
+MOMENT = Scenario(dt.datetime(2024, 11, 12, 8, 0), {"device": "mobile", "channel": "push", "location": "commute"})
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_case_reads_the_served_history(store):
     assert case.events["ts"].is_monotonic_increasing and "title" in case.events and "category_zh" in case.events
     assert case.item == loaded.features.items.id("i3") and case.context["hour"] == 9 and case.offset == 0
     # the explained score is the served score
-    served = recommend.recommend(loaded, store, "u0", recommend.Scenario(**vars(MOMENT)), k=30)
+    served = recommend.recommend(loaded, store, "u0", MOMENT, k=30)
     assert float(loaded.model.score_all(case.batch).detach()[0, case.item]) == pytest.approx(
         float(served.set_index("item_id").loc["i3", "score"]), abs=1e-5)
     before = dt.datetime(2024, 11, 12, 0, 0)  # 08:00 Shanghai = 00:00 UTC
@@ -65,6 +65,8 @@ def test_cold_shopper_gets_one_padding_column(store):
 
 
 def test_scenario_counterfactuals_agree_with_scoring_each_moment(store):
+    from recsys_core import recommend
+
     loaded = tiny_loaded()
     case = build_case(loaded, store, "u0", "i3", MOMENT)
     model = loaded.model
@@ -73,16 +75,34 @@ def test_scenario_counterfactuals_agree_with_scoring_each_moment(store):
     assert cf.rank == int(ranks_of(full, case.item)[0])
     # the hour profile: each hour scored on its own
     for hour in (0, 8, 20):
-        ctx = case.context_for(case.moment.changed(local=case.moment.local.replace(hour=hour)))
+        ctx = case.context_for(case.scenario.at_hour(hour))
         b = with_context(case.batch, [ctx])
         assert cf.hour_ranks[hour] == int(ranks_of(model.score_all(b).detach(), case.item)[0])
     if cf.smallest is not None:
         assert (cf.smallest.rank <= 5) != cf.in_top_k
         costs = [c.cost for c in cf.candidates if cf.crosses(c)]
         assert cf.smallest.cost == min(costs)
-    singles = single_changes(case.moment, case.features)
+    singles = single_changes(case)
     assert {next(iter(c.changes)) for c in singles} == {"hour", "weekday", "promotion", "device", "channel", "location"}
     assert len(singles) == 23 + 6 + 1 + 2 + 4 + 3
+    # each evaluated change is ranked as `recommend` ranks the changed scenario
+    evaluated = [c for c in cf.candidates if c.size == 1]
+    assert len(evaluated) == len(singles)
+    for change in evaluated[::5]:
+        served = recommend.recommend(loaded, store, "u0", change.scenario, k=30).set_index("item_id")
+        assert change.rank == int(served.loc["i3", "rank"]), change.changes
+
+
+def test_fields_the_model_does_not_read_are_neither_changed_nor_attributed(store):
+    read = ("hour", "weekday", "weekend", "holiday", "promo", "gap", "device", "location")
+    loaded = tiny_loaded(context_fields=read)
+    case = build_case(loaded, store, "u0", "i3", MOMENT)
+    assert case.ignored_fields == ("channel",) and case.scene_fields_read == ("device", "location")
+    assert "channel" not in {c.field for c in single_changes(case)}
+    out = explain(loaded, store, "u0", "i3", MOMENT, k=5, n_steps=20)
+    assert out["ignored_fields"] == ["channel"] and out["context_fields"] == list(read)
+    assert "scene.channel" not in out["shapley"]["values"] and "context.channel" not in {r["feature"] for r in out["attributions"]}
+    assert "channel" not in out["counterfactuals"]["per_field"]
 
 
 def test_score_contexts_equals_scoring_each_context_alone():
@@ -122,7 +142,11 @@ def test_explain_returns_the_design_json(store):
     out = explain(tiny_loaded(), store, "u0", "i3", MOMENT, k=5, n_steps=20)
     for key in ("score", "baseline_score", "attributions", "completeness_gap", "shapley", "reason"):
         assert key in out
-    assert set(out["shapley"]) >= {"base_value", "values"} and len(out["shapley"]["values"]) == 11
+    assert set(out["shapley"]) >= {"base_value", "values"}
+    assert list(out["shapley"]["values"])[-7:] == ["hour", "weekday", "promotion", "recency", "scene.device", "scene.channel", "scene.location"]
+    assert {g for g in out["shapley"]["values"] if g.startswith("history")} <= {"history_item", "history_category", "history_other"}
+    assert out["explained"] == "log_prob" and out["ignored_fields"] == []
+    assert abs(sum(out["shapley"]["values"].values()) - (out["score"] - out["shapley"]["base_value"])) <= 1e-4
     assert all(set(r) >= {"feature", "value"} for r in out["attributions"])
     assert out["attributions"][-1]["feature"] == "context.location"
     total = sum(r["value"] for r in out["attributions"])
@@ -131,3 +155,25 @@ def test_explain_returns_the_design_json(store):
     import json
 
     json.dumps(out)
+
+
+def test_data_without_scene_fields(tmp_path):
+    """Like the Taobao sample: time only. No scene group, change or attribution; the reason still reads."""
+    from recsys_core.context import TIME_FIELDS
+    from recsys_core.registry import LoadedModel
+    from tests.explain_models import tiny_features, tiny_model
+
+    con = connect(build_small_store(tmp_path / "plain.duckdb", scene=False), read_only=True)
+    try:
+        model = tiny_model(history_fields=TIME_FIELDS, context_fields=TIME_FIELDS)
+        features = tiny_features()
+        features.scene_fields, features.scene = [], {}
+        features.item_category, features.item_price_band = model.item_category.numpy(), model.item_price_band.numpy()
+        loaded = LoadedModel(model, features, {"model_type": "context_transformer", "version": "plain", "context_fields": list(TIME_FIELDS)}, None)
+        out = explain(loaded, con, "u0", "i3", Scenario(dt.datetime(2024, 11, 18, 8, 0)), k=5, n_steps=20)
+    finally:
+        con.close()
+    assert not [g for g in out["shapley"]["values"] if g.startswith("scene.")] and out["ignored_fields"] == []
+    assert set(out["counterfactuals"]["per_field"]) == {"hour", "weekday", "promotion"}
+    assert out["reason"].startswith("Ranked") and out["reason"].endswith(".") and "i3" not in out["reason"]
+    assert abs(sum(out["shapley"]["values"].values()) - (out["score"] - out["shapley"]["base_value"])) <= 1e-4

@@ -25,21 +25,22 @@ import torch
 from scipy.stats import spearmanr
 
 from recsys_core import recommend
+from recsys_core.context import Scenario
 from recsys_core.explain.attention import attention_maps
 from recsys_core.explain.attributions import integrated_gradients
 from recsys_core.explain.cases import for_item, shopper_case
 from recsys_core.explain.counterfactuals import remove_columns, score_histories
-from recsys_core.explain.shapley import CONTEXT_GROUPS, shapley_values
+from recsys_core.explain.shapley import is_history_group, shapley_values
 from recsys_core.store import connect
 
 torch.set_num_threads(1)
 N_PAIRS = 110
 N_RANDOMISED = 30
 SCENARIOS = (
-    recommend.Scenario(dt.datetime(2025, 12, 15, 8, 0), "mobile", "push", "commute"),
-    recommend.Scenario(dt.datetime(2025, 12, 15, 14, 0), "pc", "search", "office"),
-    recommend.Scenario(dt.datetime(2025, 12, 16, 20, 30), "mobile", "live_stream", "home"),
-    recommend.Scenario(dt.datetime(2025, 12, 20, 15, 0), "mobile", "home_feed", "city"),
+    Scenario(dt.datetime(2025, 12, 15, 8, 0), {"device": "mobile", "channel": "push", "location": "commute"}),
+    Scenario(dt.datetime(2025, 12, 15, 14, 0), {"device": "pc", "channel": "search", "location": "office"}),
+    Scenario(dt.datetime(2025, 12, 16, 20, 30), {"device": "mobile", "channel": "live_stream", "location": "home"}),
+    Scenario(dt.datetime(2025, 12, 20, 15, 0), {"device": "mobile", "channel": "home_feed", "location": "city"}),
 )
 
 
@@ -84,10 +85,13 @@ def test_completeness_gap_within_5_percent(pairs):
 
 def test_explained_scores_are_the_served_scores(lm, con, pairs):
     for case, a, _ in pairs[:8]:
-        top = recommend.recommend(lm, con, case.user_id, recommend.Scenario(case.moment.local, case.moment.device, case.moment.channel,
-                                                                            case.moment.location), k=1)
+        top = recommend.recommend(lm, con, case.user_id, case.scenario, k=1)
         assert top["item_id"].iloc[0] == case.item_id
-        assert a.score == pytest.approx(float(top["score"].iloc[0]), abs=1e-4)
+        assert a.item_score == pytest.approx(float(top["score"].iloc[0]), abs=1e-4)
+        # the explained quantity: the item's log-probability under the softmax of the served scores
+        scores = recommend.score_scenarios(lm, con, case.user_id, [case.scenario])[0].astype(np.float64)
+        log_prob = scores[case.item - 1] - (scores.max() + np.log(np.exp(scores - scores.max()).sum()))
+        assert a.score == pytest.approx(log_prob, abs=1e-4)
 
 
 def test_shapley_values_sum_to_score_minus_baseline(pairs):
@@ -105,11 +109,12 @@ def test_deleting_the_most_attributed_events_hurts_more_than_random_ones(lm, pai
         totals = a.event_totals[case.offset:]
         top3 = [case.offset + int(j) for j in np.argsort(-totals)[:3]]
         randoms = [[case.offset + int(j) for j in rng.choice(n, 3, replace=False)] for _ in range(5)]
-        scores = score_histories(lm.model, remove_columns(case.batch, [top3, *randoms]))[:, case.item].numpy()
-        top_drops.append(a.score - scores[0])
-        random_drops.append(a.score - scores[1:].mean())
+        scores = score_histories(lm.model, remove_columns(case.batch, [top3, *randoms]))
+        values = torch.log_softmax(scores, dim=1)[:, case.item].numpy()  # the explained quantity
+        top_drops.append(a.score - values[0])
+        random_drops.append(a.score - values[1:].mean())
     top_mean, random_mean = float(np.mean(top_drops)), float(np.mean(random_drops))
-    print(f"\nscore drop, 3 most-attributed events deleted: {top_mean:.3f}; 3 random events: {random_mean:.3f} "
+    print(f"\nlog-probability drop, 3 most-attributed events deleted: {top_mean:.3f}; 3 random events: {random_mean:.3f} "
           f"(mean over {len(pairs)} pairs; top > random in {np.mean(np.array(top_drops) > np.array(random_drops)):.0%})")
     assert len(pairs) >= 100
     assert top_mean > random_mean
@@ -145,7 +150,7 @@ def test_morning_coffee_and_breakfast_are_explained_by_the_hour(lm, con):
     users = [r[0] for r in con.execute(
         """SELECT e.user_id FROM events e JOIN items i USING (item_id) GROUP BY e.user_id HAVING count(*) >= 60
            ORDER BY avg(CASE WHEN i.category IN ('Coffee', 'Breakfast') THEN 1 ELSE 0 END) DESC, e.user_id LIMIT 5""").fetchall()]
-    scenario = recommend.Scenario(dt.datetime(2025, 12, 15, 8, 0), "mobile", "home_feed", "home")  # a Monday at home
+    scenario = Scenario(dt.datetime(2025, 12, 15, 8, 0), {"device": "mobile", "channel": "home_feed", "location": "home"})  # a Monday at home
     checked = 0
     for user in users:
         top = recommend.recommend(lm, con, user, scenario, k=10)
@@ -153,7 +158,7 @@ def test_morning_coffee_and_breakfast_are_explained_by_the_hour(lm, con):
         assert not morning.empty, f"{user}: no coffee or breakfast in the top 10 at 08:00"
         case = for_item(shopper_case(lm, con, user, scenario), morning["item_id"].iloc[0])
         s = shapley_values(lm.model, case.batch, case.item)
-        context = {g: s.values[g] for g in CONTEXT_GROUPS}
+        context = {g: v for g, v in s.values.items() if not is_history_group(g)}
         assert max(context, key=context.get) == "hour", (user, context)
         a = integrated_gradients(lm.model, case.batch, case.item)
         assert max(a.context, key=a.context.get) == "hour", (user, a.context)

@@ -30,24 +30,32 @@ def run(capsys, *argv: str) -> tuple[int, dict | str]:
 def test_push_a_segment_with_reasons(capsys, world):
     db, model_dir = world
     code, out = run(capsys, "push", "--db", str(db), "--model-dir", str(model_dir), "--users", "u0,u1,nobody,u0",
-                    "--at", "2024-11-18T08:00", "--device", "mobile", "--channel", "push", "--location", "commute", "-k", "3", "--json")
+                    "--at", "2024-11-18T08:00", "--device", "mobile", "--scene", "channel=push", "--scene", "location=commute",
+                    "-k", "3", "--json")
     assert code == 0, out
     version = registry.read_metadata(model_dir)["version"]
     assert (out["pushed"], out["shoppers"], out["skipped"], out["model_version"]) == (6, 2, ["nobody"], version)
     assert out["at"].startswith("2024-11-18T08:00:00+08:00")
-    assert all(p["reason"].startswith("Pushed because") for p in out["pushes"])
+    assert out["scene"] == {"device": "mobile", "channel": "push", "location": "commute"}
+    assert all(p["reason"].startswith("Ranked ") and f"top {3}" in p["reason"] or " would rank " in p["reason"] for p in out["pushes"])
     con = connect(db, read_only=True)
     try:
         stored = list_pushes(con)
     finally:
         con.close()
-    assert len(stored) == 6 and set(stored["user_id"]) == {"u0", "u1"} and set(stored["device"]) == {"mobile"}
+    assert len(stored) == 6 and set(stored["user_id"]) == {"u0", "u1"}
+    assert {json.loads(raw)["device"] for raw in stored["scene_json"]} == {"mobile"}
     assert sorted(stored[stored["user_id"] == "u0"]["rank"]) == [1, 2, 3]
     assert str(stored["local_time"].iloc[0]) == "2024-11-18 08:00:00"
     for raw in stored["reasons_json"]:
         reasons = json.loads(raw)
-        assert reasons["reason"]["zh"].startswith("推送理由：") and reasons["model_version"] == version
-        assert set(reasons["shapley"]) >= {"history_items", "hour", "device"} and len(reasons["top_inputs"]) == 5
+        assert reasons["reason"]["zh"].startswith("排名第") and reasons["model_version"] == version
+        assert reasons["explained"] == "log_prob" and reasons["rank"] in (1, 2, 3)
+        assert {"hour", "scene.device", "scene.channel", "scene.location"} <= set(reasons["shapley"])
+        assert any(group.startswith("history") for group in reasons["shapley"]) and len(reasons["top_inputs"]) == 5
+        # Shapley efficiency: the groups add up to the explained score's distance from its baseline.
+        total = sum(reasons["shapley"].values())
+        assert abs(total - (reasons["score"] - reasons["baseline_score"])) < 1e-3 + abs(reasons["efficiency_gap"])
         assert reasons["scenario"]["at"] == "2024-11-18T08:00" and reasons["k"] == 3
 
 
@@ -64,7 +72,8 @@ def test_default_segment_is_the_most_active_shoppers(capsys, world):
     finally:
         con.close()
     assert out["shoppers"] == 2 and [p["user_id"] for p in out["pushes"]] == expected
-    assert out["scene"] == {"device": "unknown", "channel": "unknown", "location": "unknown"}
+    # No scene given: none is recorded, and the model reads every scene field as unknown.
+    assert out["scene"] == {} and {"device", "channel", "location"} <= set(out["context_fields"])
 
 
 def test_bad_input_is_a_message(capsys, world):

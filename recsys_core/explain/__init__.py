@@ -1,20 +1,27 @@
-"""Why would this item be pushed to this shopper, at this moment, in this scene? (DESIGN §6)
+"""Why would this item be pushed to this shopper, at this moment, in this scene? (docs/explanations.md)
 
 `explain(loaded_model, con, user_id, item_id, scenario)` reads the shopper's
-history, then computes — all from the live model —
+history, then computes — all from the live model, for the item's log-probability
+under the softmax over the catalogue (why this item *rather than the others*;
+docs/explanations.md) —
 
 - integrated gradients (Captum) for every history event's item / behaviour /
-  time / scene parts and every target-context field, with the completeness gap
-  (`attributions`);
+  time / scene parts and every target-context field the model reads, with the completeness
+  gap (`attributions`);
 - per-layer, per-head attention from the target position, and rollout (`attention`);
-- Shapley values over the feature groups (ten, or eleven when the model reads the time since the
-  shopper's latest event), exact from batched coalitions (`shapley`);
+- exact Shapley values over groups from the model's schema: the events about this item, about
+  its category and the rest of the history; the hour, weekday, promotion, recency and each
+  scene field the model reads (`shapley`);
 - the smallest change of the scenario that moves the item across the top-k
   boundary, and history edits with the new rank (`counterfactuals`);
-- a plain-language reason in English and Chinese (`reasons`).
+- a plain-language reason in English and Chinese (`reasons`), the same sentence wherever it is shown.
+
+Scene fields the model does not read in the target context get no attribution, Shapley group or
+counterfactual: they cannot change the ranking (``ignored_fields``).
 
 `explain_case` returns the same as an `Explanation` of arrays for the Why page;
-`Explanation.as_dict()` is the JSON of `python -m recsys_core explain --json`.
+`Explanation.as_dict()` is the JSON of `python -m recsys_core explain --json`;
+`push_reasons` explains the items of one push in shared batched passes.
 """
 
 from __future__ import annotations
@@ -27,20 +34,28 @@ from typing import Any
 import numpy as np
 
 from recsys_core.explain.attention import AttentionMaps, attention_maps
-from recsys_core.explain.attributions import HISTORY_PARTS, Attribution, check_explainable, integrated_gradients, private_copy
-from recsys_core.explain.cases import Case, Moment, build_case
+from recsys_core.explain.attributions import (
+    HISTORY_PARTS,
+    QUANTITY,
+    Attribution,
+    check_explainable,
+    integrated_gradients_many,
+    private_copy,
+)
+from recsys_core.explain.cases import Case, build_case, for_item, shopper_case
 from recsys_core.explain.counterfactuals import (
     HistoryEdit,
     ScenarioCounterfactuals,
     history_counterfactuals,
-    scenario_counterfactuals,
+    scenario_counterfactuals_many,
 )
 from recsys_core.explain.reasons import build_reason
-from recsys_core.explain.shapley import ShapleyValues, shapley_values
+from recsys_core.explain.shapley import ShapleyValues, case_groups, shapley_values_many
 
 DEFAULT_K = 10
-DEFAULT_STEPS = 50
-EVENT_COLUMNS = ("local_ts", "item_id", "title", "title_zh", "category", "category_zh", "behavior", "device", "channel", "location")
+DEFAULT_STEPS = 32  # integrated-gradient steps (Gauss–Legendre nodes: the completeness gap stays well under 1%)
+EDIT_EVENTS = 16  # history edits remove each of the events with the largest attributions (and add a cart / a purchase)
+EVENT_COLUMNS = ("local_ts", "item_id", "title", "title_zh", "category", "category_zh", "behavior")
 
 
 @dataclass
@@ -61,10 +76,11 @@ class Explanation:
         return self.counterfactuals.rank
 
     def event_frame(self) -> "Any":
-        """The history events (oldest first) with their attribution parts (``attr_item``, ``attr_behavior``,
-        ``attr_time``, ``attr_scene``), their sum ``attr_total`` and the attention ``rollout``."""
+        """The history events (oldest first) with their scene values, attribution parts (``attr_item``,
+        ``attr_behavior``, ``attr_time``, ``attr_scene``), their sum ``attr_total`` and the attention ``rollout``."""
         case, a = self.case, self.attribution
-        ev = case.events.reindex(columns=[c for c in EVENT_COLUMNS if c in case.events.columns]).copy()
+        columns = [*EVENT_COLUMNS, *case.features.scene_names]
+        ev = case.events.reindex(columns=[c for c in columns if c in case.events.columns]).copy()
         rows = slice(case.offset, None)
         for j, part in enumerate(HISTORY_PARTS):
             ev[f"attr_{part}"] = a.history[rows, j]
@@ -76,24 +92,20 @@ class Explanation:
 
     def attribution_rows(self) -> list[dict[str, Any]]:
         """One row per input: history events' parts (``history[-1].item`` = the newest event's item part),
-        then the target-context fields (``context.hour``)."""
+        then the target-context fields the model reads (``context.hour``)."""
         case, a = self.case, self.attribution
         rows = []
         n = len(case.events)
+        ev = case.events
+        item_ids, behaviors, times = (ev[c].astype(str).tolist() for c in ("item_id", "behavior", "local_ts")) if n else ([], [], [])
+        values = a.history[case.offset :]
         for r in range(n):
-            col = case.event_column(r)
-            ev = case.events.iloc[r]
             for j, part in enumerate(HISTORY_PARTS):
-                rows.append({
-                    "feature": f"history[{r - n}].{part}",
-                    "value": float(a.history[col, j]),
-                    "item_id": str(ev["item_id"]),
-                    "behavior": str(ev["behavior"]),
-                    "local_ts": str(ev["local_ts"]),
-                })
-        ctx = case.moment
-        shown = {"hour": ctx.local.strftime("%H:%M"), "weekday": ctx.local.strftime("%A"), "device": ctx.device,
-                 "channel": ctx.channel, "location": ctx.location, "gap": f"gap bucket {case.context.get('gap', 0)}"}
+                rows.append({"feature": f"history[{r - n}].{part}", "value": float(values[r, j]), "item_id": item_ids[r],
+                             "behavior": behaviors[r], "local_ts": times[r]})
+        local = case.local
+        shown = {"hour": local.strftime("%H:%M"), "weekday": local.strftime("%A"), "gap": f"gap bucket {case.context.get('gap', 0)}",
+                 **{f: case.scenario.get(f, "unknown") for f in case.features.scene_names}}
         for f, v in a.context.items():
             rows.append({"feature": f"context.{f}", "value": float(v), "input": shown.get(f, int(case.context.get(f, 0)))})
         return rows
@@ -103,12 +115,17 @@ class Explanation:
         out: dict[str, Any] = {
             "user_id": case.user_id,
             "item_id": case.item_id,
-            "scenario": case.moment.as_dict(),
+            "scenario": {"at": case.local.isoformat(timespec="minutes"), "scene": case.scenario.scene,
+                         "promo_override": case.scenario.promo_override},
             "model_version": self.model_version,
             "k": self.k,
             "rank": self.rank,
+            "explained": QUANTITY,
             "score": a.score,
             "baseline_score": a.baseline_score,
+            "model_score": a.item_score,
+            "context_fields": list(case.context_fields),
+            "ignored_fields": list(case.ignored_fields),
             "attributions": self.attribution_rows(),
             "completeness_gap": a.completeness_gap,
             "completeness_gap_relative": a.relative_gap,
@@ -132,30 +149,65 @@ class Explanation:
         return out
 
 
-def explain_case(model: Any, case: Case, k: int = DEFAULT_K, n_steps: int = DEFAULT_STEPS, attention: bool = True,
-                 history_edits: bool = True, pushed: bool = False) -> Explanation:
-    """Every explanation of one prepared case (see `cases.build_case`)."""
-    model = private_copy(model)  # hooked, never the model other threads serve with
-    timings: dict[str, float] = {}
-
+def _timer(timings: dict[str, float]):
     def timed(name: str, fn, *args, **kwargs):
         t0 = time.perf_counter()
         value = fn(*args, **kwargs)
-        timings[name] = round((time.perf_counter() - t0) * 1000, 2)
+        timings[name] = round(timings.get(name, 0.0) + (time.perf_counter() - t0) * 1000, 2)
         return value
+    return timed
 
-    attribution = timed("integrated_gradients", integrated_gradients, model, case.batch, case.item, n_steps)
-    shapley = timed("shapley", shapley_values, model, case.batch, case.item)
-    cf = timed("scenario_counterfactuals", scenario_counterfactuals, model, case, k)
-    edits = timed("history_counterfactuals", history_counterfactuals, model, case) if history_edits else []
+
+@dataclass
+class ItemReason:
+    """What a reason is made of for one item: the case, its Shapley values, its scenario counterfactuals and the sentence."""
+
+    case: Case
+    shapley: ShapleyValues
+    counterfactuals: ScenarioCounterfactuals
+    reason: dict[str, Any]
+
+
+def item_reasons(model: Any, case: Case, items: list[str], k: int = DEFAULT_K, timings: dict[str, float] | None = None) -> list[ItemReason]:
+    """The reasons of several items for one prepared shopper case (`cases.shopper_case`) in shared batched passes:
+    one Shapley pass over every item's coalitions, one scoring of the candidate scenarios. What the Why page,
+    the stored push, the CLI and the API say comes from here."""
+    model = private_copy(model)  # hooked, never the model other threads serve with
+    timed = _timer({} if timings is None else timings)
+    cases = [for_item(case, i) for i in items]
+    dense = [c.item for c in cases]
+    shapley = timed("shapley", shapley_values_many, model, case.batch, dense, [case_groups(model, c) for c in cases])
+    cfs = timed("scenario_counterfactuals", scenario_counterfactuals_many, model, cases[0], dense, k) if cases else []
+    return [ItemReason(c, s, cf, timed("reason", build_reason, c, s, cf)) for c, s, cf in zip(cases, shapley, cfs)]
+
+
+def explain_items(model: Any, case: Case, items: list[str], k: int = DEFAULT_K, n_steps: int = DEFAULT_STEPS,
+                  attention: bool = True, history_edits: bool = True) -> list[Explanation]:
+    """Every explanation of several items for one prepared shopper case, in shared batched passes
+    (`item_reasons`, then integrated gradients of all items in batches)."""
+    model = private_copy(model)
+    timings: dict[str, float] = {}
+    timed = _timer(timings)
+    reasons = item_reasons(model, case, items, k, timings)
+    attributions = timed("integrated_gradients", integrated_gradients_many, model, case.batch, [r.case.item for r in reasons], n_steps)
     maps = timed("attention", attention_maps, model, case.batch) if attention else None
-    reason = timed("reason", build_reason, case, attribution, shapley, cf, pushed)
-    return Explanation(case, int(k), attribution, shapley, cf, edits, maps, reason, timings)
+    out = []
+    for r, a in zip(reasons, attributions):
+        strongest = np.argsort(-np.abs(a.event_totals[r.case.offset :]))[:EDIT_EVENTS].tolist()
+        edits = timed("history_counterfactuals", history_counterfactuals, model, r.case, strongest) if history_edits else []
+        out.append(Explanation(r.case, int(k), a, r.shapley, r.counterfactuals, edits, maps, r.reason, timings))
+    return out
+
+
+def explain_case(model: Any, case: Case, k: int = DEFAULT_K, n_steps: int = DEFAULT_STEPS, attention: bool = True,
+                 history_edits: bool = True) -> Explanation:
+    """Every explanation of one prepared case (see `cases.build_case`)."""
+    return explain_items(model, case, [case.item_id], k, n_steps, attention, history_edits)[0]
 
 
 def explain(loaded_model: Any, con: Any, user_id: str, item_id: str, scenario: Any, k: int = DEFAULT_K,
             n_steps: int = DEFAULT_STEPS, **options: Any) -> dict[str, Any]:
-    """The explanation of ``item_id`` for ``user_id`` under ``scenario`` as one JSON-ready dict (DESIGN §7)."""
+    """The explanation of ``item_id`` for ``user_id`` under ``scenario`` as one JSON-ready dict (docs/design.md §7)."""
     check_explainable(loaded_model.model)
     case = build_case(loaded_model, con, user_id, item_id, scenario)
     result = explain_case(loaded_model.model, case, k, n_steps, **options)
@@ -163,37 +215,41 @@ def explain(loaded_model: Any, con: Any, user_id: str, item_id: str, scenario: A
     return result.as_dict()
 
 
-def push_reasons(loaded_model: Any, con: Any, user_id: str, scenario: Any, item_ids: Any, k: int | None = None,
-                 n_steps: int = DEFAULT_STEPS) -> list[dict[str, Any]]:
-    """The reasons stored with each push (one dict per item, in order), computed at push time.
+def push_reasons(loaded_model: Any, con: Any, user_id: str, scenario: Any, item_ids: Any, k: int | None = None) -> list[dict[str, Any]]:
+    """The reasons stored with each push (one dict per item, in order), computed at push time in shared passes.
 
-    Each holds the reason in both languages, the score and baseline score, the Shapley values of
-    the feature groups, the five inputs with the largest attributions, the counterfactual named in
-    the reason, the moment and scene explained, and the model version — enough to answer "why"
-    later without the model, and to tell whether a re-explanation comes from the same model.
+    Each holds the reason in both languages (the sentence the Why page shows for the same shopper,
+    scenario, item and k), the explained quantity and its baseline, the Shapley values of the groups
+    and the groups cited, the counterfactual named in the reason, the scenario explained, the scene
+    fields the model ignores, and the model version — enough to answer "why" later without the model,
+    and to tell whether a re-explanation comes from the same model. (Integrated gradients, which the
+    sentence does not use, are left to the Why page: they cost more than the rest together.)
     """
-    from recsys_core.explain.cases import for_item, shopper_case
-
+    check_explainable(loaded_model.model)
     items = [str(i) for i in item_ids]
-    k = int(k or len(items))
+    k = int(k or DEFAULT_K)
     case = shopper_case(loaded_model, con, user_id, scenario)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out = []
-    for item_id in items:
-        ex = explain_case(loaded_model.model, for_item(case, item_id), k, n_steps, attention=False, history_edits=False, pushed=True)
-        rows = sorted(ex.attribution_rows(), key=lambda r: -abs(r["value"]))[:5]
+    for r in item_reasons(loaded_model.model, case, items, k):
+        s, evidence = r.shapley, r.reason["evidence"]
         out.append({
-            "reason": {"en": ex.reason["en"], "zh": ex.reason["zh"]},
-            "score": round(ex.attribution.score, 6),
-            "baseline_score": round(ex.attribution.baseline_score, 6),
-            "rank": ex.rank,
+            "reason": {"en": r.reason["en"], "zh": r.reason["zh"]},
+            "explained": QUANTITY,
+            "score": round(s.score, 6),
+            "baseline_score": round(s.base_value, 6),
+            "model_score": round(r.counterfactuals.score, 6),
+            "rank": r.counterfactuals.rank,
             "k": k,
-            "shapley": {g: round(v, 6) for g, v in ex.shapley.values.items()},
-            "top_inputs": [{**r, "value": round(r["value"], 6)} for r in rows],
-            "completeness_gap": round(ex.attribution.completeness_gap, 6),
-            "counterfactual": ex.reason["evidence"]["counterfactual"],
-            "history": ex.reason["evidence"]["history"],
-            "scenario": case.moment.as_dict(),
+            "shapley": {g: round(v, 6) for g, v in s.values.items()},
+            "cited": evidence["cited"],
+            "top_inputs": [{"feature": g, "value": round(v, 6)} for g, v in sorted(s.values.items(), key=lambda kv: -abs(kv[1]))[:5]],
+            "efficiency_gap": round(sum(s.values.values()) - (s.score - s.base_value), 9),
+            "counterfactual": evidence["counterfactual"],
+            "history": evidence["history"],
+            "ignored_fields": list(case.ignored_fields),
+            "scenario": {"at": case.local.isoformat(timespec="minutes"), "scene": case.scenario.scene,
+                         "promo_override": case.scenario.promo_override},
             "model_version": loaded_model.version,
             "explained_at": stamp,
         })
@@ -205,9 +261,10 @@ def explain_cli(args: argparse.Namespace) -> dict[str, Any]:
     from recsys_core import recommend
     from recsys_core.store import connect
 
-    loaded = recommend.load_model(args.model_dir)  # one torch thread (GOTCHAS: stable latency on shared cores)
-    at = recommend.parse_moment(args.at, loaded.features.calendar.timezone)
-    scenario = recommend.Scenario(at, args.device, args.channel, args.location)
+    loaded = recommend.load_model(args.model_dir)  # one torch thread (docs/pitfalls.md: stable latency on shared cores)
+    if not loaded.explainable:
+        check_explainable(loaded.model)
+    scenario = recommend.scenario_from_args(args, loaded)
     con = connect(args.db, read_only=True)
     try:
         return explain(loaded, con, args.user, args.item, scenario)
@@ -215,4 +272,5 @@ def explain_cli(args: argparse.Namespace) -> dict[str, Any]:
         con.close()
 
 
-__all__ = ["Explanation", "Moment", "build_case", "explain", "explain_case", "explain_cli", "push_reasons"]
+__all__ = ["Explanation", "ItemReason", "build_case", "explain", "explain_case", "explain_cli", "explain_items", "item_reasons",
+           "push_reasons"]

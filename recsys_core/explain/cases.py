@@ -13,84 +13,73 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import torch
 
-from recsys_core.features import CONTEXT_FIELDS, HISTORY_FIELDS, FeatureSpace, gap_bucket
+from recsys_core.context import Scenario
+from recsys_core.features import FeatureSpace, gap_bucket
 from recsys_core.models.base import Batch
 from recsys_core.sequences import serving_batch
 from recsys_core.store import events as store_events
 
 
-@dataclass(frozen=True)
-class Moment:
-    """The push moment: naive LOCAL time in the model's timezone, the scene, and an optional forced promotion flag."""
+def scenario_of(scenario: Any) -> Scenario:
+    """A `context.Scenario` from a Scenario or anything with ``at`` (str or datetime), ``scene`` (a dict) and
+    optionally ``promo_override`` (e.g. a page's spec)."""
+    if isinstance(scenario, Scenario):
+        return scenario
+    at = scenario.at
+    if isinstance(at, str):
+        at = dt.datetime.fromisoformat(at)
+    return Scenario(at, dict(getattr(scenario, "scene", None) or {}), getattr(scenario, "promo_override", None))
 
-    local: dt.datetime
-    device: str | None = None
-    channel: str | None = None
-    location: str | None = None
-    promo_override: bool | None = None
 
-    @classmethod
-    def of(cls, scenario: Any, timezone: str) -> "Moment":
-        """From anything with ``at`` (naive = local in ``timezone``), ``device``, ``channel``, ``location``
-        and optionally ``promo_override`` (e.g. `recsys_core.recommend.Scenario`)."""
-        at = scenario.at
-        if isinstance(at, str):
-            at = dt.datetime.fromisoformat(at)
-        if at.tzinfo is not None:
-            at = at.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
-        return cls(at, scenario.device, scenario.channel, scenario.location, getattr(scenario, "promo_override", None))
-
-    def utc(self, timezone: str) -> dt.datetime:
-        return self.local.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-    def context(self, features: FeatureSpace, history_ts: np.ndarray | None = None) -> dict[str, int]:
-        """Target-context ids, as `recommend.context_ids` makes them: ``history_ts`` (naive UTC times of the
-        shopper's history) gives the time since their latest event — None = unknown, empty = no history."""
-        since = None
-        if history_ts is not None:
-            ts = np.asarray(history_ts).astype("datetime64[s]")
-            if len(ts) == 0:
-                since = float("nan")
-            else:
-                now = np.datetime64(self.utc(features.calendar.timezone), "s")
-                since = float((now - ts.max()).astype(np.int64))
-        return features.encode_moment(self.local, self.device, self.channel, self.location, self.promo_override, since)
-
-    def changed(self, **changes: Any) -> "Moment":
-        return replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "at": self.local.isoformat(timespec="minutes"),
-            "device": self.device,
-            "channel": self.channel,
-            "location": self.location,
-            "promo_override": self.promo_override,
-        }
+def moment_context(features: FeatureSpace, scenario: Scenario, history_ts: np.ndarray | None = None) -> dict[str, int]:
+    """Target-context ids of ``scenario``, as `recommend.context_ids` makes them: ``history_ts`` (naive UTC
+    times of the shopper's history) gives the time since their latest event — None = unknown, empty = no history."""
+    tz = features.calendar.timezone
+    since = None
+    if history_ts is not None:
+        ts = np.asarray(history_ts).astype("datetime64[s]")
+        if len(ts) == 0:
+            since = float("nan")
+        else:
+            since = float((np.datetime64(scenario.utc(tz), "s") - ts.max()).astype(np.int64))
+    return features.encode_moment(scenario.local_time(tz), scenario.scene, scenario.promo_override, since)
 
 
 @dataclass
 class Case:
-    """One shopper × moment × item, ready for the model.
+    """One shopper × scenario × item, ready for the model.
 
+    scenario: the push moment and scene; local: its naive LOCAL time in the model's timezone.
     events: the history rows the model reads, oldest first (batch column i ↔ row i − offset where
     offset = T − len(events)), with item fields; batch: (1, T); item: dense item id.
+    context_fields: the target-context fields the model reads (the rest of the scenario cannot matter).
     """
 
     user_id: str
     item_id: str
     item: int
-    moment: Moment
+    scenario: Scenario
+    local: dt.datetime
     context: dict[str, int]
     events: pd.DataFrame
     batch: Batch
     features: FeatureSpace
+    context_fields: tuple[str, ...] = ()
+    history_len: int = 0  # how many events the model reads: fewer events than this = the shopper's whole history
+
+    @property
+    def complete_history(self) -> bool:
+        """Whether ``events`` hold every event of the shopper (else only the latest ``history_len``)."""
+        return len(self.events) < self.history_len
+
+    @property
+    def timezone(self) -> str:
+        return self.features.calendar.timezone
 
     @property
     def history_ts(self) -> np.ndarray:
@@ -99,9 +88,19 @@ class Case:
             return np.zeros(0, "datetime64[s]")
         return pd.to_datetime(self.events["ts"]).to_numpy().astype("datetime64[s]")
 
-    def context_for(self, moment: Moment, history_ts: np.ndarray | None = None) -> dict[str, int]:
-        """Context ids of another moment for this shopper (or for an edited history's times)."""
-        return moment.context(self.features, self.history_ts if history_ts is None else history_ts)
+    def context_for(self, scenario: Scenario, history_ts: np.ndarray | None = None) -> dict[str, int]:
+        """Context ids of another scenario for this shopper (or for an edited history's times)."""
+        return moment_context(self.features, scenario, self.history_ts if history_ts is None else history_ts)
+
+    @property
+    def scene_fields_read(self) -> tuple[str, ...]:
+        """The data's scene fields the model reads in the target context, in schema order."""
+        return tuple(f for f in self.features.scene_names if f in self.context_fields)
+
+    @property
+    def ignored_fields(self) -> tuple[str, ...]:
+        """Scene fields of the data the model does not read in the target context (they cannot matter)."""
+        return tuple(f for f in self.features.scene_names if f not in self.context_fields)
 
     @property
     def offset(self) -> int:
@@ -126,14 +125,14 @@ def encode_case_batch(features: FeatureSpace, events: pd.DataFrame, context: dic
         frame = events.assign(user_id=events["user_id"].astype(str))
         history = features.encode_events(frame)
     else:
-        history = {f: np.zeros(0, np.int64) for f in HISTORY_FIELDS}
+        history = {f: np.zeros(0, np.int64) for f in features.history_fields()}
     return trim_padding(serving_batch(history, [context], max_len))
 
 
 def with_context(batch: Batch, contexts: list[dict[str, int]]) -> Batch:
     """One history (1, T) under S contexts → (S, T) (history rows shared, not copied)."""
     S = len(contexts)
-    ctx = {k: torch.tensor([int(c.get(k, 0)) for c in contexts], dtype=torch.long) for k in CONTEXT_FIELDS}
+    ctx = {k: torch.tensor([int(c.get(k, 0)) for c in contexts], dtype=torch.long) for k in batch.context}
     return Batch({k: v.expand(S, -1) for k, v in batch.history.items()}, ctx)
 
 
@@ -154,14 +153,17 @@ def shopper_case(loaded: Any, con: Any, user_id: str, scenario: Any, history_bef
     from recsys_core import recommend
 
     features: FeatureSpace = loaded.features
-    moment = Moment.of(scenario, features.calendar.timezone)
+    scenario = scenario_of(scenario)
     events, history = recommend.user_history(loaded, con, str(user_id), history_before)
     if len(events):
         events = events.merge(item_frame(con, events["item_id"].astype(str).unique().tolist()), on="item_id", how="left")
     history_ts = pd.to_datetime(events["ts"]).to_numpy().astype("datetime64[s]") if len(events) else np.zeros(0, "datetime64[s]")
-    context = moment.context(features, history_ts)
+    context = moment_context(features, scenario, history_ts)
     batch = trim_padding(serving_batch(history, [context], int(loaded.model.history_len)))
-    return Case(str(user_id), "", 0, moment, context, events.reset_index(drop=True), batch, features)
+    fields = tuple(loaded.context_fields) or tuple(getattr(getattr(loaded.model, "cfg", None), "context_fields", ()) or ())
+    local = scenario.local_time(features.calendar.timezone)
+    return Case(str(user_id), "", 0, scenario, local, context, events.reset_index(drop=True), batch, features, fields,
+                int(loaded.model.history_len))
 
 
 def for_item(case: Case, item_id: str) -> Case:

@@ -1,11 +1,13 @@
 """What would have to change for the item to enter — or leave — the shopper's top-k?
 
-Scenario changes: every single change of hour, weekday, promotion flag, device,
-channel and location is scored in one batched pass (the history is encoded
-once and fused with each candidate moment); when no single change crosses the
-top-k boundary, every pair of changes is tried. A change costs its size — hours
-or days moved, 1 for a flag or a scene value — and the smallest crossing change
-wins (ties: the one that moves the item furthest).
+Scenario changes: every single change of the hour, the day (weekday), the promotion
+flag and the value of each scene field the model reads in the target context (fields it
+does not read cannot matter and are not tried) is scored in one batched pass (the history is
+encoded once and fused with each candidate moment); when no single change crosses the top-k
+boundary, every pair of changes is tried. A change costs its size — hours or days moved,
+1 for a flag or a scene value — and the smallest crossing change wins (ties: the one that
+moves the item furthest). The scores of every item come out of the same pass, so
+`scenario_ranks` serves many items of one shopper at once (`push_reasons`).
 
 History edits: remove any one event, or add a cart or a purchase of the item at
 the push moment, each with the item's new rank.
@@ -21,29 +23,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from recsys_core.explain.attributions import eval_mode
-from recsys_core.explain.cases import Case, Moment, gap_id, with_context
-from recsys_core.features import CONTEXT_FIELDS, HISTORY_FIELDS, FeatureSpace, gap_bucket
+from recsys_core.context import Scenario, promo_flag
+from recsys_core.explain.attributions import eval_mode, state_scores
+from recsys_core.explain.cases import Case, gap_id, with_context
+from recsys_core.features import gap_bucket
 from recsys_core.models.base import Batch
-from recsys_core.models.context_transformer import ContextTransformer
 
-SCENARIO_FIELDS = ("hour", "weekday", "promotion", "device", "channel", "location")
 MAX_DAY_SHIFT = 3
+TIME_CHANGES = ("hour", "weekday", "promotion")  # the time aspects a scenario change may move
+_NEEDS = {"hour": "hour", "weekday": "weekday", "promotion": "promo"}  # the context field each change acts through
 
 
 @torch.no_grad()
-def score_contexts(model: ContextTransformer, batch: Batch, contexts: list[dict[str, int]]) -> torch.Tensor:
+def score_contexts(model: Any, batch: Batch, contexts: list[dict[str, int]]) -> torch.Tensor:
     """One shopper's (1, T) history scored under S contexts, the history encoded once → (S, N+1)."""
     with eval_mode(model):
         state = model.shopper_state(batch)
         b = with_context(batch, contexts)
-        scores = model.scores_from_state(state.select(torch.zeros(len(contexts), dtype=torch.long)), b.context)  # (S, N+1)
+        scores = state_scores(model, state, torch.zeros(len(contexts), dtype=torch.long), b.context)  # (S, N+1)
     scores[:, 0] = float("-inf")
     return scores
 
 
 @torch.no_grad()
-def score_histories(model: ContextTransformer, batch: Batch) -> torch.Tensor:
+def score_histories(model: Any, batch: Batch) -> torch.Tensor:
     with eval_mode(model):
         return model.score_all(batch)
 
@@ -54,17 +57,33 @@ def ranks_of(scores: torch.Tensor, item: int) -> np.ndarray:
     return (1 + (s > scores[:, item : item + 1]).sum(dim=1)).numpy()
 
 
+def ranks_of_items(scores: torch.Tensor, items: list[int]) -> np.ndarray:
+    """(S, I): the rank of each of ``items`` in every row of ``scores``."""
+    s = scores[:, 1:]
+    return np.stack([ranks_of(scores, i) for i in items], axis=1) if items else np.zeros((len(s), 0), np.int64)
+
+
 @dataclass
 class ScenarioChange:
-    """A changed moment: field -> (from, to) as plain values, its cost, and the item's rank and score there."""
+    """A changed scenario: field -> (from, to) as plain values, its cost, and the item's rank and score there."""
 
     changes: dict[str, tuple[Any, Any]]
     cost: int
-    moment: Moment
+    scenario: Scenario
     rank: int = 0
     score: float = 0.0
     diff: dict[str, int] | None = None  # context ids that differ from the case's (filled when evaluated)
     gap_stale: bool = False  # a combination: its time-since-last-event id is recomputed
+
+    @property
+    def field(self) -> str:
+        """The scenario aspect changed (hour, weekday, promotion or a scene field); the first of a pair."""
+        return next(f for f in self.changes if f != "date")
+
+    @property
+    def size(self) -> int:
+        """How many aspects change (1 or 2)."""
+        return len(self.changes) - ("date" in self.changes)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,7 +91,7 @@ class ScenarioChange:
             "cost": self.cost,
             "rank": self.rank,
             "score": self.score,
-            "moment": self.moment.as_dict(),
+            "scenario": self.scenario.to_dict(),
         }
 
 
@@ -83,8 +102,8 @@ class ScenarioCounterfactuals:
     k: int
     candidates: list[ScenarioChange]  # every evaluated change, crossing ones first, by cost
     smallest: ScenarioChange | None  # the smallest change that moves the item across the top-k boundary
-    hour_ranks: list[int]  # the item's rank at each hour 0..23 of the same day
-    per_field: dict[str, ScenarioChange | None] = field(default_factory=dict)  # smallest crossing change of each field
+    hour_ranks: list[int]  # the item's rank at each hour 0..23 of the same day (empty when the model reads no hour)
+    per_field: dict[str, ScenarioChange | None] = field(default_factory=dict)  # smallest crossing change of each aspect
 
     @property
     def in_top_k(self) -> bool:
@@ -104,108 +123,132 @@ class ScenarioCounterfactuals:
         }
 
 
-def _effective_promo(moment: Moment, features: FeatureSpace) -> bool:
-    if moment.promo_override is not None:
-        return bool(moment.promo_override)
-    return features.calendar.is_promo(moment.local.date())
+def changeable_fields(case: Case) -> tuple[str, ...]:
+    """The aspects a scenario change may move: the time aspects and scene fields the model reads."""
+    read = set(case.context_fields)
+    return tuple(f for f in TIME_CHANGES if _NEEDS[f] in read) + case.scene_fields_read
 
 
-def single_changes(moment: Moment, features: FeatureSpace) -> list[ScenarioChange]:
-    """Every one-field change of ``moment`` with its cost (hours / days moved, else 1)."""
+def single_changes(case: Case) -> list[ScenarioChange]:
+    """Every one-aspect change of the case's scenario with its cost (hours / days moved, else 1)."""
+    sc, local, features = case.scenario, case.local, case.features
+    fields = changeable_fields(case)
     out = []
-    h = moment.local.hour
-    for hour in range(24):
-        if hour != h:
-            d = abs(hour - h)
-            out.append(ScenarioChange({"hour": (h, hour)}, min(d, 24 - d), moment.changed(local=moment.local.replace(hour=hour))))
-    for shift in range(-MAX_DAY_SHIFT, MAX_DAY_SHIFT + 1):
-        if shift:
-            new = moment.local + dt.timedelta(days=shift)
-            out.append(ScenarioChange({"weekday": (moment.local.weekday(), new.weekday()), "date": (moment.local.date().isoformat(), new.date().isoformat())}, abs(shift), moment.changed(local=new)))
-    promo = _effective_promo(moment, features)
-    out.append(ScenarioChange({"promotion": (promo, not promo)}, 1, moment.changed(promo_override=not promo)))
-    for f in ("device", "channel", "location"):
-        current = getattr(moment, f)
-        for value in getattr(features, f).values:
+    if "hour" in fields:
+        h = local.hour
+        for hour in range(24):
+            if hour != h:
+                d = abs(hour - h)
+                out.append(ScenarioChange({"hour": (h, hour)}, min(d, 24 - d), sc.replace(at=local.replace(hour=hour))))
+    if "weekday" in fields:
+        for shift in range(-MAX_DAY_SHIFT, MAX_DAY_SHIFT + 1):
+            if shift:
+                new = local + dt.timedelta(days=shift)
+                out.append(ScenarioChange({"weekday": (local.weekday(), new.weekday()), "date": (local.date().isoformat(), new.date().isoformat())},
+                                          abs(shift), sc.replace(at=new)))
+    if "promotion" in fields:
+        promo = promo_flag(local.date(), features.calendar, sc.promo_override)
+        out.append(ScenarioChange({"promotion": (promo, not promo)}, 1, sc.replace(at=local, promo_override=not promo)))
+    for f in case.scene_fields_read:
+        current = sc.get(f)
+        for value in features.scene[f].values:
             if value != current:
-                out.append(ScenarioChange({f: (current, value)}, 1, moment.changed(**{f: value})))
+                out.append(ScenarioChange({f: (current, value)}, 1, sc.replace(at=local, **{f: value})))
     return out
 
 
-def _combine(a: ScenarioChange, b: ScenarioChange, moment: Moment) -> ScenarioChange | None:
-    """Both changes at once (fields must differ); the context ids are the base ids updated by both diffs."""
-    fa, fb = _field(a), _field(b)
+def _combine(a: ScenarioChange, b: ScenarioChange, case: Case) -> ScenarioChange | None:
+    """Both changes at once (aspects must differ); the context ids are the base ids updated by both diffs."""
+    fa, fb = a.field, b.field
     if fa == fb:
         return None
-    m = moment
+    local, sc = case.local, case.scenario.replace(at=case.local)
     for c in (a, b):  # `single_changes` lists weekday before promotion: a forced flag wins over the new date's
-        f = _field(c)
+        f = c.field
         if f == "hour":
-            m = m.changed(local=m.local.replace(hour=c.moment.local.hour))
+            local = local.replace(hour=c.changes["hour"][1])
         elif f == "weekday":
-            m = m.changed(local=m.local + (c.moment.local.date() - moment.local.date()))
+            local = local + (c.scenario.at.date() - case.local.date())
         elif f == "promotion":
-            m = m.changed(promo_override=c.moment.promo_override)
+            sc = sc.replace(promo_override=c.scenario.promo_override)
         else:
-            m = m.changed(**{f: getattr(c.moment, f)})
-    return ScenarioChange({**a.changes, **b.changes}, a.cost + b.cost, m, diff={**a.diff, **b.diff}, gap_stale=True)
+            sc = sc.replace(**{f: c.changes[f][1]})
+    return ScenarioChange({**a.changes, **b.changes}, a.cost + b.cost, sc.replace(at=local), diff={**a.diff, **b.diff}, gap_stale=True)
 
 
-def _field(change: ScenarioChange) -> str:
-    return next(f for f in change.changes if f in SCENARIO_FIELDS)
-
-
-def _evaluate(model: ContextTransformer, case: Case, changes: list[ScenarioChange]) -> None:
+def _evaluate(model: Any, case: Case, changes: list[ScenarioChange], items: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Score the changes (one batched pass); sets rank/score for ``case.item`` and returns the (S, I) ranks and
+    scores of ``items``."""
     if not changes:
-        return
+        return np.zeros((0, len(items)), np.int64), np.zeros((0, len(items)))
     last = case.history_ts.max() if len(case.events) else None
     for c in changes:
         if c.diff is None:
-            ctx = case.context_for(c.moment)
+            ctx = case.context_for(c.scenario)
             c.diff = {f: v for f, v in ctx.items() if case.context.get(f) != v}
         elif c.gap_stale and "gap" in case.context:  # two changes that both move the moment: the gap of the result
-            c.diff["gap"] = _gap_id(c.moment, case, last)
+            c.diff["gap"] = _gap_id(c.scenario, case, last)
     scores = score_contexts(model, case.batch, [{**case.context, **c.diff} for c in changes])
-    ranks = ranks_of(scores, case.item)
-    for c, r, s in zip(changes, ranks, scores[:, case.item].tolist()):
-        c.rank, c.score = int(r), float(s)
+    if case.item:
+        for c, r, s in zip(changes, ranks_of(scores, case.item), scores[:, case.item].tolist()):
+            c.rank, c.score = int(r), float(s)
+    return ranks_of_items(scores, items), scores[:, items].double().numpy()
 
 
-def _gap_id(moment: Moment, case: Case, last: np.datetime64 | None) -> int:
-    """The target-context gap id of ``moment`` (the time since the latest event), as `Moment.context` makes it."""
+def _gap_id(scenario: Scenario, case: Case, last: np.datetime64 | None) -> int:
+    """The target-context gap id of ``scenario`` (the time since the latest event), as `cases.moment_context` makes it."""
     if last is None:
         return int(gap_bucket(np.array([np.nan]))[0])
-    since = float((np.datetime64(moment.utc(case.features.calendar.timezone), "s") - last).astype(np.int64))
+    since = float((np.datetime64(scenario.utc(case.timezone), "s") - last).astype(np.int64))
     return 0 if since < 0 else int(gap_bucket(np.array([since]))[0])
 
 
-def scenario_counterfactuals(model: ContextTransformer, case: Case, k: int = 10, pairs: bool = True) -> ScenarioCounterfactuals:
+def scenario_counterfactuals(model: Any, case: Case, k: int = 10, pairs: bool = True) -> ScenarioCounterfactuals:
     """The smallest scenario change that moves ``case.item`` into (or out of) the top ``k``, and the hour profile."""
+    return scenario_counterfactuals_many(model, case, [case.item], k, pairs)[0]
+
+
+def scenario_counterfactuals_many(model: Any, case: Case, items: list[int], k: int = 10, pairs: bool = True) -> list[ScenarioCounterfactuals]:
+    """`scenario_counterfactuals` of several items of one shopper: the candidate scenarios are scored once for all."""
     base = score_contexts(model, case.batch, [case.context])
-    rank, score = int(ranks_of(base, case.item)[0]), float(base[0, case.item])
-    singles = single_changes(case.moment, case.features)
-    _evaluate(model, case, singles)
-    result = ScenarioCounterfactuals(rank, score, int(k), [], None, [])
-    hour_rank = {c.moment.local.hour: c.rank for c in singles if _field(c) == "hour"}
-    hour_rank[case.moment.local.hour] = rank
-    result.hour_ranks = [hour_rank[h] for h in range(24)]
-    candidates = list(singles)
-    if pairs and not any(result.crosses(c) for c in singles):
-        combos = [c for a, b in itertools.combinations(singles, 2) if (c := _combine(a, b, case.moment)) is not None]
-        _evaluate(model, case, combos)
-        candidates += combos
+    base_ranks = ranks_of_items(base, items)[0]
+    singles = single_changes(case)
+    single_ranks, single_scores = _evaluate(model, case, singles, items)
+    combos: list[ScenarioChange] | None = None
+    combo_ranks = combo_scores = None
+    out = []
+    for j, item in enumerate(items):
+        rank, score = int(base_ranks[j]), float(base[0, item])
+        result = ScenarioCounterfactuals(rank, score, int(k), [], None, [])
+        mine = [_with_rank(c, single_ranks[s, j], single_scores[s, j]) for s, c in enumerate(singles)]
+        hour_rank = {c.changes["hour"][1]: c.rank for c in mine if c.field == "hour"}
+        if hour_rank:
+            hour_rank[case.local.hour] = rank
+            result.hour_ranks = [hour_rank[h] for h in range(24)]
+        candidates = list(mine)
+        if pairs and not any(result.crosses(c) for c in mine):
+            if combos is None:
+                combos = [c for a, b in itertools.combinations(singles, 2) if (c := _combine(a, b, case)) is not None]
+                combo_ranks, combo_scores = _evaluate(model, case, combos, items)
+            candidates += [_with_rank(c, combo_ranks[s, j], combo_scores[s, j]) for s, c in enumerate(combos)]
 
-    def order(c: ScenarioChange) -> tuple:
-        movement = (rank - c.rank) if not result.in_top_k else (c.rank - rank)
-        return (not result.crosses(c), c.cost, -movement)
+        def order(c: ScenarioChange) -> tuple:
+            movement = (rank - c.rank) if not result.in_top_k else (c.rank - rank)
+            return (not result.crosses(c), c.cost, -movement)
 
-    candidates.sort(key=order)
-    result.candidates = candidates
-    crossing = [c for c in candidates if result.crosses(c)]
-    result.smallest = crossing[0] if crossing else None
-    for f in SCENARIO_FIELDS:
-        result.per_field[f] = next((c for c in crossing if len(c.changes) - ("date" in c.changes) == 1 and _field(c) == f), None)
-    return result
+        candidates.sort(key=order)
+        result.candidates = candidates
+        crossing = [c for c in candidates if result.crosses(c)]
+        result.smallest = crossing[0] if crossing else None
+        for f in changeable_fields(case):
+            result.per_field[f] = next((c for c in crossing if c.size == 1 and c.field == f), None)
+        out.append(result)
+    return out
+
+
+def _with_rank(change: ScenarioChange, rank: int, score: float) -> ScenarioChange:
+    """A copy of ``change`` carrying one item's rank and score."""
+    return ScenarioChange(change.changes, change.cost, change.scenario, int(rank), float(score), change.diff, change.gap_stale)
 
 
 # --- history edits ------------------------------------------------------------------------------
@@ -246,31 +289,32 @@ class HistoryEdit:
 
 def added_event(case: Case, behavior: str) -> dict[str, int]:
     """Ids of a ``behavior`` event on the case's item at the push moment, in the push scene."""
-    tz = case.features.calendar.timezone
     last_ts = case.events["ts"].iloc[-1] if len(case.events) else None
-    ev = {f: case.context.get(f, 0) for f in CONTEXT_FIELDS}
+    ev = dict(case.context)
     # the event's own gap: time since the event before it (history events always know theirs)
-    ev.update(item=case.item, behavior=case.features.behavior.id(behavior), gap=gap_id(last_ts, case.moment.utc(tz)))
-    return {f: int(ev.get(f, 0)) for f in HISTORY_FIELDS}
+    ev.update(item=case.item, behavior=case.features.behavior.id(behavior), gap=gap_id(last_ts, case.scenario.utc(case.timezone)))
+    return {f: int(ev.get(f, 0)) for f in case.batch.history}
 
 
-def history_counterfactuals(model: ContextTransformer, case: Case) -> list[HistoryEdit]:
-    """Remove each event; add a cart / a purchase of the item. Sorted by how much the score moves (down first)."""
+def history_counterfactuals(model: Any, case: Case, rows: list[int] | None = None) -> list[HistoryEdit]:
+    """Remove each event (or each of the event ``rows`` given); add a cart / a purchase of the item.
+    Sorted by how much the score moves (down first)."""
     base = score_histories(model, case.batch)
     rank, score = int(ranks_of(base, case.item)[0]), float(base[0, case.item])
     edits: list[HistoryEdit] = []
     n = len(case.events)
     ts = case.history_ts
-    if n:
-        removed = remove_columns(case.batch, [[case.event_column(r)] for r in range(n)])
+    rows = list(range(n)) if rows is None else sorted({int(r) for r in rows if 0 <= int(r) < n})
+    if rows:
+        removed = remove_columns(case.batch, [[case.event_column(r)] for r in rows])
         # the moment's time since the latest event changes when the latest event goes
-        contexts = [case.context_for(case.moment, np.delete(ts, r)) for r in range(n)]
+        contexts = [case.context_for(case.scenario, np.delete(ts, r)) for r in rows]
         removed = Batch(removed.history, with_context(case.batch, contexts).context)
         scores = score_histories(model, removed)
-        for r, (rk, s) in enumerate(zip(ranks_of(scores, case.item), scores[:, case.item].tolist())):
+        for r, rk, s in zip(rows, ranks_of(scores, case.item), scores[:, case.item].tolist()):
             edits.append(HistoryEdit("remove", r, int(rk), float(s), float(s) - score, int(rk) - rank))
-    now = np.array([np.datetime64(case.moment.utc(case.features.calendar.timezone), "s")])
-    after = Batch(case.batch.history, with_context(case.batch, [case.context_for(case.moment, np.concatenate([ts, now]))]).context)
+    now = np.array([np.datetime64(case.scenario.utc(case.timezone), "s")])
+    after = Batch(case.batch.history, with_context(case.batch, [case.context_for(case.scenario, np.concatenate([ts, now]))]).context)
     for kind, behavior in (("add_cart", "cart"), ("add_buy", "buy")):
         scores = score_histories(model, append_event(after, added_event(case, behavior)))
         rk, s = int(ranks_of(scores, case.item)[0]), float(scores[0, case.item])
