@@ -10,7 +10,7 @@ link opened first answered "Page not found" before this navigation took over.
 URL paths are part of shared links: keep them stable.
 """
 
-import pandas as pd  # noqa: F401 — before plotly (GOTCHAS: pandas/plotly import race on a fresh server)
+import pandas as pd  # noqa: F401 — before plotly (docs/pitfalls.md: pandas/plotly import race on a fresh server)
 import streamlit as st
 
 from views._common import sidebar, tr

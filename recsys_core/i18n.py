@@ -11,6 +11,8 @@ sample-world vocabulary (imported data may bring its own).
 from __future__ import annotations
 
 import math
+import re
+import string
 
 LANGUAGES = ("en", "zh")
 DEFAULT_LANGUAGE = "en"
@@ -271,6 +273,79 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "zh": "链接中的部分参数与当前数据库或模型不匹配，已忽略：{names}。",
     },
     "scenario.describe": {"en": "{weekday} {day} {time}, {scene}", "zh": "{day}（{weekday}）{time}，{scene}"},
+    # --- studio: scene fields as data, input checks, idempotent pushes, links to Why (issues 9, 10, 15)
+    "scenario.describe_time": {"en": "{weekday} {day} {time}", "zh": "{day}（{weekday}）{time}"},
+    "model.reads": {"en": "The model reads: {fields}", "zh": "模型读取：{fields}"},
+    "model.ignores": {"en": "ignores: {fields}", "zh": "忽略：{fields}"},
+    "scenario.reads_help": {
+        "en": "The target-context fields the active model was trained to read. Controls of fields it does not read are greyed out: changing them cannot change its list.",
+        "zh": "当前模型训练时读取的目标情境字段。模型不读取的字段，其控件显示为灰色：改变它们不会改变推荐列表。",
+    },
+    "scenario.not_read": {
+        "en": "The active model does not read {field}: changing it cannot change the list.",
+        "zh": "当前模型不读取{field}：改变它不会改变推荐列表。",
+    },
+    "scenario.no_scene_fields": {
+        "en": "This data has no scene fields (only time): the scenario is the moment alone.",
+        "zh": "这份数据没有场景字段（只有时间）：场景只由时间决定。",
+    },
+    "scenario.k_help": {"en": "How many items to list ({low}–{high}).", "zh": "列出多少件商品（{low}–{high}）。"},
+    "scenario.k_range": {"en": "k must be a whole number from {low} to {high}.", "zh": "k 必须是 {low} 到 {high} 之间的整数。"},
+    "scenario.minute_range": {"en": "The minute must be a whole number from 0 to 59.", "zh": "分钟必须是 0 到 59 之间的整数。"},
+    "scenario.day_range": {
+        "en": "Choose a day between {first} and {last} (up to a year around the data).",
+        "zh": "请选择 {first} 到 {last} 之间的日期（数据前后一年内）。",
+    },
+    "scenario.col.why": {"en": "Why?", "zh": "原因"},
+    "scenario.why_link": {"en": "Explain", "zh": "查看原因"},
+    "scenario.col.why_help": {
+        "en": "Opens “Why this push?” for this item, with the same shopper and scenario A.",
+        "zh": "在“推送原因”页打开这件商品，顾客和场景 A 保持不变。",
+    },
+    "scenario.daily_cap": {"en": "Daily cap", "zh": "每日上限"},
+    "scenario.daily_cap_help": {
+        "en": "At most this many pushes per shopper per day (0 = no cap). Items over the cap are held back.",
+        "zh": "每位顾客每天最多推送的条数（0 = 不限）。超出上限的商品不会推送。",
+    },
+    "scenario.already_pushed": {
+        "en": "Already pushed at {at}: {n} of these items went to this shopper for this moment with this model; nothing was stored again.",
+        "zh": "已于 {at} 推送过：其中 {n} 件商品已按此时刻、此模型推送给这位顾客；没有重复记录。",
+    },
+    "scenario.capped": {
+        "en": "Daily cap of {cap} reached ({today} pushes already that day): {n} items held back.",
+        "zh": "已达每日上限 {cap} 条（当天已推送 {today} 条）：{n} 件商品未推送。",
+    },
+    "scenario.open_review": {"en": "Open these pushes in Push review", "zh": "在“推送审查”页查看这些推送"},
+    "scenario.explain_item": {"en": "Explain an item of the list", "zh": "解释列表中的商品"},
+    "scenario.open_why": {"en": "Why this item? (same shopper and scenario)", "zh": "为什么推荐它？（同一顾客和场景）"},
+    "why.no_scene_fields": {
+        "en": "This data has no scene fields (only time): the explanation covers the shopper's history and the moment.",
+        "zh": "这份数据没有场景字段（只有时间）：解释只涉及顾客的历史行为和时间。",
+    },
+    "why.k_range": {"en": "k must be a whole number from {low} to {high}.", "zh": "k 必须是 {low} 到 {high} 之间的整数。"},
+    "why.raises": {"en": "raises the score", "zh": "提高得分"},
+    "why.lowers": {"en": "lowers the score", "zh": "降低得分"},
+    "why.colour_legend": {
+        "en": "Colours: green raises the score, red lowers it (the same in every chart).",
+        "zh": "颜色：绿色表示提高得分，红色表示降低得分（所有图表一致）。",
+    },
+    "behaviour.scene_filters": {"en": "{field}", "zh": "{field}"},
+    "behaviour.no_scene_fields": {
+        "en": "This data has no scene fields: filters and charts by scene are not shown.",
+        "zh": "这份数据没有场景字段：不显示按场景的筛选和图表。",
+    },
+    "behaviour.gaps": {
+        "en": "No events on {n} days (gaps are left open, not joined): {days}.",
+        "zh": "有 {n} 天没有事件（图中留空，不连线）：{days}。",
+    },
+    "behaviour.outliers": {
+        "en": "Dates outside the bulk of the data ({first} – {last}): {dates}. They are counted, but the chart's range covers the bulk.",
+        "zh": "超出数据主体范围（{first} – {last}）的日期：{dates}。它们计入统计，但图表范围只覆盖主体。",
+    },
+    "overview.no_scene_fields": {
+        "en": "This data has no scene fields (import with --scene COLUMN to add one).",
+        "zh": "这份数据没有场景字段（导入时用 --scene COLUMN 添加）。",
+    },
     "scenario.top": {"en": "Top {k} for shopper {user}", "zh": "顾客 {user} 的前 {k} 条推荐"},
     "scenario.col.rank": {"en": "Rank", "zh": "排名"},
     "scenario.col.vs_b": {"en": "vs B", "zh": "较 B"},
@@ -296,8 +371,9 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "scenario.col.rank_b": {"en": "Rank in B", "zh": "B 中排名"},
     "scenario.push": {"en": "Push these {k} to {user}", "zh": "将这 {k} 条推送给 {user}"},
     "scenario.pushed": {
-        "en": "Recorded {n} pushes to {user} for {when} with model `{version}` (first push id `{push_id}`).",
-        "zh": "已记录 {n} 条推送：顾客 {user}，{when}，模型 `{version}`（首条推送 ID `{push_id}`）。",
+        "en": "Recorded {n} pushes to {user} for {when} with model `{version}` (first push id `{push_id}`). "
+        "Their reasons are being attached in the background.",
+        "zh": "已记录 {n} 条推送：顾客 {user}，{when}，模型 `{version}`（首条推送 ID `{push_id}`）。推送理由正在后台生成。",
     },
     "scenario.pushing": {
         "en": "Explaining and recording {k} pushes…",
@@ -464,9 +540,8 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "why.contribution": {"en": "Contribution", "zh": "贡献"},
     "why.local_time": {"en": "Local time", "zh": "本地时间"},
     "why.timeline_caption": {
-        "en": "The events the model reads, coloured by their total attribution (red raises the score, blue lowers it); "
-        "marker shape = behaviour.",
-        "zh": "模型读取的历史行为，按其总归因着色（红色提高得分，蓝色降低得分）；标记形状表示行为类型。",
+        "en": "The events the model reads, coloured by their total attribution; marker shape = behaviour.",
+        "zh": "模型读取的历史行为，按其总归因着色；标记形状表示行为类型。",
     },
     "why.attention_not_importance": {
         "en": "Attention shows where the model looked when it built the shopper's state — not how much each event mattered. "
@@ -496,6 +571,9 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "why.group.history_behaviour": {"en": "History: behaviour", "zh": "历史：行为类型"},
     "why.group.history_time": {"en": "History: time", "zh": "历史：时间"},
     "why.group.history_scene": {"en": "History: scene", "zh": "历史：场景"},
+    "why.group.history_item": {"en": "History: this item", "zh": "历史：这件商品"},
+    "why.group.history_category": {"en": "History: its category", "zh": "历史：同类目商品"},
+    "why.group.history_other": {"en": "History: other events", "zh": "历史：其他行为"},
     "why.group.hour": {"en": "Hour", "zh": "小时"},
     "why.group.weekday": {"en": "Weekday", "zh": "星期"},
     "why.group.promotion": {"en": "Promotion / holiday", "zh": "大促 / 节假日"},
@@ -575,8 +653,8 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "review.open": {"en": "Open push", "zh": "查看推送"},
     "review.push_heading": {"en": "{item} → shopper {user}", "zh": "{item} → 顾客 {user}"},
     "review.push_line": {
-        "en": "{when} · {device} · {channel} · {location} · rank {rank} · score {score} · model `{version}` · push `{push_id}`",
-        "zh": "{when} · {device} · {channel} · {location} · 排名 {rank} · 得分 {score} · 模型 `{version}` · 推送 `{push_id}`",
+        "en": "{when} · {scene} · rank {rank} · score {score} · model `{version}` · push `{push_id}`",
+        "zh": "{when} · {scene} · 排名 {rank} · 得分 {score} · 模型 `{version}` · 推送 `{push_id}`",
     },
     "review.model_error": {"en": "The live model could not be loaded: {error}", "zh": "无法加载当前模型：{error}"},
     "review.model_differs": {
@@ -586,9 +664,11 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     },
     "review.stored": {"en": "Reasons stored at push time", "zh": "推送时保存的理由"},
     "review.no_reasons": {
-        "en": "This push was recorded without reasons. Re-explain it with the live model instead.",
-        "zh": "这条推送记录没有保存理由。可以用当前模型重新解释。",
+        "en": "No reasons stored with this push (yet: a push made a moment ago gets them within seconds — refresh). "
+        "You can also re-explain it with the live model.",
+        "zh": "这条推送还没有保存理由（刚推送的记录会在几秒内补上——请刷新）。也可以用当前模型重新解释。",
     },
+    "review.refresh": {"en": "Refresh", "zh": "刷新"},
     "review.shapley_axis": {"en": "Shapley value at push time", "zh": "推送时的 Shapley 值"},
     "review.stored_caption": {
         "en": "Explained with model `{version}` at {at} (UTC): score {score}, baseline {base}.",
@@ -605,7 +685,6 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     },
     "review.open_why": {"en": "Open in “Why this push?”", "zh": "在“推送原因”页打开"},
     "reason.sentence": {"en": "{lead} {body}{tail}.", "zh": "{lead}{body}{tail}。"},
-    "reason.lead.pushed": {"en": "Pushed because", "zh": "推送理由："},
     "reason.lead.ranked": {"en": "Ranked {rank} because", "zh": "排名{rank}，理由："},
     "reason.lead.outside": {"en": "Ranked {rank}, outside the top {k}; what lifts it:", "zh": "排名{rank}，未进前 {k}；加分因素："},
     "reason.and": {"en": " and ", "zh": "，而且"},
@@ -623,21 +702,45 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "reason.items_word": {"en": "items", "zh": "商品"},
     "reason.unknown_category": {"en": "uncategorised", "zh": "未分类"},
     "reason.things": {"en": "{category} {items}", "zh": "{category}{items}"},
-    "reason.things_in": {"en": "{items} in {category}", "zh": "{category}{items}"},
+    "reason.things_in": {"en": "{items} in {category}", "zh": "{category}中的{items}"},
     "reason.category.pv": {"en": "viewed {n} {things}", "zh": "浏览了{n}件{things}"},
     "reason.category.fav": {"en": "saved {n} {things}", "zh": "收藏了{n}件{things}"},
     "reason.category.cart": {"en": "added {n} {things} to the cart", "zh": "把{n}件{things}加入了购物车"},
     "reason.category.buy": {"en": "bought {n} {things}", "zh": "购买了{n}件{things}"},
-    "reason.item.pv": {"en": "viewed this item {times}", "zh": "浏览过这件商品 {times}"},
-    "reason.item.fav": {"en": "saved this item", "zh": "收藏过这件商品"},
-    "reason.item.cart": {"en": "added this item to the cart", "zh": "把这件商品加入过购物车"},
-    "reason.item.buy": {"en": "bought this item {times}", "zh": "购买过这件商品 {times}"},
+    "reason.act.pv": {"en": "viewed {obj} {times}", "zh": "浏览过{obj} {times}"},
+    "reason.act.fav": {"en": "saved {obj} {times}", "zh": "收藏过{obj} {times}"},
+    "reason.act.cart": {"en": "added {obj} to the cart {times}", "zh": "把{obj}加入购物车 {times}"},
+    "reason.act.buy": {"en": "bought {obj} {times}", "zh": "购买过{obj} {times}"},
+    "reason.it": {"en": "it", "zh": "它"},
+    "reason.title": {"en": "“{title}”", "zh": "「{title}」"},
+    "reason.this_item": {"en": "this item", "zh": "这件商品"},
+    "reason.also_in": {"en": ", also in {category},", "zh": "（同属{category}）"},
+    "reason.category_id": {"en": "category {id}", "zh": "类目 {id}"},
+    "reason.list_sep": {"en": ", ", "zh": "、"},
+    "reason.list_and": {"en": " and ", "zh": "，"},
+    "reason.other_history": {
+        "en": "the rest of this shopper's recent activity ({n} events, mostly {category})",
+        "zh": "这位顾客近期的其他行为（{n} 次，以{category}为主）",
+    },
+    "reason.history_fallback": {"en": "this shopper's recent activity", "zh": "这位顾客近期的行为"},
+    "reason.group.history_item": {"en": "History: this item", "zh": "历史：这件商品"},
+    "reason.group.history_category": {"en": "History: same category", "zh": "历史：同类目商品"},
+    "reason.group.history_other": {"en": "History: other events", "zh": "历史：其他行为"},
+    "reason.group.history_items": {"en": "History: items", "zh": "历史：商品"},
+    "reason.group.history_behaviour": {"en": "History: behaviour", "zh": "历史：行为类型"},
+    "reason.group.history_time": {"en": "History: times", "zh": "历史：时间"},
+    "reason.group.history_scene": {"en": "History: scenes", "zh": "历史：场景"},
+    "reason.group.hour": {"en": "Hour", "zh": "时段"},
+    "reason.group.weekday": {"en": "Weekday", "zh": "星期"},
+    "reason.group.promotion": {"en": "Promotion day", "zh": "大促日"},
+    "reason.group.recency": {"en": "Time since last visit", "zh": "距上次访问"},
     "reason.time": {"en": "it is {time}", "zh": "现在是 {time}"},
     "reason.time_day": {"en": "it is {time} on a {day}", "zh": "现在是{day} {time}"},
     "reason.weekday": {"en": "it is a {day}", "zh": "今天是{day}"},
     "reason.promo_day": {"en": "it is a promotion day", "zh": "今天是大促日"},
     "reason.regular_day": {"en": "it is not a promotion day", "zh": "今天不是大促日"},
     "reason.recency.1": {"en": "it is their first visit", "zh": "这是顾客的首次访问"},
+    "reason.recency.unknown": {"en": "the time since their last visit is unknown", "zh": "不清楚顾客上次访问的时间"},
     "reason.recency.2": {"en": "they were active less than a minute ago", "zh": "顾客不到 1 分钟前刚活跃过"},
     "reason.recency.3": {"en": "they were active a few minutes ago", "zh": "顾客几分钟前刚活跃过"},
     "reason.recency.4": {"en": "they were active in the last half hour", "zh": "顾客半小时内活跃过"},
@@ -649,9 +752,7 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "reason.recency.10": {"en": "their last visit was one to four weeks ago", "zh": "顾客上次访问是在 1–4 周前"},
     "reason.recency.11": {"en": "their last visit was over a month ago", "zh": "顾客上次访问已超过一个月"},
     "reason.pushed_scene": {"en": "the push goes out {scene}", "zh": "推送时{scene}"},
-    "reason.device": {"en": "on {value}", "zh": "使用{value}"},
-    "reason.channel": {"en": "via {value}", "zh": "通过{value}"},
-    "reason.location": {"en": "at {value}", "zh": "位于{value}"},
+    "reason.scene_value": {"en": "the {field} is {value}", "zh": "{field}为{value}"},
     "reason.device.mobile": {"en": "on mobile", "zh": "使用手机"},
     "reason.device.pc": {"en": "on a PC", "zh": "使用电脑"},
     "reason.device.tablet": {"en": "on a tablet", "zh": "使用平板"},
@@ -676,6 +777,7 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "reason.cf.weekday": {"en": "on {day}", "zh": "改在{day}"},
     "reason.cf.promo_on": {"en": "on a promotion day", "zh": "在大促日"},
     "reason.cf.promo_off": {"en": "on an ordinary day", "zh": "在非大促日"},
+    "reason.cf.scene": {"en": "with {field} “{value}”", "zh": "{field}为{value}"},
     "reason.stays_in": {
         "en": "no change of time or scene we tried takes it out of the top {k}",
         "zh": "尝试过的时间或场景变化都不会让它跌出前 {k}",
@@ -696,6 +798,30 @@ def t(key: str, lang: str = DEFAULT_LANGUAGE, **values: object) -> str:
     except KeyError:
         raise KeyError(f"no translation for {key!r} in {lang!r}; add it to recsys_core/i18n.py") from None
     return text.format(**values) if values else text
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&:=^\"'])")
+
+
+def markdown_text(value: object) -> str:
+    """``value`` as Markdown that renders as exactly its text: every punctuation mark escaped (no bold,
+    links, HTML, LaTeX or :icon: directives from data), line breaks as spaces."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def t_markdown(key: str, lang: str = DEFAULT_LANGUAGE, **values: object) -> str:
+    """`t` for Markdown-rendering elements: each value renders as its plain text. A placeholder inside
+    a `code span` of the template keeps its characters (code spans render literally) minus backticks."""
+    text = t(key, lang)
+    out, in_code = [], False
+    for literal, name, spec, conversion in string.Formatter().parse(text):
+        out.append(literal)
+        in_code ^= literal.count("`") % 2 == 1
+        if name is None:
+            continue
+        value = format(values[name], spec or "")
+        out.append(" ".join(value.replace("`", "ʼ").split()) if in_code else markdown_text(value))
+    return "".join(out)
 
 
 def label(field: str, value: object, lang: str = DEFAULT_LANGUAGE) -> str:

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the real samples in ../shared/data and temporary databases."""
+"""Shared fixtures: paths to the real samples the team workspace's data folder and temporary databases."""
 
 from __future__ import annotations
 

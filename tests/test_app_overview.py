@@ -58,7 +58,9 @@ def test_sidebar_without_a_model_says_so(monkeypatch, small_db, tmp_path):
     import views._common as common
     from recsys_core import registry
 
-    monkeypatch.setattr(registry, "bundled_model_dir", lambda: tmp_path / "no-model-here", raising=False)
+    from recsys_core import recommend
+
+    monkeypatch.setattr(recommend, "BUNDLED_MODEL", tmp_path / "no-model-here")  # model discovery is the core's
     monkeypatch.setattr(common, "APP_ROOT", tmp_path)  # no `models/` either, whatever the checkout holds
     at = run_app(monkeypatch, small_db)
     assert not at.exception
@@ -83,7 +85,9 @@ def test_sidebar_shows_the_active_model_with_its_protocol(monkeypatch, small_db,
         "training_cutoff": "2024-11-10T16:00:00+00:00", "data_fingerprint": fingerprint,
         "metrics": {"protocol": "next_session", "valid": {"NDCG@10": 0.2}, "test": {"NDCG@10": 0.1234}},
     }))
-    monkeypatch.setattr(registry, "bundled_model_dir", lambda: model_dir, raising=False)
+    from recsys_core import recommend
+
+    monkeypatch.setattr(recommend, "BUNDLED_MODEL", model_dir)
     at = run_app(monkeypatch, small_db)
     assert not at.exception
     card = texts(at.sidebar.markdown)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from recsys_core import push, recommend, registry
+from recsys_core.context import Scenario
 from recsys_core.i18n import t
 from recsys_core.store import connect
 from tests.app_db import build_small_store, open_app_page
@@ -19,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PAGE = "views/push_review.py"
 torch.set_num_threads(1)
-MORNING = recommend.Scenario(dt.datetime(2024, 11, 18, 8, 0), "mobile", "push", "commute")
-EVENING = recommend.Scenario(dt.datetime(2024, 11, 19, 20, 0), "pc", "search", "home")
+MORNING = Scenario(dt.datetime(2024, 11, 18, 8, 0), {"device": "mobile", "channel": "push", "location": "commute"})
+EVENING = Scenario(dt.datetime(2024, 11, 19, 20, 0), {"device": "pc", "channel": "search", "location": "home"})
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +55,9 @@ def test_list_filters_and_csv(monkeypatch, world):
     at.text_input(key="review_user").input("u1").run()
     assert not at.exception and len(at.dataframe[0].value) == 2
     at.text_input(key="review_user").input("").run()
-    at.multiselect(key="review_device").set_value(["pc"]).run()
+    at.multiselect(key="review_scene_device").set_value(["pc"]).run()
     assert set(at.dataframe[0].value[t("review.col.user_id", "en")]) == {"u1"}
-    at.multiselect(key="review_device").set_value([]).run()
+    at.multiselect(key="review_scene_device").set_value([]).run()
     live_version = registry.read_metadata(live_dir)["version"]
     at.multiselect(key="review_model").set_value([live_version]).run()
     assert set(at.dataframe[0].value[t("review.col.user_id", "en")]) == {"u0", "u2"}
@@ -68,7 +69,7 @@ def test_open_a_push_with_its_stored_reasons_and_re_explain_it(monkeypatch, worl
     at = open_review(monkeypatch, db, [live_dir], {"push": push_id})
     assert at.selectbox(key="review_push").value == push_id
     stored = at.info[0].value
-    assert stored.startswith("Pushed because") and stored.endswith(".")
+    assert stored.startswith("Ranked") and stored.endswith(".")
     assert not any("was made by model" in w.value for w in at.warning)
     at.button(key="review_reexplain").click().run()
     assert not at.exception
@@ -105,7 +106,7 @@ def test_chinese(monkeypatch, world):
     db, live_dir, _, ids = world
     at = open_review(monkeypatch, db, [live_dir], {"push": ids["u0"][0], "lang": "zh"})
     assert at.title[0].value == t("review.title", "zh")
-    assert at.info[0].value.startswith("推送理由：")
+    assert at.info[0].value.startswith("排名")
 
 
 def open_review(monkeypatch, db: Path, dirs: list[Path], params: dict[str, str] | None = None):

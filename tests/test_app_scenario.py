@@ -1,5 +1,6 @@
 """AppTest of the Scenario page on the sample world with the bundled model: planted time and device
-effects move the list, the URL carries the scenario, pushes are recorded, broken inputs give messages."""
+effects move the list, the URL carries the scenario, controls follow the data's scene fields and the
+fields the model reads, pushes are recorded once, broken inputs give messages next to their fields."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from recsys_core import recommend, scenario as sc
+from recsys_core.context import Scenario
 from recsys_core.i18n import t
 from recsys_core.store import connect
 from tests.app_db import open_app_page
@@ -94,8 +96,16 @@ def top_list(at: AppTest):
     return at.dataframe[0].value
 
 
-def scenario_params(user: str, spec: sc.ScenarioSpec, **extra: str) -> dict[str, str]:
-    state = sc.ScenarioState(user, spec, sc.ScenarioSpec(MONDAY, 14, 0, "pc", "search", "office"), k=10)
+def scene(device: str, channel: str, location: str) -> dict[str, str]:
+    return {"device": device, "channel": channel, "location": location}
+
+
+def local(day: dt.date, hour: int, minute: int = 0, device="mobile", channel="home_feed", location="home") -> Scenario:
+    return Scenario.local(day, hour, minute, scene(device, channel, location))
+
+
+def scenario_params(user: str, a: Scenario, **extra: str) -> dict[str, str]:
+    state = sc.ScenarioState(user, a, local(MONDAY, 14, 0, "pc", "search", "office"), k=10)
     return {**sc.to_query_params(state), **extra}
 
 
@@ -114,8 +124,7 @@ def count(frame, names: set[str]) -> int:
 
 def test_hour_slider_moves_breakfast_and_coffee(monkeypatch, sample_db, models):
     user = shopper_with(sample_db, ("coffee", "breakfast"))
-    spec = sc.ScenarioSpec(MONDAY, 15, 0, "mobile", "home_feed", "home")
-    at = open_page(monkeypatch, sample_db, scenario_params(user, spec))
+    at = open_page(monkeypatch, sample_db, scenario_params(user, local(MONDAY, 15, 0, "mobile", "home_feed", "home")))
     afternoon = top_list(at)
     assert len(afternoon) == 10
     at.slider(key="hour").set_value(8).run()
@@ -129,10 +138,9 @@ def test_hour_slider_moves_breakfast_and_coffee(monkeypatch, sample_db, models):
 
 def test_device_switch_brings_computer_accessories_on_pc(monkeypatch, sample_db, models):
     user = shopper_with(sample_db, ("computer_accessories",))
-    spec = sc.ScenarioSpec(MONDAY, 14, 0, "mobile", "home_feed", "home")
-    at = open_page(monkeypatch, sample_db, scenario_params(user, spec))
+    at = open_page(monkeypatch, sample_db, scenario_params(user, local(MONDAY, 14, 0, "mobile", "home_feed", "home")))
     mobile = count(top_list(at), {"Computer Accessories"})
-    at.selectbox(key="device").set_value("pc").run()
+    at.selectbox(key="scene_device").set_value("pc").run()
     assert not at.exception
     pc = count(top_list(at), {"Computer Accessories"})
     assert pc > mobile, (pc, mobile)
@@ -142,14 +150,14 @@ def test_device_switch_brings_computer_accessories_on_pc(monkeypatch, sample_db,
 
 
 def decode(array):
-    if isinstance(array, dict) and "bdata" in array:  # plotly 7 typed arrays (GOTCHAS)
+    if isinstance(array, dict) and "bdata" in array:  # plotly 7 typed arrays (docs/pitfalls.md)
         return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
     return list(array)
 
 
 def test_lists_arrows_sweep_models_and_history(monkeypatch, sample_db, models):
     user = shopper_with(sample_db, ("coffee", "breakfast"))
-    at = open_page(monkeypatch, sample_db, scenario_params(user, sc.ScenarioSpec(MONDAY, 8, 0, "mobile", "push", "commute")))
+    at = open_page(monkeypatch, sample_db, scenario_params(user, local(MONDAY, 8, 0, "mobile", "push", "commute")))
     main = top_list(at)
     assert list(main["rank"]) == list(range(1, 11))
     assert main["score"].is_monotonic_decreasing
@@ -176,8 +184,9 @@ def test_lists_arrows_sweep_models_and_history(monkeypatch, sample_db, models):
     assert common.endswith("/ 10") and 0 <= int(common.split("/")[0]) <= 10
     assert len(at.dataframe) == 3  # the main list and the two models' lists
 
-    # the shopper's history, coloured by a scene field
+    # the shopper's history, coloured by a scene field of the data
     open_tab(at, "history")
+    assert at.segmented_control(key="timeline_scene").options == ["Device", "Channel", "Location"]  # the data's labels
     at.segmented_control(key="timeline_scene").set_value("location").run()
     assert not at.exception
     history = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -192,7 +201,7 @@ def test_presets_set_the_scenario(monkeypatch, sample_db, models):
     assert (at.slider(key="hour").value, at.number_input(key="minute").value) == (0, 5)
     assert t("scenario.promo_day", "en") in texts(at.caption)
     at.pills(key="ref_preset").set_value("office").run()
-    assert (at.slider(key="ref_hour").value, at.selectbox(key="ref_device").value) == (14, "pc")
+    assert (at.slider(key="ref_hour").value, at.selectbox(key="ref_scene_device").value) == (14, "pc")
     at.button(key="swap").click().run()
     assert at.slider(key="hour").value == 14 and at.slider(key="ref_hour").value == 0
     assert at.pills(key="preset").value is None  # presets are actions, not states
@@ -204,7 +213,7 @@ def test_a_shared_url_opens_the_same_scenario(monkeypatch, sample_db, models):
     first.text_input(key="user").set_value(user).run()
     first.date_input(key="day").set_value(dt.date(2025, 11, 11)).run()
     first.slider(key="hour").set_value(21).run()
-    first.selectbox(key="device").set_value("tablet").run()
+    first.selectbox(key="scene_device").set_value("tablet").run()
     first.radio(key="promo").set_value("off").run()
     first.number_input(key="k").set_value(7).run()
     first.checkbox(key="unseen").check().run()
@@ -212,11 +221,12 @@ def test_a_shared_url_opens_the_same_scenario(monkeypatch, sample_db, models):
     url = {k: first.query_params[k][0] if isinstance(first.query_params[k], list) else first.query_params[k]
            for k in first.query_params}
     assert url["user"] == user and url["at"] == "2025-11-11T21:00" and url["promo"] == "off" and url["unseen"] == "1"
+    assert url["device"] == "tablet"  # one parameter per scene field, by its name
 
     second = open_page(monkeypatch, sample_db, url)  # a new session opened from the copied URL
     assert second.text_input(key="user").value == user
     assert second.date_input(key="day").value == dt.date(2025, 11, 11)
-    assert (second.slider(key="hour").value, second.selectbox(key="device").value) == (21, "tablet")
+    assert (second.slider(key="hour").value, second.selectbox(key="scene_device").value) == (21, "tablet")
     assert second.radio(key="promo").value == "off" and second.checkbox(key="unseen").value
     assert list(top_list(second)["title_shown"]) == list(top_list(first)["title_shown"])
     assert len(top_list(second)) == 7
@@ -228,32 +238,97 @@ def test_a_url_with_bad_values_falls_back_with_a_warning(monkeypatch, sample_db,
     assert len(top_list(at)) == sc.DEFAULT_K
 
 
-def test_push_these_records_the_top_k(monkeypatch, sample_db, models):
+def test_push_these_records_the_top_k_once(monkeypatch, sample_db, models):
     user = shopper_with(sample_db, ("coffee", "breakfast"))
-    spec = sc.ScenarioSpec(MONDAY, 8, 0, "mobile", "push", "commute")
-    at = open_page(monkeypatch, sample_db, scenario_params(user, spec))
+    at = open_page(monkeypatch, sample_db, scenario_params(user, local(MONDAY, 8, 0, "mobile", "push", "commute")))
     shown = top_list(at)
     at.button(key="push_these").click().run()
     assert not at.exception
     assert not at.error, texts(at.error)
     assert len(at.success) == 1 and user in at.success[0].value
-    con = duckdb.connect(str(sample_db), read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT i.title, p.rank, p.score, p.pushed_at, p.device, p.channel, p.location, p.model_version "
-            "FROM pushes p JOIN items i USING (item_id) WHERE p.user_id = ? ORDER BY p.rank", [user]
-        ).fetchall()
-    finally:
-        con.close()
+    pages = [e.proto.page for e in at.get("page_link")]
+    assert any(p.endswith("push-review") for p in pages), pages  # the confirmation links to the review
+    at.session_state["_push_reasons_worker"].join(timeout=300)  # the reasons are attached after answering
+
+    def stored():
+        con = duckdb.connect(str(sample_db), read_only=True)
+        try:
+            return con.execute(
+                "SELECT i.title, p.rank, p.score, p.pushed_at, p.scene_json, p.model_version, p.reasons_json "
+                "FROM pushes p JOIN items i USING (item_id) WHERE p.user_id = ? ORDER BY p.rank", [user]
+            ).fetchall()
+        finally:
+            con.close()
+
+    rows = stored()
     assert [r[1] for r in rows] == list(range(1, 11))
     assert [r[0] for r in rows] == list(shown["title_shown"])
     assert all(r[3] == dt.datetime(2025, 12, 15, 0, 0) for r in rows)  # 08:00 Shanghai, stored as UTC
-    assert {(r[4], r[5], r[6]) for r in rows} == {("mobile", "push", "commute")}
+    assert {r[4] for r in rows} == {json.dumps(scene("mobile", "push", "commute"), sort_keys=True)}
     version = json.loads((models[0] / "metadata.json").read_text())["version"]
-    assert {r[7] for r in rows} == {version}
+    assert {r[5] for r in rows} == {version}
     assert np.allclose([r[2] for r in rows], shown["score"].to_numpy(), atol=1e-4)
+    assert all(json.loads(r[6])["reason"]["en"] for r in rows)
+    # a second press stores nothing and says when the items were pushed
+    at.button(key="push_these").click().run()
+    assert not at.exception and not at.success
+    assert any(t("scenario.already_pushed", "en", n=10, at="").split(":")[0] in m.value for m in at.info)
+    assert len(stored()) == 10
     at.slider(key="hour").set_value(9).run()  # the confirmation belongs to that click only
-    assert not at.success and not at.exception
+    assert not at.success and not at.info and not at.exception
+    # a daily cap of 12: only two more pushes that day, and the page says so
+    at.number_input(key="daily_cap").set_value(12).run()
+    at.button(key="push_these").click().run()
+    assert len(at.success) == 1 and len(at.warning) == 1 and "12" in at.warning[0].value
+    at.session_state["_push_reasons_worker"].join(timeout=300)
+    assert len(stored()) == 12
+
+
+def test_list_items_link_to_why_with_the_same_scenario(monkeypatch, sample_db, models):
+    from urllib.parse import parse_qs, urlparse
+
+    user = shopper_with(sample_db, ("coffee", "breakfast"))
+    at = open_page(monkeypatch, sample_db, scenario_params(user, local(MONDAY, 8, 30, "pc", "push", "office")))
+    main = top_list(at)
+    for link in main["why"]:
+        url = urlparse(link)
+        params = {k: v[0] for k, v in parse_qs(url.query).items()}
+        assert url.path == "/why-pushed"
+        assert (params["user"], params["at"], params["device"], params["location"], params["k"]) == (
+            user, "2025-12-15T08:30", "pc", "office", "10")
+    assert len({urlparse(link).query for link in main["why"]}) == len(main)  # one item each
+
+
+def test_controls_follow_what_the_model_reads(monkeypatch, sample_db, models, second_model):
+    at = open_page(monkeypatch, sample_db)
+    lm = recommend.load_model(models[0])
+    for field in ("device", "channel", "location"):  # greyed out exactly when the model does not read the field
+        assert at.selectbox(key=f"scene_{field}").disabled == (field not in lm.context_fields), field
+    assert any(c.value.startswith(t("model.reads", "en", fields="")) for c in at.caption)
+    pop = next(k for k in at.selectbox(key="scenario_model").options if "pop" in k)
+    at.selectbox(key="scenario_model").set_value(pop).run()  # a popularity count reads no context at all
+    assert not at.exception
+    assert all(at.selectbox(key=f"scene_{f}").disabled for f in ("device", "channel", "location"))
+    assert at.slider(key="hour").disabled and at.radio(key="promo").disabled
+    assert t("scenario.not_read", "en", field="Device") == at.selectbox(key="scene_device").help
+
+
+def test_out_of_range_inputs_get_a_message_next_to_the_field(monkeypatch, sample_db, models):
+    at = open_page(monkeypatch, sample_db)
+    at.number_input(key="k").set_value(100000).run()
+    assert t("scenario.k_range", "en", low=1, high=50) in texts(at.error) and not at.dataframe
+    at.number_input(key="k").set_value(-5).run()
+    assert t("scenario.k_range", "en", low=1, high=50) in texts(at.error)
+    at.number_input(key="k").set_value(7).run()
+    assert not at.error and len(top_list(at)) == 7
+    at.number_input(key="minute").set_value(75).run()
+    assert t("scenario.minute_range", "en") in texts(at.error) and not at.dataframe
+    at.number_input(key="minute").set_value(30).run()
+    assert at.slider(key="hour").proto.format.endswith(":30")  # the hour slider shows the minute
+    at.date_input(key="day").set_value(dt.date(1900, 1, 1)).run()
+    assert any(e.value.startswith("Choose a day between") for e in at.error) and not at.dataframe
+    at.date_input(key="day").set_value(MONDAY).run()
+    assert not at.error and len(top_list(at)) == 7
 
 
 # --- clear messages instead of tracebacks ----------------------------------------------------------
@@ -296,7 +371,7 @@ def test_empty_database(monkeypatch, tmp_path, models):
 
 def test_in_chinese(monkeypatch, sample_db, models):
     user = shopper_with(sample_db, ("coffee", "breakfast"))
-    at = open_page(monkeypatch, sample_db, scenario_params(user, sc.ScenarioSpec(MONDAY, 8, 0, "mobile", "push", "commute"), lang="zh"))
+    at = open_page(monkeypatch, sample_db, scenario_params(user, local(MONDAY, 8, 0, "mobile", "push", "commute"), lang="zh"))
     assert at.title[0].value == t("scenario.title", "zh")
     main = top_list(at)
     assert main["category_shown"].str.contains(r"[\u4e00-\u9fff]").all()

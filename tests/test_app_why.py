@@ -32,6 +32,25 @@ def tiny_dir(tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
+def explained_groups(db: Path, model: Path, user: str, item: str, params: dict[str, str]) -> list[str]:
+    """The Shapley groups of the same explanation, computed by the core."""
+    import datetime as dt
+
+    from recsys_core import recommend
+    from recsys_core.context import Scenario
+    from recsys_core.explain import explain
+    from recsys_core.store import connect
+
+    scene = {f: params[f] for f in ("device", "channel", "location") if f in params}
+    con = connect(db, read_only=True)
+    try:
+        out = explain(recommend.load_model(model), con, user, item, Scenario(dt.datetime.fromisoformat(params["at"]), scene),
+                      k=int(params["k"]))
+    finally:
+        con.close()
+    return list(out["shapley"]["values"])
+
+
 def charts(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
@@ -39,7 +58,7 @@ def charts(at: AppTest) -> list[dict]:
 def test_the_page_shows_every_explanation_for_the_linked_scenario(monkeypatch, small_db, tiny_dir):
     at = open_why(monkeypatch, small_db, [tiny_dir], PARAMS)
     assert at.text_input(key="why_user").value == "u0" and at.selectbox(key="why_item").value == "i3"
-    assert at.slider(key="why_hour").value == 8 and at.selectbox(key="why_location").value == "commute"
+    assert at.slider(key="why_hour").value == 8 and at.selectbox(key="why_scene_location").value == "commute"
     reason = at.info[0].value
     assert reason.startswith(("Ranked", "Pushed")) and reason.endswith(".")
     labels = {m.label for m in at.metric}
@@ -51,7 +70,9 @@ def test_the_page_shows_every_explanation_for_the_linked_scenario(monkeypatch, s
     assert event_rows and all(row.split(" · ")[1] in behaviours for row in event_rows)
     assert {trace["name"] for trace in figs[1]["data"]} <= behaviours  # the timeline, one trace per behaviour
     waterfall = figs[3]["data"][0]
-    assert waterfall["type"] == "waterfall" and len(waterfall["x"]) == 11 + 2  # base, 11 groups, score
+    groups = explained_groups(small_db, tiny_dir, "u0", "i3", PARAMS)
+    assert waterfall["type"] == "waterfall" and len(waterfall["x"]) == len(groups) + 2  # base, every group, score
+    assert t("why.group.hour", "en") in waterfall["x"] and "Device" in waterfall["x"]  # a scene field by its label
     assert t("why.attention_not_importance", "en") in [w.value for w in at.warning]
     assert at.query_params["item"] in ("i3", ["i3"])
 
@@ -110,3 +131,38 @@ def test_chinese(monkeypatch, small_db, tiny_dir):
 
 def open_why(monkeypatch, db: Path, dirs: list[Path], params: dict[str, str] | None = None):
     return open_app_page(monkeypatch, db, PAGE, params, model_dirs=dirs)
+
+
+# --- data without scene fields (like the Taobao sample): time controls only -------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory) -> tuple[Path, Path]:
+    """The small store without scene fields, and a context transformer trained on it for one epoch."""
+    from recsys_core import train
+    from recsys_core.store import connect
+
+    folder = tmp_path_factory.mktemp("plain")
+    db = build_small_store(folder / "plain.duckdb", scene=False)
+    con = connect(db, read_only=True)
+    try:
+        train.train(con, "context_transformer", "next_session", folder / "ct", train.TrainConfig(epochs=1), progress=False)
+    finally:
+        con.close()
+    return db, folder / "ct"
+
+
+def test_time_only_data_shows_time_controls_and_a_note(monkeypatch, plain):
+    db, model = plain
+    params = {"user": "u0", "at": "2024-11-18T08:00", "k": "5"}
+    why = open_why(monkeypatch, db, [model], params)
+    assert not [s for s in why.selectbox if s.key.startswith("why_scene_")]
+    assert any(t("why.no_scene_fields", "en") in c.value for c in why.caption)
+    assert why.slider(key="why_hour").value == 8 and why.info[0].value.startswith("Ranked")
+    scenario = open_app_page(monkeypatch, db, "views/scenario.py", params, model_dirs=[model])
+    assert not [s for s in scenario.selectbox if s.key.startswith(("scene_", "ref_scene_"))]
+    assert t("scenario.no_scene_fields", "en") in [c.value for c in scenario.caption]
+    assert scenario.pills(key="preset").options == [t("scenario.preset.double11", "en")]  # presets naming scene fields are hidden
+    assert len(scenario.dataframe[0].value) == 5
+    scenario.slider(key="hour").set_value(20).run()
+    assert not scenario.exception and scenario.query_params["at"] in ("2024-11-18T20:00", ["2024-11-18T20:00"])

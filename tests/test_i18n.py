@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from recsys_core import i18n
-from recsys_core.i18n import LANGUAGES, TRANSLATIONS, format_int, format_pct, label, t
-from recsys_core.store.analytics import BEHAVIORS, SCENE_FIELDS
+from recsys_core.context import WELL_KNOWN
+from recsys_core.i18n import LANGUAGES, TRANSLATIONS, format_int, format_pct, label, markdown_text, t, t_markdown
+from recsys_core.store.analytics import BEHAVIORS
 
 ROOT = Path(__file__).resolve().parents[1]
 UI_FILES = [ROOT / "app.py", *sorted((ROOT / "views").glob("*.py"))]
@@ -74,8 +75,10 @@ def test_keys_built_at_run_time_exist():
             assert f"{field}.{value}" in TRANSLATIONS
     for stage in ("pv", "fav_cart", "buy"):
         assert f"stage.{stage}" in TRANSLATIONS
-    for field in SCENE_FIELDS:
-        assert f"scene.{field}" in TRANSLATIONS and f"behaviour.{field}s" in TRANSLATIONS
+    for field in WELL_KNOWN.values():  # scene fields carry their own labels (the schema), in both languages
+        assert field.label("en") and CJK.search(field.label("zh")), field.name
+    for name in ("hour", "weekday", "weekend", "holiday", "promo", "gap"):  # time fields the pages name
+        assert f"why.context.{name}" in TRANSLATIONS
     for column in (*BEHAVIORS, "events", "fav_cart_rate", "buy_rate", "title", "category", "price", "local_time"):
         assert f"col.{column}" in TRANSLATIONS
 
@@ -95,6 +98,21 @@ def test_labels_of_vocabulary_values():
     assert label("device", "smartwatch", "zh") == "smartwatch"  # outside the vocabulary: as given
     assert label("location", "unknown", "zh") == "未知"
     assert label("weekday", 6, "zh") == "周日"
+
+
+def test_markdown_safe_values():
+    """Data strings in Markdown-rendering elements show as their text: no bold, links, HTML or directives."""
+    import re as _re
+
+    injected = "**bold** [x](https://example.com) <b>html</b> $x$ :red[y] `z`"
+    escaped = markdown_text(injected)
+    assert not _re.search(r"(?<!\\)[*\[\]()<>$`:]", escaped)  # every special character is escaped
+    assert _re.sub(r"\\(.)", r"\1", escaped) == injected  # and unescaping gives the text back
+    assert markdown_text("two\nlines") == "two lines"
+    # inside a code span of the template a value stays literal (only backticks are replaced)
+    text = t_markdown("scenario.unknown_shopper", "en", user="**u1** <i>", examples="a_b")
+    assert "`**u1** <i>`" in text and "a\\_b" in text
+    assert "`ʼ`" in t_markdown("scenario.unknown_shopper", "en", user="`", examples="")
 
 
 def test_number_formatting():

@@ -1,7 +1,7 @@
 """Importers: real Taobao/Tianchi samples, RetailRocket and generic files, and every kind of bad input.
 
-The counts asserted for the real samples are the ones their README in
-../shared/data documents; local hours are checked row by row against Python's
+The counts asserted for the real samples are the ones documented beside
+those samples in the team workspace; local hours are checked row by row against Python's
 zoneinfo.
 """
 

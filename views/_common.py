@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import pandas as pd  # before plotly: see GOTCHAS (partially initialised pandas on a fresh server)
+import pandas as pd  # before plotly: see docs/pitfalls.md (partially initialised pandas on a fresh server)
 import duckdb
 import streamlit as st
 
-from recsys_core.i18n import DEFAULT_LANGUAGE, LANGUAGE_NAMES, LANGUAGES, TRANSLATIONS, format_int, label, t
+from recsys_core.context import SceneField, scene_field
+from recsys_core.i18n import DEFAULT_LANGUAGE, LANGUAGE_NAMES, LANGUAGES, TRANSLATIONS, format_int, label, markdown_text, t, t_markdown
 from recsys_core.store import DatabaseLockedError, analytics, connect, resolve_db_path
+from recsys_core.store import scene as store_scene
 
 APP_ROOT = Path(__file__).resolve().parents[1]
 LANG_KEY = "lang"
@@ -56,8 +58,24 @@ def tr(key: str, **values: object) -> str:
     return t(key, lang(), **values)
 
 
+def tr_md(key: str, **values: object) -> str:
+    """`tr` for elements that render Markdown (st.warning, st.caption, st.success, st.markdown, headers):
+    every value shows as its plain text, never as Markdown or HTML."""
+    return t_markdown(key, lang(), **values)
+
+
+def code(value: object) -> str:
+    """``value`` as a Markdown code span (rendered literally; backticks cannot close it)."""
+    return "`" + " ".join(str(value).replace("`", "ʼ").split()) + "`"
+
+
+def plot_text(value: object) -> str:
+    """``value`` for plotly text (names, axis categories, hover text): its tags shown, not applied."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def vocab(field: str, value: object) -> str:
-    """Display name of a behaviour / device / channel / location / weekday value."""
+    """Display name of a vocabulary value (a behaviour, a weekday, a scene value of the data)."""
     return label(field, value, lang())
 
 
@@ -167,22 +185,24 @@ class Store:
 def _store_problem(path: Path) -> tuple[str, str] | None:
     """(level, message) describing why the database cannot be used, or None when it can."""
     if not path.exists():
-        return "info", tr("db.missing", path=path)
+        return "info", tr_md("db.missing", path=path)
     try:
         cur = _connection(str(path)).cursor()
     except DatabaseLockedError:
-        return "error", tr("db.locked", path=path)
+        return "error", tr_md("db.locked", path=path)
     except duckdb.ConnectionException as exc:
         # The same process already holds the file read-write (e.g. a page writing pushes).
         if "different configuration" in str(exc):
-            return "error", tr("db.locked", path=path)
-        return "error", tr("db.error", path=path, error=exc)
+            return "error", tr_md("db.locked", path=path)
+        return "error", tr_md("db.error", path=path, error=exc)
+    except duckdb.CatalogException as exc:  # opened, but without the store's tables
+        return "error", tr_md("db.not_scenepush", path=path, error=exc)
     except duckdb.Error as exc:
-        return "error", tr("db.error", path=path, error=exc)
+        return "error", tr_md("db.error", path=path, error=exc)
     try:
         cur.execute("SELECT count(*) FROM events").fetchone()
     except duckdb.CatalogException as exc:
-        return "error", tr("db.not_scenepush", path=path, error=exc)
+        return "error", tr_md("db.not_scenepush", path=path, error=exc)
     finally:
         cur.close()
     return None
@@ -212,7 +232,7 @@ def open_store(require_events: bool = True) -> Store:
     version = _db_version(path)
     store = Store(str(path), version, _cached("database_stats", str(path), version, (), ()))
     if require_events and not store.stats["events"]:
-        st.info(tr("db.empty", path=path))
+        st.info(tr_md("db.empty", path=path))
         st.stop()
     return store
 
@@ -246,15 +266,46 @@ def _model_card(model_dir: str, mtime: int) -> dict[str, Any]:
 
 
 def model_dirs() -> list[Path]:
-    """Every model folder: the bundled one first, then those under its folder and under `models/`."""
-    from recsys_core import recommend, registry
+    """Every model folder: the bundled one first, then those under the app's `models/` (`recommend.list_model_dirs`).
+    `$SCENEPUSH_MODEL_DIR` names a folder to serve first instead of the bundled one (your own model)."""
+    from recsys_core import recommend
 
-    # The serving API names the bundled folder; a `registry.bundled_model_dir` (tests set one) takes precedence.
-    bundled = getattr(registry, "bundled_model_dir", recommend.bundled_model_dir)()
-    dirs = [bundled] if (bundled / registry.METADATA_FILE).is_file() else []
-    for root in (bundled.parent, APP_ROOT / "models"):
-        dirs += [d for d in registry.list_model_dirs(root) if d.resolve() not in {x.resolve() for x in dirs}]
-    return dirs
+    found = recommend.list_model_dirs(APP_ROOT / "models")
+    chosen = os.environ.get("SCENEPUSH_MODEL_DIR")
+    if chosen:
+        found = [Path(chosen)] + [d for d in found if d.resolve() not in (Path(chosen).resolve(), recommend.BUNDLED_MODEL.resolve())]
+    return found
+
+
+def model_key(path: Path | str) -> str:
+    """How a model folder appears in a URL: relative to the app when it lives inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(APP_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def model_path(key: str) -> Path:
+    p = Path(key)
+    return p if p.is_absolute() else APP_ROOT / p
+
+
+def model_mtime(key: str) -> int:
+    return (model_path(key) / "metadata.json").stat().st_mtime_ns
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _load_model(path: str, mtime: int) -> Any:
+    """One loaded model per folder and metadata version for the whole server, shared by every page.
+    `recommend.load_model` also sets torch to one thread (stable latency on shared cores)."""
+    from recsys_core import recommend
+
+    return recommend.load_model(path)
+
+
+def loaded_model(key: str) -> Any:
+    """The model folder ``key`` (see `model_key`), loaded once per server; raises on an unreadable folder."""
+    return _load_model(str(model_path(key)), model_mtime(key))
 
 
 def active_model_dir() -> Path | None:
@@ -264,6 +315,49 @@ def active_model_dir() -> Path | None:
     if choice and Path(choice) in dirs:
         return Path(choice)
     return dirs[0] if dirs else None
+
+
+# --- the data's scene fields -------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _scene_schema(path: str, version: tuple[int, int]) -> list[SceneField]:
+    with read_cursor(path) as cur:
+        return store_scene.scene_fields(cur)
+
+
+def scene_schema(store: "Store") -> list[SceneField]:
+    """The data's scene fields (names, labels, decision-time flags), in schema order."""
+    return _scene_schema(store.path, store.version)
+
+
+def field_label(name: str, schema: list[SceneField] | None = None) -> str:
+    """Display name of a context field: a scene field's own label, else the time field's word."""
+    for f in schema or ():
+        if f.name == name:
+            return f.label(lang())
+    if f"why.context.{name}" in TRANSLATIONS:
+        return tr(f"why.context.{name}")
+    try:
+        return scene_field(name).label(lang())
+    except ValueError:
+        return str(name)
+
+
+def scene_controls(options: dict[str, Any]) -> list[str]:
+    """Scene fields that get a control: those with more than one value in the data."""
+    return [f for f in options.get("scene_fields", []) if len(options["scene"].get(f, [])) > 1]
+
+
+def reads_note(context_fields: tuple[str, ...], schema: list[SceneField]) -> str:
+    """"Reads: hour, weekday, …; ignores: <fields>" for a model's target-context fields."""
+    low = (lambda x: x.lower()) if lang() == "en" else (lambda x: x)
+    read = [low(field_label(f, schema)) for f in context_fields]
+    ignored = [low(field_label(f.name, schema)) for f in schema if f.name not in context_fields]
+    text = tr("model.reads", fields=", ".join(read) or "–")
+    if ignored:
+        text += " · " + tr("model.ignores", fields=", ".join(ignored))
+    return text
 
 
 def _metric_line(meta: dict[str, Any]) -> str:
@@ -322,16 +416,15 @@ def _model_sidebar(store: Store | None) -> None:
     except (OSError, ValueError) as exc:
         st.sidebar.warning(tr("sidebar.model_error", error=exc))
         return
-    st.sidebar.markdown(
-        "  \n".join(
-            [
-                tr("sidebar.model_type", value=meta.get("model_type", "–")),
-                tr("sidebar.model_version", value=f"`{meta.get('version', '–')}`"),
-                _trained_on_line(meta, store),
-                _metric_line(meta),
-            ]
-        )
-    )
+    lines = [
+        tr_md("sidebar.model_type", value=meta.get("model_type", "–")),
+        tr("sidebar.model_version", value=code(meta.get("version", "–"))),
+        _trained_on_line(meta, store),
+        _metric_line(meta),
+    ]
+    if "context_fields" in meta:
+        lines.append(markdown_text(reads_note(tuple(meta["context_fields"]), scene_schema(store) if store else [])))
+    st.sidebar.markdown("  \n".join(lines))
 
 
 # --- sidebar -----------------------------------------------------------------------------
@@ -343,11 +436,11 @@ def sidebar() -> None:
     st.sidebar.subheader(tr("sidebar.database"))
     status = store_status()
     if isinstance(status, str):
-        st.sidebar.caption(f"`{db_path()}`")
+        st.sidebar.caption(code(db_path()))
         st.sidebar.warning(tr("sidebar.db_unavailable"))
     else:
         s = status.stats
-        lines = [f"`{status.path}`", tr("sidebar.db_events", events=format_int(s["events"]), shoppers=format_int(s["shoppers"]))]
+        lines = [code(status.path), tr("sidebar.db_events", events=format_int(s["events"]), shoppers=format_int(s["shoppers"]))]
         if s["first_event_local"]:
             lines.append(
                 tr("sidebar.db_range", start=s["first_event_local"][:10], end=s["last_event_local"][:10], tz=s["timezone"])

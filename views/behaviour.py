@@ -9,9 +9,24 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from views._common import lang, open_store, query, show_chart, show_table, text_formatter, tr, vocab, vocab_formatter
+from views._common import (
+    code,
+    field_label,
+    lang,
+    open_store,
+    plot_text,
+    query,
+    scene_schema,
+    show_chart,
+    show_table,
+    tr,
+    tr_md,
+    vocab,
+    vocab_formatter,
+)
 from recsys_core.i18n import format_int, format_pct
-from recsys_core.store.analytics import BEHAVIORS, SCENE_FIELDS, EventFilter, calendar_days_between
+from recsys_core.series import split_outliers, with_gaps
+from recsys_core.store.analytics import BEHAVIORS, EventFilter, calendar_days_between
 
 BEHAVIOR_COLORS = {"pv": "#9AA5B1", "fav": "#F3A712", "cart": "#E4572E", "buy": "#29335C"}
 MAX_CATEGORY_MAPS = 6
@@ -22,11 +37,13 @@ st.caption(tr("behaviour.caption"))
 
 store = open_store()
 options = query(store, "filter_options")
+schema = scene_schema(store)
+scene_fields = [f for f in options["scene_fields"] if options["scene"].get(f)]  # the data's scene fields
 zh = lang() == "zh"
 
 
 def category_name(category: str) -> str:
-    return options["category_zh"].get(category, category) if zh else category
+    return str(options["category_zh"].get(category, category) if zh else category)
 
 
 # --- filters ----------------------------------------------------------------------------------
@@ -48,14 +65,16 @@ with st.container(border=True):
         tr("behaviour.behaviours"), BEHAVIORS, key="f_behaviors",
         format_func=vocab_formatter("behavior"), placeholder=tr("behaviour.all"),
     )
-    c4, c5, c6 = st.columns(3)
-    scene_choice = {
-        field: column.multiselect(
-            tr(f"behaviour.{field}s"), options[field], key=f"f_{field}s",
+    scene_choice: dict[str, list[str]] = {}
+    for n, field in enumerate(scene_fields):  # one filter per scene field of the data, three a row
+        if n % 3 == 0:
+            columns = st.columns(3)
+        scene_choice[field] = columns[n % 3].multiselect(
+            field_label(field, schema), options["scene"][field], key=f"f_scene_{field}",
             format_func=vocab_formatter(field), placeholder=tr("behaviour.all"),
         )
-        for column, field in zip((c4, c5, c6), SCENE_FIELDS)
-    }
+    if not scene_fields:
+        st.caption(tr("behaviour.no_scene_fields"))
 
 # While a range is being picked the widget holds one date: read it as "from that day on".
 start, end = (tuple(dates) + (options["end"],))[:2] if dates else (options["start"], options["end"])
@@ -64,9 +83,7 @@ filters = EventFilter(
     end=end,
     categories=tuple(categories),
     behaviors=tuple(behaviors),
-    devices=tuple(scene_choice["device"]),
-    channels=tuple(scene_choice["channel"]),
-    locations=tuple(scene_choice["location"]),
+    scene={f: tuple(v) for f, v in scene_choice.items() if v},
 )
 
 counts = query(store, "behavior_counts", filters)
@@ -78,8 +95,10 @@ for column, behavior in zip(st.columns(len(BEHAVIORS)), BEHAVIORS):
 
 # --- events per day, promotion days and holidays marked --------------------------------------------
 st.subheader(tr("behaviour.daily"))
-daily = query(store, "daily_events", filters)
-present = [b for b in BEHAVIORS if b in set(daily["behavior"])]
+raw_daily = query(store, "daily_events", filters)
+present = [b for b in BEHAVIORS if b in set(raw_daily["behavior"])]
+days = split_outliers(raw_daily)  # the bulk of the data; stray dates far outside it are named below
+daily = with_gaps(raw_daily, days.first, days.last)  # a day without events is a gap in the line, not a bridge
 daily["label"] = [vocab("behavior", b) for b in daily["behavior"]]
 # One panel per behaviour on its own scale: purchases are a few percent of views and would vanish on a shared axis.
 fig = px.line(
@@ -92,7 +111,7 @@ fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1], textangle
 fig.update_yaxes(matches=None, tickformat=",", rangemode="tozero")
 fig.update_xaxes(tickformat="%m-%d", hoverformat="%Y-%m-%d")
 fig.update_traces(hovertemplate="%{x|%Y-%m-%d}: %{y:,}<extra></extra>")
-marks = calendar_days_between(start, end)
+marks = calendar_days_between(max(start, days.first), min(end, days.last))
 for day in marks["holiday"]:
     fig.add_vrect(x0=day, x1=day + timedelta(days=1), fillcolor="#9AA5B1", opacity=0.15, line_width=0, layer="below")
 for day in marks["promotion"]:
@@ -105,8 +124,15 @@ for day in marks["promotion"]:
 fig.update_layout(showlegend=False, margin={"r": 90})
 show_chart(fig, "daily_chart", height=140 * max(1, len(present)) + 80)
 st.caption(tr("behaviour.daily_caption"))
-daily_table = daily.pivot_table(index="date", columns="behavior", values="events", fill_value=0)
-daily_table = daily_table.reindex(columns=present).reset_index().assign(date=lambda d: d["date"].dt.date)
+if days.missing:
+    st.caption(tr("behaviour.gaps", n=len(days.missing), days=", ".join(d.isoformat() for d in days.missing[:10])
+                  + (" …" if len(days.missing) > 10 else "")))
+if days.outliers:
+    st.warning(tr("behaviour.outliers", first=days.first.isoformat(), last=days.last.isoformat(),
+                  dates=", ".join(d.isoformat() for d in days.outliers[:10]) + (" …" if len(days.outliers) > 10 else "")),
+               icon=":material/event_busy:")
+daily_table = raw_daily.pivot_table(index="date", columns="behavior", values="events", fill_value=0)
+daily_table = daily_table.reindex(columns=present).astype("int64").reset_index().assign(date=lambda d: d["date"].dt.date)
 with st.expander(tr("common.table")):
     show_table(daily_table, "events_per_day", "daily_table", height=240)
 
@@ -126,7 +152,7 @@ if len(categories) >= 2:
         color_continuous_scale="OrRd", labels={"x": tr("common.hour"), "y": "", "color": tr("common.share")},
     )
     for annotation in fig.layout.annotations:
-        annotation.text = category_name(shown_cats[int(annotation.text.split("=")[1])])
+        annotation.text = plot_text(category_name(shown_cats[int(annotation.text.split("=")[1])]))
         annotation.font = {"size": 14}
     fig.update_traces(hovertemplate="%{y} %{x}:00 — %{z:.2%}<extra></extra>")
     fig.update_coloraxes(colorbar_tickformat=".1%")
@@ -156,23 +182,26 @@ with st.expander(tr("common.table")):
     show_table(heat_table.assign(weekday=[vocab("weekday", w) for w in heat_table["weekday"]]), "hour_weekday",
                "heatmap_table", height=240)
 
-# --- funnel per scene ---------------------------------------------------------------------------
-st.subheader(tr("behaviour.scene_funnel"))
-scene = st.selectbox(tr("behaviour.scene_field"), SCENE_FIELDS, key="scene_field", format_func=text_formatter("scene"))
-by_scene = query(store, "scene_funnel", filters, scene)
-by_scene.insert(1, "label", [vocab(scene, v) for v in by_scene["value"]])
-rates = by_scene.melt(id_vars="label", value_vars=["fav_cart_rate", "buy_rate"], var_name="rate", value_name="share")
-rates["rate"] = [tr(f"col.{r}") for r in rates["rate"]]
-fig = px.bar(
-    rates, x="label", y="share", color="rate", barmode="group", text=[format_pct(s) for s in rates["share"]],
-    color_discrete_sequence=["#F3A712", "#29335C"], labels={"label": tr(f"scene.{scene}"), "share": "", "rate": ""},
-)
-fig.update_traces(textposition="outside", cliponaxis=False)
-fig.update_yaxes(tickformat=".0%", range=[0, max(0.05, float(rates["share"].max() or 0)) * 1.2])
-show_chart(fig, "scene_funnel_chart", height=360)
-st.caption(tr("behaviour.scene_funnel_caption"))
-show_table(by_scene.drop(columns="value").rename(columns={"label": tr(f"scene.{scene}")}), f"funnel_by_{scene}",
-           "scene_funnel_table")
+# --- funnel per scene field (only when the data has scene fields) ----------------------------------------
+if scene_fields:
+    st.subheader(tr("behaviour.scene_funnel"))
+    scene = st.selectbox(tr("behaviour.scene_field"), scene_fields, key="scene_field", format_func=lambda f: field_label(f, schema))
+    scene_name = field_label(scene, schema)
+    by_scene = query(store, "scene_funnel", filters, scene)
+    by_scene.insert(1, "label", [plot_text(vocab(scene, v)) for v in by_scene["value"]])
+    rates = by_scene.melt(id_vars="label", value_vars=["fav_cart_rate", "buy_rate"], var_name="rate", value_name="share")
+    rates["rate"] = [tr(f"col.{r}") for r in rates["rate"]]
+    fig = px.bar(
+        rates, x="label", y="share", color="rate", barmode="group", text=[format_pct(s) for s in rates["share"]],
+        color_discrete_sequence=["#F3A712", "#29335C"], labels={"label": plot_text(scene_name), "share": "", "rate": ""},
+    )
+    fig.update_traces(textposition="outside", cliponaxis=False)
+    fig.update_xaxes(type="category")  # values such as store ids are names, not numbers
+    fig.update_yaxes(tickformat=".0%", range=[0, max(0.05, float(rates["share"].max() or 0)) * 1.2])
+    show_chart(fig, "scene_funnel_chart", height=360)
+    st.caption(tr("behaviour.scene_funnel_caption"))
+    show_table(by_scene.assign(label=[vocab(scene, v) for v in by_scene["value"]]).drop(columns="value")
+               .rename(columns={"label": scene_name}), f"funnel_by_{scene}", "scene_funnel_table")
 
 # --- conversion by hour ---------------------------------------------------------------------------
 st.subheader(tr("behaviour.conversion"))
@@ -196,8 +225,8 @@ with st.expander(tr("common.table")):
 
 # --- top items and categories for the chosen scene ------------------------------------------------------
 st.subheader(tr("behaviour.top"))
-chosen = [vocab(f, v) for f in SCENE_FIELDS for v in scene_choice[f]] + [vocab("behavior", b) for b in behaviors]
-st.caption(tr("behaviour.top_caption", scene=" · ".join(chosen) or tr("behaviour.any_scene")))
+chosen = [vocab(f, v) for f in scene_fields for v in scene_choice[f]] + [vocab("behavior", b) for b in behaviors]
+st.caption(tr_md("behaviour.top_caption", scene=" · ".join(chosen) or tr("behaviour.any_scene")))
 top_n = st.slider(tr("behaviour.top_n"), 5, 50, 10, step=5, key="top_n")
 st.markdown(f"**{tr('behaviour.top_items')}**")
 items = query(store, "top_items", filters, limit=top_n)
@@ -212,10 +241,10 @@ cats = query(store, "top_categories", filters, limit=top_n)
 cats["category"] = [category_name(c) for c in cats["category"]]
 chart_col, table_col = st.columns([1, 2])
 with chart_col:
-    fig = px.bar(cats, x="events", y="category", orientation="h", text=[format_int(n) for n in cats["events"]],
-                 labels={"events": tr("col.events"), "category": ""})
+    fig = px.bar(cats.assign(category=[plot_text(c) for c in cats["category"]]), x="events", y="category", orientation="h",
+                 text=[format_int(n) for n in cats["events"]], labels={"events": tr("col.events"), "category": ""})
     fig.update_traces(marker_color="#E4572E", textposition="auto", cliponaxis=False)
-    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(autorange="reversed", type="category")  # category ids (Taobao) are names, not a numeric axis
     fig.update_xaxes(tickformat=",")
     show_chart(fig, "top_categories_chart", height=max(260, 28 * len(cats) + 80))
 with table_col:
@@ -232,10 +261,10 @@ typed = st.text_input(
 user = typed.strip() or (examples[0] if examples else "")
 timeline = query(store, "shopper_timeline", user, limit=TIMELINE_LIMIT)
 if timeline.empty:
-    st.warning(tr("behaviour.unknown_shopper", user=user))
+    st.warning(tr_md("behaviour.unknown_shopper", user=user))
 else:
     st.caption(
-        f"{tr('col.user_id')} `{user}` — "
+        f"{tr('col.user_id')} {code(user)} — "
         + tr("behaviour.timeline_caption", events=format_int(len(timeline)), limit=format_int(TIMELINE_LIMIT),
              first=f"{timeline['local_time'].iloc[0]:%Y-%m-%d}", end=f"{timeline['local_time'].iloc[-1]:%Y-%m-%d}")
     )
@@ -243,21 +272,22 @@ else:
         title=timeline["title_zh"].fillna(timeline["title"]) if zh else timeline["title"],
         category=timeline["category_zh"].fillna(timeline["category"]) if zh else timeline["category"],
         behavior=[vocab("behavior", b) for b in timeline["behavior"]],
-        device=[vocab("device", v) for v in timeline["device"]],
-        channel=[vocab("channel", v) for v in timeline["channel"]],
-        location=[vocab("location", v) for v in timeline["location"]],
-    )[["local_time", "behavior", "item_id", "title", "category", "price", "device", "channel", "location"]]
-    shown["category"] = shown["category"].fillna(vocab("value", "unknown"))
+        **{f: [vocab(f, v) for v in timeline[f]] for f in scene_fields if f in timeline.columns},
+    )[["local_time", "behavior", "item_id", "title", "category", "price", *[f for f in scene_fields if f in timeline.columns]]]
+    shown["category"] = shown["category"].fillna(vocab("value", "unknown")).astype(str)
+    plotted = shown.assign(**{c: [plot_text(v) for v in shown[c]] for c in ("category", "title", "item_id", *scene_fields)
+                              if c in shown.columns})
     fig = px.scatter(
-        shown, x="local_time", y="category", color="behavior",
+        plotted, x="local_time", y="category", color="behavior",
         color_discrete_map={vocab("behavior", b): c for b, c in BEHAVIOR_COLORS.items()},
         category_orders={"behavior": [vocab("behavior", b) for b in BEHAVIORS]},
-        hover_data={"title": True, "price": ":,.2f", "device": True, "channel": True, "location": True, "item_id": True},
+        hover_data={"title": True, "price": ":,.2f", "item_id": True, **{f: True for f in scene_fields if f in shown.columns}},
         labels={"local_time": tr("col.local_time"), "category": "", "behavior": tr("common.behaviour"),
-                "device": tr("col.device"), "title": tr("col.title"), "price": tr("col.price"),
-                "channel": tr("col.channel"), "location": tr("col.location"), "item_id": tr("col.item_id")},
+                "title": tr("col.title"), "price": tr("col.price"), "item_id": tr("col.item_id"),
+                **{f: plot_text(field_label(f, schema)) for f in scene_fields}},
     )
     fig.update_traces(marker={"size": 10, "opacity": 0.8})
+    fig.update_yaxes(type="category")
     fig.update_xaxes(tickformat="%m-%d", hoverformat="%Y-%m-%d %H:%M")
     show_chart(fig, "timeline_chart", height=max(300, 30 * shown["category"].nunique() + 140))
     show_table(shown, "shopper_timeline", "timeline_table", height=300)

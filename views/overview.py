@@ -1,12 +1,12 @@
 """Overview: what is in the store — counts, date range, the funnel, when shoppers are active, scene mix."""
 
-import pandas as pd  # noqa: F401 — before plotly (GOTCHAS)
+import pandas as pd  # noqa: F401 — before plotly (docs/pitfalls.md)
 import plotly.express as px
 import streamlit as st
 
-from views._common import open_store, query, show_chart, tr, vocab
+from views._common import field_label, open_store, plot_text, query, scene_schema, show_chart, tr, vocab
 from recsys_core.i18n import format_int, format_pct
-from recsys_core.store.analytics import SCENE_FIELDS, funnel_from_counts, scene_mix_frame
+from recsys_core.store.analytics import funnel_from_counts, scene_mix_frame
 
 st.title(tr("overview.title"))
 st.caption(tr("overview.caption"))
@@ -60,9 +60,16 @@ with right:
 
 st.subheader(tr("overview.scene_mix"))
 mix = scene_mix_frame(stats["scene_mix"])
-for column, scene in zip(st.columns(len(SCENE_FIELDS)), SCENE_FIELDS):
+fields = list(stats["scene_fields"])  # the data's scene fields, three charts a row
+schema = scene_schema(store)
+if not fields:
+    st.caption(tr("overview.no_scene_fields"))
+for n, scene in enumerate(fields):
+    if n % 3 == 0:
+        columns = st.columns(3)
+    column = columns[n % 3]
     part = mix[mix["scene"] == scene].copy()
-    part["label"] = [vocab(scene, v) for v in part["value"]]
+    part["label"] = [plot_text(vocab(scene, v)) for v in part["value"]]
     part["text"] = [f"{format_pct(s)}  ·  {format_int(n)}" for s, n in zip(part["share"], part["events"])]
     fig = px.bar(
         part,
@@ -70,12 +77,12 @@ for column, scene in zip(st.columns(len(SCENE_FIELDS)), SCENE_FIELDS):
         y="label",
         orientation="h",
         text="text",
-        title=tr(f"scene.{scene}"),
+        title=plot_text(field_label(scene, schema)),
         labels={"share": tr("common.share"), "label": ""},
     )
     fig.update_traces(marker_color="#E4572E", textposition="auto", cliponaxis=False)
     fig.update_xaxes(tickformat=".0%", range=[0, max(0.05, part["share"].max() * 1.35)])
-    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(autorange="reversed", type="category")
     with column:
         show_chart(fig, f"overview_mix_{scene}", height=260)
 

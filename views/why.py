@@ -1,40 +1,66 @@
 """Why: why would this item be pushed to this shopper, at this moment, in this scene?
 
-Inputs (shopper, item, scenario, k — taken from the URL first, so the Scenario
-and Push review pages can link here) → one cached `recsys_core.explain` call →
-the reason, integrated-gradients attributions (bar chart and the shopper's
-timeline coloured by contribution), attention per layer and head with rollout,
-the Shapley waterfall from the all-unknown baseline to the score, and
-counterfactuals.
+Inputs (shopper, item, scenario, k — taken from the URL first, so the Scenario and Push review pages
+can link here, then from the shopper and scenario last shown on the Scenario page) → one cached
+`recsys_core.explain` call → the reason, integrated-gradients attributions (bar chart and the
+shopper's timeline coloured by contribution), attention per layer and head with rollout, the
+Shapley waterfall from the baseline to the explained score, and counterfactuals. The scene
+controls are the data's scene fields; those the model does not read are greyed out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd  # before plotly (GOTCHAS)
+import pandas as pd  # before plotly (docs/pitfalls.md)
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from views._common import active_model_dir, download_csv, lang, model_dirs, open_store, query, show_chart, text_formatter, tr, vocab, vocab_formatter
-from views._explain import explanation, loaded_model, model_key, model_mtime, shopper_case
+from views._common import (
+    active_model_dir,
+    download_csv,
+    field_label,
+    lang,
+    loaded_model,
+    model_dirs,
+    model_key,
+    model_mtime,
+    open_store,
+    plot_text,
+    query,
+    reads_note,
+    scene_controls,
+    scene_schema,
+    show_chart,
+    text_formatter,
+    tr,
+    tr_md,
+    vocab,
+    vocab_formatter,
+)
+from views._explain import explanation, shopper_case
 from recsys_core import scenario as sc
+from recsys_core.context import PROMO_CHOICES, Scenario
 from recsys_core.explain.attributions import HISTORY_PARTS
 from recsys_core.explain.reasons import change_text, ordinal
-from recsys_core.explain.shapley import FIELD_GROUPS
 from recsys_core.features import Calendar
-from recsys_core.i18n import format_int
+from recsys_core.i18n import TRANSLATIONS, format_int, markdown_text
 from recsys_core.store.analytics import EventFilter
 
-SPEC_FIELDS = ("day", "hour", "minute", "device", "channel", "location", "promo")
-SCENE = ("device", "channel", "location")
 TOP_EVENTS = 12
-PART_COLORS = {"item": "#1F77B4", "behavior": "#F3A712", "time": "#2CA02C", "scene": "#9467BD", "context": "#E4572E"}
+# One colour meaning in every chart: green raises the score, red lowers it.
+RAISES, LOWERS = "#2CA02C", "#D62728"
+RAISE_LOWER_SCALE = [[0.0, LOWERS], [0.5, "#F2F2F2"], [1.0, RAISES]]
+PART_COLORS = {"item": "#1F77B4", "behavior": "#F3A712", "time": "#17BECF", "scene": "#9467BD", "context": "#8C564B"}
 BEHAVIOR_SYMBOLS = {"pv": "circle", "fav": "star", "cart": "square", "buy": "diamond"}
 SAVED = "_why_saved"
+SHARED = "_shared_scenario"  # shopper, scenario and k shared with the Scenario page
+SEEN = "_why_seen"
+WROTE = "_why_wrote"  # the URL parameters this page wrote last (anything else came with a link)
 ITEM_OF = "_why_item_of"  # the shopper the chosen item was chosen for
 
 st.title(tr("why.title"))
@@ -42,14 +68,14 @@ st.caption(tr("why.caption"))
 
 store = open_store()
 options = query(store, "filter_options")
+schema = scene_schema(store)
+scene_values: dict[str, list[str]] = options["scene"]
+controls = scene_controls(options)
 zh = lang() == "zh"
 
 # --- the model ------------------------------------------------------------------------------------
 
-try:
-    dirs = model_dirs()
-except (ImportError, AttributeError):
-    dirs = []
+dirs = model_dirs()
 if not dirs:
     st.info(tr("why.no_model"))
     st.stop()
@@ -60,64 +86,124 @@ model = wanted if wanted in keys else (model_key(active) if active else keys[0])
 try:
     loaded = loaded_model(model)
 except Exception as exc:  # noqa: BLE001 — an unreadable model folder is a message, not a traceback
-    st.error(tr("why.model_error", model=Path(model).name, error=exc))
+    st.error(tr_md("why.model_error", model=Path(model).name, error=exc))
     st.stop()
-if not hasattr(loaded.model, "encode_history"):
-    st.info(tr("why.not_explainable", model=loaded.model_type))
+if not loaded.explainable:
+    st.info(tr_md("why.not_explainable", model=loaded.model_type))
     st.stop()
 
 # --- state: URL ↔ widgets ---------------------------------------------------------------------------
 
 first_day, last_day = options["start"], options["end"]
 today = last_day + dt.timedelta(days=1)
+day_bounds = (first_day - dt.timedelta(days=366), last_day + dt.timedelta(days=366))
 calendar: Calendar = loaded.features.calendar
 top_shoppers = query(store, "active_shoppers", EventFilter(), limit=20)["user_id"].tolist()
+base_scene = {f: next(iter(store.stats["scene_mix"].get(f) or scene_values[f]), None) for f in options["scene_fields"]}
+base_scene = {f: v for f, v in base_scene.items() if v is not None}
+reads = tuple(loaded.context_fields)
 
 
-def pick(values: list[str], value: str) -> str:
-    return value if value in values else (values[0] if values else value)
+def scene_key(field: str) -> str:
+    return f"why_scene_{field}"
 
 
-if SAVED not in st.session_state:
-    spec0 = sc.preset("commute", today, calendar)
-    spec0 = sc.ScenarioSpec(spec0.day, spec0.hour, spec0.minute, pick(options["device"], spec0.device),
-                            pick(options["channel"], spec0.channel), pick(options["location"], spec0.location))
-    default = sc.ScenarioState(top_shoppers[0] if top_shoppers else "", spec0, spec0)
-    choices = sc.Choices(options["device"], options["channel"], options["location"], keys,
-                         first_day - dt.timedelta(days=366), last_day + dt.timedelta(days=366))
+def set_widgets(user: str, s: Scenario, k: int) -> None:
+    st.session_state.update({"why_user": user, "why_k": k, "why_day": s.day, "why_hour": s.hour, "why_minute": s.minute,
+                             "why_promo": s.promo, **{scene_key(f): s.get(f, base_scene.get(f)) for f in controls}})
+
+
+# A link from another page of this session (Scenario's "Why this item?", Push review) brings URL parameters
+# this page did not write itself: they decide, as they do for a new session.
+linked = SAVED in st.session_state and "user" in st.query_params and dict(st.query_params) != st.session_state.get(WROTE)
+if SAVED not in st.session_state or linked:
+    visible = [p.key for p in sc.presets_for(scene_values)]
+    start = Scenario.local(today, 8, 0, base_scene)
+    if "commute" in visible:
+        start = sc.preset("commute", today, calendar, start, scene_values)
+    default = sc.ScenarioState(top_shoppers[0] if top_shoppers else "", start, start)
+    choices = sc.Choices(scene_values, keys, *day_bounds)
     params = dict(st.query_params)
+    shared = st.session_state.get(SHARED)
+    if shared and "user" not in params:  # opened from the sidebar: the Scenario page's shopper and scenario
+        default = sc.ScenarioState(shared["user"], Scenario.from_key(shared["scenario"]), start, shared["k"])
+    if shared:
+        st.session_state[SEEN] = shared["stamp"]
     state, ignored = sc.from_query_params(params, default, choices)
     st.session_state[SAVED] = True
-    st.session_state.setdefault("why_user", state.user_id)
-    st.session_state.setdefault("why_item", params.get("item") or None)
-    st.session_state.setdefault("why_k", state.k)
-    for f in SPEC_FIELDS:
-        st.session_state.setdefault(f"why_{f}", getattr(state.a, f))
+    set_widgets(state.user_id, state.a, state.k)
+    if linked or "why_item" not in st.session_state:
+        st.session_state["why_item"] = params.get("item") or None
+        st.session_state[ITEM_OF] = state.user_id
     if ignored:
-        st.warning(tr("why.url_ignored", names=", ".join(ignored)))
+        st.warning(tr_md("why.url_ignored", names=", ".join(ignored)))
+shared = st.session_state.get(SHARED)
+if shared and shared["stamp"] != st.session_state.get(SEEN):  # the Scenario page moved on: follow it
+    set_widgets(shared["user"], Scenario.from_key(shared["scenario"]), shared["k"])
+    st.session_state[SEEN] = shared["stamp"]
+for key in ("why_user", "why_k", "why_day", "why_hour", "why_minute", "why_promo", *map(scene_key, controls)):
+    if key not in st.session_state and f"_keep{key}" in st.session_state:  # widgets of another page's visit are gone
+        st.session_state[key] = st.session_state[f"_keep{key}"]
+
+problems: list[str] = []
+
+
+def not_read(fields: tuple[str, ...]) -> str | None:
+    """The tooltip of a greyed-out control (the model reads none of its fields), else None."""
+    if any(f in reads for f in fields):
+        return None
+    return tr("scenario.not_read", field=field_label(fields[0], schema))
+
 
 with st.container(border=True):
-    c_user, c_day, c_min, c_k = st.columns([3, 3, 1, 1], vertical_alignment="bottom")
+    c_user, c_day, c_min, c_k = st.columns([3, 3, 1, 1], vertical_alignment="top")
     c_user.text_input(tr("why.shopper"), key="why_user", help=tr("why.shopper_help", examples=", ".join(top_shoppers[:5])))
-    c_day.date_input(tr("why.date"), key="why_day", min_value=first_day - dt.timedelta(days=366), max_value=last_day + dt.timedelta(days=366))
-    c_min.number_input(tr("why.minute"), 0, 59, key="why_minute", step=5)
-    c_k.number_input(tr("why.k"), *sc.K_RANGE, key="why_k", step=1)
-    st.slider(tr("why.hour"), 0, 23, key="why_hour", format="%02d:00")
-    c_dev, c_ch, c_loc, c_promo = st.columns([2, 2, 2, 3])
-    for column, f in zip((c_dev, c_ch, c_loc), SCENE):
-        column.selectbox(tr(f"scene.{f}"), options[f], key=f"why_{f}", format_func=vocab_formatter(f))
-    c_promo.radio(tr("why.promo"), sc.PROMO_CHOICES, key="why_promo", horizontal=True, format_func=text_formatter("why.promo_choice"))
+    with c_day:
+        day = st.date_input(tr("why.date"), key="why_day", min_value=dt.date(1900, 1, 1), max_value=dt.date(2199, 12, 31))
+        if day is None or not day_bounds[0] <= day <= day_bounds[1]:
+            problems.append("day")
+            st.error(tr("scenario.day_range", first=day_bounds[0].isoformat(), last=day_bounds[1].isoformat()), icon=":material/error:")
+    hour_help = not_read(("hour",))
+    with c_min:
+        minute = st.number_input(tr("why.minute"), key="why_minute", step=5, disabled=bool(hour_help), help=hour_help)
+        if not (float(minute).is_integer() and 0 <= minute <= 59):
+            problems.append("minute")
+            st.error(tr("scenario.minute_range"), icon=":material/error:")
+    with c_k:
+        st.number_input(tr("why.k"), key="why_k", step=1)
+        if sc.parse_k(st.session_state["why_k"]) is None:
+            problems.append("k")
+            st.error(tr("why.k_range", low=sc.K_RANGE[0], high=sc.K_RANGE[1]), icon=":material/error:")
+    shown_minute = int(minute) if 0 <= minute <= 59 else 0
+    st.slider(tr("why.hour"), 0, 23, key="why_hour", format=f"%02d:{shown_minute:02d}", disabled=bool(hour_help), help=hour_help)
+    columns = st.columns([2] * len(controls) + [3]) if controls else st.columns([1])
+    for column, f in zip(columns, controls):
+        help_text = not_read((f,))
+        column.selectbox(field_label(f, schema), scene_values[f], key=scene_key(f), format_func=vocab_formatter(f),
+                         disabled=bool(help_text), help=help_text)
+    promo_help = not_read(("promo",))
+    columns[-1].radio(tr("why.promo"), PROMO_CHOICES, key="why_promo", horizontal=True, disabled=bool(promo_help), help=promo_help,
+                      format_func=text_formatter("why.promo_choice"))
+    st.caption(reads_note(reads, schema) + ("" if options["scene_fields"] else " · " + tr("why.no_scene_fields")))
 
+for key in ("why_user", "why_k", "why_day", "why_hour", "why_minute", "why_promo", *map(scene_key, controls)):
+    st.session_state[f"_keep{key}"] = st.session_state[key]
+if problems:  # the messages sit next to their fields
+    st.stop()
 user = str(st.session_state["why_user"]).strip()
-spec = sc.ScenarioSpec(**{f: st.session_state[f"why_{f}"] for f in SPEC_FIELDS})
+scene = {**base_scene, **{f: st.session_state[scene_key(f)] for f in controls}}
+scenario = Scenario.local(st.session_state["why_day"], st.session_state["why_hour"], int(minute), scene, st.session_state["why_promo"])
 k = int(st.session_state["why_k"])
 if not user:
     st.info(tr("why.pick_shopper"))
     st.stop()
+stamp = time.monotonic_ns()
+st.session_state[SHARED] = {"user": user, "scenario": scenario.key(), "k": k, "model": model, "stamp": stamp}
+st.session_state[SEEN] = stamp
 mtime = model_mtime(model)
-case = shopper_case(model, mtime, store.path, store.version, user, spec.key())
+case = shopper_case(model, mtime, store.path, store.version, user, scenario.key())
 if isinstance(case, str):
-    st.warning(tr("why.unknown_shopper", user=user, examples=", ".join(top_shoppers[:5])))
+    st.warning(tr_md("why.unknown_shopper", user=user, examples=", ".join(top_shoppers[:5])))
     st.stop()
 
 from recsys_core.explain.cases import top_items  # noqa: E402 — after the cheap checks above
@@ -133,7 +219,7 @@ def item_labels(db: str, version: tuple, item_ids: tuple[str, ...], language: st
     with read_cursor(db) as cur:
         rows = item_frame(cur, list(item_ids))
     title = "title_zh" if language == "zh" else "title"
-    return {str(r.item_id): f"{getattr(r, title) or r.title} · {r.item_id}" for r in rows.itertuples()}
+    return {str(r.item_id): f"{getattr(r, title) or r.title or r.item_id} · {r.item_id}" for r in rows.itertuples()}
 
 
 current = st.session_state.get("why_item")
@@ -155,27 +241,27 @@ st.selectbox(
 item = str(st.session_state["why_item"]).strip()
 
 # the URL holds the whole view
-st.query_params.update({"user": user, "item": item, "at": spec.local_time.strftime("%Y-%m-%dT%H:%M"), "device": spec.device,
-                        "channel": spec.channel, "location": spec.location, "promo": spec.promo, "k": str(k), "model": model})
+st.session_state[WROTE] = {"user": user, "item": item, **sc.scenario_params(scenario), "k": str(k), "model": model, "lang": lang()}
+st.query_params.from_dict(st.session_state[WROTE])
 
 try:
-    ex = explanation(model, mtime, store.path, store.version, user, item, spec.key(), k)
+    ex = explanation(model, mtime, store.path, store.version, user, item, scenario.key(), k)
 except ValueError:
-    st.warning(tr("why.unknown_item", item=item))
+    st.warning(tr_md("why.unknown_item", item=item))
     st.stop()
 
 # --- headline ---------------------------------------------------------------------------------------
 
 a, case = ex.attribution, ex.case
 info = item_labels(store.path, store.version, (item,), lang()).get(item, item)
-st.subheader(tr("why.item_heading", item=info))
-st.info(ex.reason[lang()], icon=":material/lightbulb:")
+st.subheader(tr_md("why.item_heading", item=info))
+st.info(markdown_text(ex.reason[lang()]), icon=":material/lightbulb:")
 m1, m2, m3, m4 = st.columns(4)
 m1.metric(tr("why.rank"), ordinal(ex.rank, lang()), tr("why.of_items", n=format_int(loaded.model.n_items)), delta_color="off", delta_arrow="off")
 m2.metric(tr("why.score"), f"{a.score:.3f}")
 m3.metric(tr("why.baseline"), f"{a.baseline_score:.3f}", help=tr("why.baseline_help"))
 m4.metric(tr("why.gap"), f"{a.relative_gap:.2%}", help=tr("why.gap_help", gap=f"{a.completeness_gap:+.4f}", steps=a.n_steps))
-st.caption(tr("why.model_line", version=loaded.version, ms=format_int(sum(ex.timings_ms.values()))))
+st.caption(tr_md("why.model_line", version=loaded.version, ms=format_int(sum(ex.timings_ms.values()))))
 
 events = ex.event_frame()
 title_col = "title_zh" if zh else "title"
@@ -184,11 +270,24 @@ cat_col = "category_zh" if zh else "category"
 
 def event_label(row: pd.Series) -> str:
     when = pd.Timestamp(row["local_ts"]).strftime("%m-%d %H:%M")
-    return f"{when} · {vocab('behavior', row['behavior'])} · {row.get(title_col) or row['item_id']}"
+    return plot_text(f"{when} · {vocab('behavior', row['behavior'])} · {row.get(title_col) or row['item_id']}")
+
+
+def group_label(group: str) -> str:
+    """A Shapley group's name: a scene field's own label, else the group's word."""
+    if group.startswith("scene."):
+        return field_label(group.split(".", 1)[1], schema)
+    key = f"why.group.{group}"
+    return tr(key) if key in TRANSLATIONS else group.replace("_", " ")
+
+
+def change_field_label(name: str) -> str:
+    key = f"why.field.{name}"
+    return tr(key) if key in TRANSLATIONS else field_label(name, schema)
 
 
 events["label"] = [event_label(r) for _, r in events.iterrows()]
-context_names = {f: tr(f"why.context.{f}") for f in a.context}
+context_names = {f: field_label(f, schema) for f in a.context}
 
 tab_attr, tab_time, tab_att, tab_shap, tab_cf = st.tabs(
     [tr("why.tab_attributions"), tr("why.tab_timeline"), tr("why.tab_attention"), tr("why.tab_shapley"), tr("why.tab_counterfactuals")]
@@ -226,16 +325,19 @@ with tab_time:
         fig = go.Figure()
         for behavior, part in events.groupby("behavior", sort=False):
             fig.add_trace(go.Scatter(
-                x=part["local_ts"], y=part[cat_col].fillna("–"), mode="markers", name=vocab("behavior", behavior),
+                x=part["local_ts"], y=[plot_text(c) for c in part[cat_col].fillna(part["category"]).fillna("–").astype(str)],
+                mode="markers", name=vocab("behavior", behavior),
                 marker={"symbol": BEHAVIOR_SYMBOLS.get(behavior, "circle"), "size": 13, "color": part["attr_total"], "cmin": -limit,
-                        "cmax": limit, "colorscale": "RdBu", "reversescale": True, "line": {"width": 1, "color": "#555"},
-                        "colorbar": {"title": {"text": tr("why.contribution")}, "x": 1.02}},
+                        "cmax": limit, "colorscale": RAISE_LOWER_SCALE, "line": {"width": 1, "color": "#555"},
+                        "colorbar": {"title": {"text": tr("why.contribution")}, "x": 1.02, "tickvals": [-limit, 0, limit],
+                                     "ticktext": [tr("why.lowers"), "0", tr("why.raises")]}},
                 text=part["label"], customdata=part[["attr_total"]].to_numpy(),
                 hovertemplate="%{text}<br>" + tr("why.col.total") + " %{customdata[0]:+.4f}<extra></extra>",
             ))
         fig.update_layout(xaxis_title=tr("why.local_time"), yaxis_title="")
+        fig.update_yaxes(type="category")  # category ids are names, never numbers on an axis
         show_chart(fig, "why_timeline", height=420)
-        st.caption(tr("why.timeline_caption"))
+        st.caption(tr("why.timeline_caption") + " " + tr("why.colour_legend"))
 
 # --- attention ----------------------------------------------------------------------------------------
 
@@ -285,17 +387,18 @@ with tab_att:
 
 with tab_shap:
     s = ex.shapley
-    names = [tr(f"why.group.{g}") for g in s.values]
+    names = [group_label(g) for g in s.values]
     fig = go.Figure(go.Waterfall(
         x=[tr("why.base_value"), *names, tr("why.score")],
         measure=["absolute", *["relative"] * len(names), "total"],
         y=[s.base_value, *s.values.values(), 0.0],
         text=[f"{s.base_value:.3f}", *[f"{v:+.3f}" for v in s.values.values()], f"{s.score:.3f}"],
         textposition="outside", cliponaxis=False,
-        increasing={"marker": {"color": "#2CA02C"}}, decreasing={"marker": {"color": "#D62728"}}, totals={"marker": {"color": "#29335C"}},
+        increasing={"marker": {"color": RAISES}}, decreasing={"marker": {"color": LOWERS}}, totals={"marker": {"color": "#29335C"}},
     ))
     fig.update_layout(showlegend=False, yaxis_title=tr("why.score"))
     show_chart(fig, "why_shapley", height=420)
+    st.caption(tr("why.colour_legend"))
     st.caption(tr("why.shapley_caption", n=len(s.values), evals=format_int(s.n_evaluations),
                   gap=f"{sum(s.values.values()) - (s.score - s.base_value):+.1e}"))
 
@@ -305,12 +408,12 @@ with tab_cf:
     cf = ex.counterfactuals
     where = tr("why.in_top", k=k) if cf.in_top_k else tr("why.outside_top", k=k)
     if cf.smallest is not None:
-        st.success(tr("why.smallest", where=where, change=change_text(cf.smallest, lang()), rank=ordinal(cf.smallest.rank, lang()),
+        st.success(tr_md("why.smallest", where=where, change=change_text(cf.smallest, lang(), loaded.features), rank=ordinal(cf.smallest.rank, lang()),
                       cost=cf.smallest.cost), icon=":material/swap_horiz:")
     else:
         st.info(tr("why.no_crossing", where=where, k=k))
     per_field = [
-        {tr("why.col.field"): tr(f"why.field.{f}"), tr("why.col.change"): change_text(c, lang()), tr("why.col.new_rank"): c.rank}
+        {tr("why.col.field"): change_field_label(f), tr("why.col.change"): change_text(c, lang(), loaded.features), tr("why.col.new_rank"): c.rank}
         for f, c in cf.per_field.items() if c is not None
     ]
     if per_field:
@@ -318,7 +421,7 @@ with tab_cf:
     fig = go.Figure(go.Scatter(x=list(range(24)), y=cf.hour_ranks, mode="lines+markers", name=tr("why.rank"), line={"color": "#1F77B4"},
                                hovertemplate="%{x:02d}:00 — " + tr("why.rank") + " %{y:,}<extra></extra>"))
     fig.add_hline(y=k + 0.5, line={"color": "#E4572E", "dash": "dash"}, annotation_text=tr("why.top_k_line", k=k))
-    fig.add_vline(x=spec.hour, line={"color": "#7F7F7F", "dash": "dot"})
+    fig.add_vline(x=scenario.hour, line={"color": "#7F7F7F", "dash": "dot"})
     worst = max(max(cf.hour_ranks), k)
     fig.update_yaxes(type="log", range=[np.log10(worst * 1.6), np.log10(0.8)], title_text=tr("why.rank"), tickformat=",d")  # 1 on top
     fig.update_xaxes(title_text=tr("why.hour"), tickvals=list(range(0, 24, 2)), ticktext=[f"{h:02d}:00" for h in range(0, 24, 2)])
