@@ -175,3 +175,39 @@ def test_page_url_paths_differ_from_their_file_names():
         assert (ROOT / path).is_file()
         assert url != Path(path).stem, f"{path}: URL path {url!r} equals the file name"
         assert t(title_key, "en") and t(title_key, "zh")
+
+
+def test_a_write_gets_in_while_other_sessions_keep_reading(small_db):
+    """The server's shared read-only connection is reopened by any session's next read. A write (the
+    reasons of a push, attached in the background) must still get its turn while reads keep coming."""
+    import threading
+
+    from views._common import read_cursor, release_store, write_cursor
+
+    stop = threading.Event()
+    reads = []
+
+    def keep_reading() -> None:
+        while not stop.is_set():
+            try:
+                with read_cursor(str(small_db)) as cur:
+                    reads.append(cur.execute("SELECT count(*) FROM events").fetchone()[0])
+            except duckdb.Error:  # the writer holds the file for a moment
+                pass
+
+    reader = threading.Thread(target=keep_reading)
+    reader.start()
+    try:
+        while not reads:  # the reader holds the shared connection before the write starts
+            stop.wait(0.01)
+        with write_cursor(str(small_db), wait_s=20) as con:
+            con.execute("INSERT INTO meta VALUES ('write_test', 'ok')")
+    finally:
+        stop.set()
+        reader.join()
+        release_store()
+    con = duckdb.connect(str(small_db), read_only=True)
+    try:
+        assert con.execute("SELECT value FROM meta WHERE key = 'write_test'").fetchone() == ("ok",)
+    finally:
+        con.close()

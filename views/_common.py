@@ -157,9 +157,10 @@ def write_cursor(path: str, wait_s: float = 3.0) -> Iterator[duckdb.DuckDBPyConn
     session still holds the read-only file, opening waits up to ``wait_s``.
     Raises `DatabaseLockedError` when another process holds the file.
     """
-    release_store()
     deadline = time.monotonic() + wait_s
     while True:
+        # Released on every try: a read of another session may have reopened it since the last one.
+        release_store()
         try:
             con = connect(path)
             break

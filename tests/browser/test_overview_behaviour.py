@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from recsys_core.i18n import t
 from tests.browser.conftest import ROOT, streamlit_server
+from tests.conftest import SHARED_DATA
 
 WIDTH = 1440
 
@@ -120,13 +120,14 @@ def test_direct_page_url_keeps_the_frame(page, app_url, screenshots):
     assert page.get_by_test_id("stSidebar").get_by_text(t("sidebar.database", "zh"), exact=True).is_visible()
 
 
-TAOBAO = Path("/work/shared/data/taobao_userbehavior_sample.csv")  # the real sample (read by path, never copied)
+TAOBAO = SHARED_DATA / "taobao_userbehavior_sample.csv"  # the real sample (read by path, never copied)
 
 
 @pytest.fixture(scope="module")
 def taobao_url(tmp_path_factory):
     """A server on a database holding only the real Taobao UserBehavior sample (numeric category ids,
     no scene fields, a few events far outside the bulk of its dates)."""
+    assert TAOBAO.is_file(), f"the real Taobao sample is expected at {TAOBAO}"
     folder = tmp_path_factory.mktemp("taobao")
     db = folder / "taobao.duckdb"
     result = subprocess.run([sys.executable, "-m", "recsys_core", "import", str(TAOBAO), "--format", "taobao", "--db", str(db),
