@@ -832,7 +832,7 @@ def _parse_scene_specs(entries: Sequence[str]) -> list[tuple[str, str, int | Non
                 raise ValueError(f"--scene {entry!r}: the prefix length after ':' must be a positive number")
             prefix = int(n)
         if not column:
-            raise ValueError(f"--scene {entry!r}: expected COLUMN or NAME=COLUMN[:N], e.g. --scene store_id or --scene location=user_geohash:4")
+            raise ValueError(f"--scene {entry!r}: expected COLUMN or NAME=COLUMN[:N], e.g. --scene store_id or --scene geo=user_geohash:4")
         name = (name.strip() or column).lower()
         try:
             check_field_name(name)

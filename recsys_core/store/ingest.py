@@ -508,7 +508,7 @@ ITEM_FIELDS = ("title", "title_zh", "category", "category_zh", "brand", "price")
 def write_items(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Good rows of an items file into `items`; the file's values override existing ones.
 
-    An item listed several times (Tianchi lists an item once per location) takes
+    An item listed several times (Tianchi lists an item once per geohash) takes
     its last non-empty value of each field. Returns the number of distinct items.
     """
     present = {r[0] for r in con.execute("DESCRIBE _imp_checked").fetchall()}
