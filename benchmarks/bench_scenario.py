@@ -149,6 +149,11 @@ def browser_side(db: Path, model_dir: Path, moves: int) -> dict[str, float]:
         users = active_users(con, 4)
     finally:
         con.close()
+    # The server side's pages left the app's shared read-only connection open in this process; while any
+    # other process holds the file, the server cannot open it to write the pushes.
+    from views._common import release_store
+
+    release_store()
 
     port = _free_port()
     env = {**os.environ, "RECSYS_DB": str(db)}

@@ -211,3 +211,30 @@ def test_a_write_gets_in_while_other_sessions_keep_reading(small_db):
         assert con.execute("SELECT value FROM meta WHERE key = 'write_test'").fetchone() == ("ok",)
     finally:
         con.close()
+
+
+def test_a_read_during_a_write_waits_for_it_instead_of_failing(small_db):
+    """While the server writes (the file is open read-write in this process), a page's read would fail with
+    DuckDB's "different configuration" and show "locked"; it waits for the write and then reads."""
+    import threading
+
+    from views._common import read_cursor, release_store, write_cursor
+
+    writing, done = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with write_cursor(str(small_db)) as con:
+            writing.set()
+            con.execute("INSERT INTO meta VALUES ('during_write', 'ok')")
+            done.wait(0.5)  # a write that takes a while (the reasons of ten pushes)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert writing.wait(20)
+        with read_cursor(str(small_db)) as cur:
+            assert cur.execute("SELECT value FROM meta WHERE key = 'during_write'").fetchone() == ("ok",)
+    finally:
+        done.set()
+        writer.join()
+        release_store()

@@ -165,7 +165,7 @@ def test_lists_arrows_sweep_models_and_history(monkeypatch, sample_db, models):
     for arrow, rank, ref in zip(main["arrow"], main["rank"], main["ref_rank"]):
         assert arrow == sc.rank_arrow(rank, ref)
     assert at.metric[0].label == t("scenario.entering", "en")  # the A vs B tab is open first
-    assert len(at.dataframe) == 3 and not at.get("plotly_chart")  # closed tabs do not run
+    assert len(at.dataframe) == 1 and len(at.table) == 2 and not at.get("plotly_chart")  # A vs B; closed tabs do not run
 
     # the 24-hour sweep: one line per top item, 24 points each, and at A's hour the ranks are the list's
     open_tab(at, "sweep")
@@ -182,7 +182,7 @@ def test_lists_arrows_sweep_models_and_history(monkeypatch, sample_db, models):
     labels = {m.label: m.value for m in at.metric}
     common = labels[t("scenario.overlap_common", "en")]
     assert common.endswith("/ 10") and 0 <= int(common.split("/")[0]) <= 10
-    assert len(at.dataframe) == 3  # the main list and the two models' lists
+    assert len(at.dataframe) == 1 and len(at.table) == 2  # the main list, and the two models' lists as tables
 
     # the shopper's history, coloured by a scene field of the data
     open_tab(at, "history")

@@ -9,6 +9,7 @@ query: results are cached per database file version and arguments.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,6 +133,19 @@ def _connection(path: str) -> duckdb.DuckDBPyConnection:
     return connect(path, read_only=True)
 
 
+# Held while this process writes the file. DuckDB opens a file in one mode per process, so while a write
+# is open every read would fail with "different configuration" (and show "locked"); reads wait instead.
+_WRITING = threading.Lock()
+WRITE_WAIT_S = 10.0
+
+
+def shared_connection(path: str) -> duckdb.DuckDBPyConnection:
+    """The shared read-only connection, after any write of this process has finished (at most ``WRITE_WAIT_S``)."""
+    if _WRITING.acquire(timeout=WRITE_WAIT_S):
+        _WRITING.release()
+    return _connection(path)
+
+
 def release_store() -> None:
     """Close the cached connection (e.g. to let another program write, or before writing yourself)."""
     _connection.clear()
@@ -140,7 +154,7 @@ def release_store() -> None:
 @contextmanager
 def read_cursor(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A cursor of the shared connection for this thread, closed afterwards (for queries outside `query`)."""
-    cur = _connection(path).cursor()
+    cur = shared_connection(path).cursor()
     try:
         yield cur
     finally:
@@ -158,20 +172,25 @@ def write_cursor(path: str, wait_s: float = 3.0) -> Iterator[duckdb.DuckDBPyConn
     Raises `DatabaseLockedError` when another process holds the file.
     """
     deadline = time.monotonic() + wait_s
-    while True:
-        # Released on every try: a read of another session may have reopened it since the last one.
-        release_store()
-        try:
-            con = connect(path)
-            break
-        except duckdb.ConnectionException as exc:
-            if "different configuration" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    if not _WRITING.acquire(timeout=wait_s):
+        raise DatabaseLockedError(f"{path}: another write of this server did not finish within {wait_s:.0f} s")
     try:
-        yield con
+        while True:
+            # Released on every try: a read that started before the lock may have reopened it since the last one.
+            release_store()
+            try:
+                con = connect(path)
+                break
+            except duckdb.ConnectionException as exc:
+                if "different configuration" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        try:
+            yield con
+        finally:
+            con.close()
     finally:
-        con.close()
+        _WRITING.release()
 
 
 @dataclass(frozen=True)
@@ -188,7 +207,7 @@ def _store_problem(path: Path) -> tuple[str, str] | None:
     if not path.exists():
         return "info", tr_md("db.missing", path=path)
     try:
-        cur = _connection(str(path)).cursor()
+        cur = shared_connection(str(path)).cursor()
     except DatabaseLockedError:
         return "error", tr_md("db.locked", path=path)
     except duckdb.ConnectionException as exc:
@@ -241,7 +260,7 @@ def open_store(require_events: bool = True) -> Store:
 @st.cache_data(show_spinner=False, max_entries=512)
 def _cached(name: str, path: str, version: tuple[int, int], args: tuple, kwargs: tuple) -> Any:
     """Run one analytics query on its own cursor; cached per (query, file, file version, arguments)."""
-    cur = _connection(path).cursor()
+    cur = shared_connection(path).cursor()
     try:
         return getattr(analytics, name)(cur, *args, **dict(kwargs))
     finally:
@@ -376,7 +395,7 @@ def _events_hash(path: str, version: tuple[int, int]) -> str:
     """The store's event fingerprint, to tell whether a model was trained on this very data."""
     from recsys_core.store.events import data_fingerprint
 
-    cur = _connection(path).cursor()
+    cur = shared_connection(path).cursor()
     try:
         return data_fingerprint(cur)["events_hash"]
     finally:

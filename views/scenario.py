@@ -400,6 +400,11 @@ def show_list(frame: pd.DataFrame, columns: list[str], key: str) -> None:
                  height=38 + 35 * min(len(frame), 20), width="stretch")
 
 
+def show_side_list(frame: pd.DataFrame, columns: list[str]) -> None:
+    """One of two lists side by side: a static table whose cells wrap, so nothing is cut at half a laptop's width."""
+    st.table(frame[columns].rename(columns={c: COLUMNS[c]["label"] for c in columns}), hide_index=True)
+
+
 rank_a = display(ranking(state.model, store.path, store.version, state.user_id, state.a.key(), state.exclude_seen))
 rank_b = display(ranking(state.model, store.path, store.version, state.user_id, state.b.key(), state.exclude_seen))
 top_a, top_b = rank_a.head(state.k), rank_b.head(state.k)
@@ -473,10 +478,10 @@ def show_a_vs_b() -> None:
     col_a, col_b = st.columns(2, gap="medium")
     with col_a:
         st.markdown(f"**{tr('scenario.a')}** — {markdown_text(describe(state.a))}")
-        show_list(ab_a, ["place", "title_shown", "category_shown"], "ab_a")
+        show_side_list(ab_a, ["place", "title_shown", "category_shown"])
     with col_b:
         st.markdown(f"**{tr('scenario.b')}** — {markdown_text(describe(state.b))}")
-        show_list(ab_b, ["place", "title_shown", "category_shown"], "ab_b")
+        show_side_list(ab_b, ["place", "title_shown", "category_shown"])
     st.caption(tr("scenario.ab_caption"))
 
 
@@ -521,13 +526,13 @@ def show_two_models() -> None:
     m1.metric(tr("scenario.overlap_common"), f"{len(ov.common)} / {max(len(top_a), len(other))}")
     m2.metric(tr("scenario.overlap_share"), f"{ov.share:.0%}")
     m3.metric(tr("scenario.overlap_jaccard"), f"{ov.jaccard:.2f}")
-    sides = ((state.model, model.version, top_a, "models_a"), (state.model_b, version_b, other, "models_b"))
-    for column, (name, version, frame, key) in zip(st.columns(2, gap="medium"), sides):
+    sides = ((state.model, model.version, top_a), (state.model_b, version_b, other))
+    for column, (name, version, frame) in zip(st.columns(2, gap="medium"), sides):
         shown = frame.copy()
         shown["place"] = marked(shown, ov.common, "●")
         with column:
             st.markdown(f"**{markdown_text(Path(name).name)}** · {code(version)}")
-            show_list(shown, ["place", "title_shown", "category_shown"], key)  # scores of two models do not compare
+            show_side_list(shown, ["place", "title_shown", "category_shown"])  # scores of two models do not compare
     st.caption(tr_md("scenario.overlap_caption", scenario=describe(state.a)))
 
 

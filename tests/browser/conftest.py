@@ -32,6 +32,30 @@ CHROMIUM_ARGS = [
 ]
 
 
+# True once Streamlit is idle (no status widget, no stale elements), every visible plotly chart is drawn,
+# and the page's text and chart count have not changed for `quiet_ms`. A condition, not a fixed sleep:
+# it returns as soon as the page is quiet, and it waits longer only while the page still changes.
+_SETTLED = """quiet_ms => {
+    const main = document.querySelector('[data-testid=stMain]');
+    const busy = !main || document.querySelector('[data-testid=stStatusWidget]') || document.querySelector('[data-stale=true]')
+        || [...document.querySelectorAll('[data-testid=stPlotlyChart]')]
+            .some(c => c.offsetParent && !c.querySelector('.main-svg'));
+    const state = busy ? null : main.innerText + '|' + document.querySelectorAll('.main-svg').length;
+    const now = performance.now();
+    if (state === null || !window.__settle || window.__settle.state !== state) {
+        window.__settle = {state, since: now};
+        return false;
+    }
+    return now - window.__settle.since >= quiet_ms;
+}"""
+
+
+def settle(page, quiet_ms: int = 300) -> None:
+    """Wait until the page has settled (see `_SETTLED`)."""
+    page.evaluate("() => { window.__settle = null; }")
+    page.wait_for_function(_SETTLED, arg=quiet_ms, polling=50)
+
+
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory) -> Path:
     """The sample world built by the CLI into a temporary folder (once per test session).

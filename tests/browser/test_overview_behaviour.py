@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from recsys_core.i18n import t
-from tests.browser.conftest import ROOT, streamlit_server
+from tests.browser.conftest import ROOT, settle, streamlit_server
 from tests.conftest import SHARED_DATA
 
 WIDTH = 1440
@@ -22,8 +22,7 @@ def wait_for_app(page, heading: str, min_charts: int) -> None:
     page.wait_for_function(
         "n => document.querySelectorAll('[data-testid=stPlotlyChart] .main-svg').length >= n", arg=min_charts
     )
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
-    page.wait_for_timeout(800)  # plotly finishes its transitions
+    settle(page)  # plotly finishes its transitions
     assert page.get_by_test_id("stException").count() == 0, page.get_by_test_id("stException").first.inner_text()
 
 
@@ -48,8 +47,8 @@ def snap(page, path, width: int = WIDTH) -> None:
         for i in range(tables.count()):
             if tables.nth(i).is_visible():
                 tables.nth(i).scroll_into_view_if_needed()
-                page.wait_for_timeout(200)
-        page.wait_for_timeout(800)
+                settle(page, 100)
+        settle(page)
     for i in range(tables.count()):
         if tables.nth(i).is_visible():
             box = tables.nth(i).bounding_box()
@@ -105,7 +104,7 @@ def test_overview_and_behaviour(page, app_url, sample_db, screenshots, lang):
         categories.click()
         page.get_by_role("option", name=name, exact=True).click()
         page.keyboard.press("Escape")
-        page.wait_for_timeout(500)
+        settle(page)
     page.wait_for_function(
         "() => document.querySelectorAll('[data-testid=stPlotlyChart]')[1]?.querySelectorAll('.heatmaplayer .hm').length >= 2"
     )

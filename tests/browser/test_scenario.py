@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from recsys_core.i18n import t
+from tests.browser.conftest import settle
 from tests.browser.test_overview_behaviour import snap, wait_for_app
 
 # The main list's cells (Streamlit's data grid keeps an accessible copy of what it draws), or null.
@@ -49,6 +50,14 @@ CLIPPED = """() => {
             });
         }
     }
+    // static tables (the side-by-side lists): neither the table nor any cell may overflow its box
+    for (const table of document.querySelectorAll('[data-testid=stTable]')) {
+        if (!table.offsetParent) continue;
+        if (table.scrollWidth > table.clientWidth + 1) out.push(`table ${table.scrollWidth} px in ${table.clientWidth} px`);
+        for (const cell of table.querySelectorAll('td, th')) {
+            if (cell.scrollWidth > cell.clientWidth + 1) out.push(`${cell.innerText.trim()} (${cell.clientWidth} px)`);
+        }
+    }
     return out;
 }"""
 
@@ -67,14 +76,13 @@ def show_list(page) -> None:
 
 
 def wait_idle(page) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
-    page.wait_for_timeout(500)
+    settle(page)
     assert page.get_by_test_id("stException").count() == 0, page.get_by_test_id("stException").first.inner_text()
 
 
 def open_tab(page, name: str, screenshot) -> None:
     page.get_by_role("tab", name=name).click()
-    page.wait_for_timeout(1200)  # plotly draws the chart once its tab is visible
+    settle(page)  # plotly draws the chart once its tab is visible
     snap(page, screenshot)
 
 
@@ -240,6 +248,7 @@ def test_tables_are_not_clipped(browser, app_url, screenshots, width):
         page.goto(f"{app_url}/scenario-simulator?{urlencode({**LINKED, 'lang': 'en'})}")
         show_list(page)
         snap(page, screenshots / f"scenario_ab_{width}.png", width)
+        assert page.get_by_test_id("stTable").count() == 2  # the side-by-side lists, which CLIPPED checks too
         assert page.evaluate(CLIPPED) == [], "clipped cells in the A vs B tables"
         page.get_by_test_id("stSelectbox").filter(has_text=t("scenario.model_b", "en")).get_by_role("combobox").click()  # the box itself: at 1024 px a click on the label opens nothing
         page.get_by_role("option").nth(1).click()
@@ -247,6 +256,7 @@ def test_tables_are_not_clipped(browser, app_url, screenshots, width):
         show_list(page)
         snap(page, screenshots / f"scenario_models_{width}.png", width)
         show_list(page)
+        assert page.get_by_test_id("stTable").filter(visible=True).count() == 2
         assert page.evaluate(CLIPPED) == [], "clipped cells in the Two models tables"
     finally:
         context.close()

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 
 from recsys_core.i18n import t
-from tests.browser.conftest import streamlit_server
+from tests.browser.conftest import settle, streamlit_server
 from tests.browser.test_overview_behaviour import snap, wait_for_app
 from tests.browser.test_scenario import LIST_CELLS, wait_idle
 
@@ -19,7 +19,7 @@ SCENARIO = {"at": "2025-12-19T08:00", "device": "mobile", "channel": "home_feed"
 
 def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
-    page.wait_for_timeout(1200)  # plotly draws a chart once its tab is visible
+    settle(page)  # plotly draws a chart once its tab is visible
 
 
 def info_texts(page) -> list[str]:
