@@ -28,6 +28,8 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recsys_core.store import analytics, connect, resolve_db_path, set_meta  # noqa: E402
+from recsys_core.context import scene_field  # noqa: E402
+from recsys_core.store import scene as store_scene  # noqa: E402
 from recsys_core.store.analytics import EventFilter  # noqa: E402
 
 SAMPLE_TARGET_MS = 300
@@ -43,6 +45,7 @@ def page_queries(con) -> dict[str, Callable[[EventFilter], Any]]:
     once per database version in the app; they are timed in both sets all the same.
     """
     top_shopper = analytics.active_shoppers(con, limit=1)["user_id"].iloc[0]
+    fields = store_scene.scene_names(con)  # the funnel per scene field: the schema's last field
     three = tuple(analytics.filter_options(con)["categories"][:3])
     return {
         "database_stats": lambda f: analytics.database_stats(con),
@@ -53,7 +56,8 @@ def page_queries(con) -> dict[str, Callable[[EventFilter], Any]]:
         "hour_weekday_by_category": lambda f: analytics.hour_weekday(
             con, dataclasses.replace(f, categories=f.categories or three), by_category=True
         ),
-        "scene_funnel": lambda f: analytics.scene_funnel(con, f, "channel"),
+        **({"scene_funnel": lambda f: analytics.scene_funnel(con, f, fields[-1])} if fields else {}),
+        "scene_mix": lambda f: analytics.scene_mix(con, f),
         "conversion_by_hour": lambda f: analytics.conversion_by_hour(con, f),
         "top_items": lambda f: analytics.top_items(con, f, limit=10),
         "top_categories": lambda f: analytics.top_categories(con, f, limit=10),
@@ -62,13 +66,24 @@ def page_queries(con) -> dict[str, Callable[[EventFilter], Any]]:
     }
 
 
+def narrow_scene(con) -> dict[str, tuple[str, ...]]:
+    """The narrowed view keeps one value of the first scene field (mobile in the sample world), if any."""
+    fields = store_scene.scene_names(con)
+    if not fields:
+        return {}
+    column = store_scene.quoted(fields[0])
+    top = con.execute(f"SELECT {column} FROM events GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+    return {fields[0]: (top,)}
+
+
 def filter_sets(con) -> dict[str, EventFilter]:
     options = analytics.filter_options(con)
     start = max(options["start"], options["end"] - timedelta(days=13))
     return {
         "all": EventFilter(start=options["start"], end=options["end"]),
         "narrow": EventFilter(
-            start=start, end=options["end"], categories=tuple(options["categories"][:2]), devices=("mobile",)
+            start=start, end=options["end"], categories=tuple(options["categories"][:2]),
+            scene=narrow_scene(con)
         ),
     }
 
@@ -108,6 +123,7 @@ def build_large_store(path: Path, n_events: int) -> float:
     t0 = time.perf_counter()
     con = connect(path)
     con.execute("SET enable_progress_bar = false")
+    store_scene.ensure_scene_fields(con, [scene_field(f) for f in ("device", "channel", "location")])
     con.execute(
         """
         INSERT INTO items
@@ -118,7 +134,7 @@ def build_large_store(path: Path, n_events: int) -> float:
     )
     con.execute(
         """
-        INSERT INTO events (user_id, item_id, behavior, ts, device, channel, location, source_run)
+        INSERT INTO events (user_id, item_id, behavior, ts, seq, device, channel, location, source_run)
         SELECT 'u' || (hash(n) % 200000),
                'i' || (hash(n * 7 + 1) % 20000),
                CASE WHEN hash(n * 3) % 1000 < 870 THEN 'pv' WHEN hash(n * 3) % 1000 < 935 THEN 'cart'
@@ -128,6 +144,7 @@ def build_large_store(path: Path, n_events: int) -> float:
                  + to_days(CASE WHEN hash(n * 19) % 40 = 0 THEN 133 + (hash(n * 23) % 2)::INTEGER * 31
                                 ELSE (hash(n * 5) % 180)::INTEGER END)
                  + to_seconds(((greatest(hash(n * 11) % 86400, hash(n * 13) % 86400)))::BIGINT),
+               n,
                ['mobile', 'mobile', 'pc', 'tablet'][(1 + hash(n * 17) % 4)::BIGINT],
                ['home_feed', 'search', 'push', 'live_stream', 'cart'][(1 + hash(n * 29) % 5)::BIGINT],
                ['home', 'office', 'commute', 'city'][(1 + hash(n * 31) % 4)::BIGINT],
