@@ -8,8 +8,10 @@
    includes AppTest's own bookkeeping.
 2. Browser time: `streamlit run` on a free port, Debian Chromium through playwright, on a warm
    server (one session has opened the Scenario page: the model is loaded):
-   - first list: a NEW session opens the Scenario page for a shopper not shown yet, until its list
-     is drawn (several shoppers);
+   - first list: a NEW session in a new browser context (nothing cached) opens the Scenario page for
+     a shopper not shown yet, until its list is drawn (several shoppers);
+   - a cached tab: the same in a new tab of a browser that has shown the studio before, split into
+     the app's frame (frontend started), the page heading (server running the page) and the list;
    - slider → list: focus the hour slider, press ArrowRight and time until the list for the new
      hour is drawn, N times;
    - "Push these" (10 items): click until the confirmation shows (the reasons are attached after
@@ -146,7 +148,7 @@ def browser_side(db: Path, model_dir: Path, moves: int) -> dict[str, float]:
 
     con = connect(db, read_only=True)
     try:
-        users = active_users(con, 4)
+        users = active_users(con, 7)
     finally:
         con.close()
     # The server side's pages left the app's shared read-only connection open in this process; while any
@@ -181,8 +183,30 @@ def browser_side(db: Path, model_dir: Path, moves: int) -> dict[str, float]:
             page.wait_for_function(LIST_TEXT)
             page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
             page.close()
+            # A tab of a browser that has shown the studio before (its files cached): the time to the app's
+            # frame (the frontend has started), to the page's heading (the server is running the page),
+            # and to the list.
+            cached = browser.new_context(viewport={"width": 1440, "height": 1000})
+            page = cached.new_page()
+            page.goto(f"{url}/scenario-simulator?user={users[0]}")
+            page.wait_for_function(LIST_TEXT)
+            page.close()
+            cached_frame, cached_heading, cached_lists = [], [], []
+            for user in users[4:7]:
+                page = cached.new_page()
+                page.set_default_timeout(120_000)
+                t0 = time.perf_counter()
+                page.goto(f"{url}/scenario-simulator?user={user}", wait_until="commit")
+                page.locator("[data-testid=stSidebar]").wait_for()
+                cached_frame.append((time.perf_counter() - t0) * 1000)
+                page.locator("h1").first.wait_for()
+                cached_heading.append((time.perf_counter() - t0) * 1000)
+                page.wait_for_function(LIST_TEXT)
+                cached_lists.append((time.perf_counter() - t0) * 1000)
+                page.close()
+            cached.close()
             first_lists = []
-            for user in users[1:4]:  # new sessions, shoppers not shown yet
+            for user in users[1:4]:  # new sessions in new browser contexts (nothing cached), shoppers not shown yet
                 page = browser.new_page(viewport={"width": 1440, "height": 1000})
                 page.set_default_timeout(120_000)
                 t0 = time.perf_counter()
@@ -223,7 +247,9 @@ def browser_side(db: Path, model_dir: Path, moves: int) -> dict[str, float]:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
-    return {**summary(first_lists, "browser_first_list"), **summary(times, "browser_list_update"),
+    return {**summary(first_lists, "browser_first_list"), **summary(cached_frame, "browser_cached_tab_frame"),
+            **summary(cached_heading, "browser_cached_tab_heading"), **summary(cached_lists, "browser_cached_tab_first_list"),
+            **summary(times, "browser_list_update"),
             **summary(pushes, "browser_push10")}
 
 

@@ -73,6 +73,11 @@ def test_the_page_shows_every_explanation_for_the_linked_scenario(monkeypatch, s
     groups = explained_groups(small_db, tiny_dir, "u0", "i3", PARAMS)
     assert waterfall["type"] == "waterfall" and len(waterfall["x"]) == len(groups) + 2  # base, every group, score
     assert t("why.group.hour", "en") in waterfall["x"] and "Device" in waterfall["x"]  # a scene field by its label
+    # one colour meaning: what raises the item is the same colour on the timeline and the Shapley chart
+    timeline_scale = figs[1]["data"][0]["marker"]["colorscale"]
+    assert waterfall["increasing"]["marker"]["color"] == timeline_scale[-1][1]  # the top of the scale: raises
+    assert waterfall["decreasing"]["marker"]["color"] == timeline_scale[0][1]
+    assert figs[1]["data"][0]["marker"]["colorbar"]["ticktext"] == [t("why.lowers", "en"), "0", t("why.raises", "en")]
     assert t("why.attention_not_importance", "en") in [w.value for w in at.warning]
     assert at.query_params["item"] in ("i3", ["i3"])
 

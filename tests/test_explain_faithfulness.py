@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +29,6 @@ from recsys_core.explain.attributions import integrated_gradients
 from recsys_core.explain.cases import for_item, shopper_case
 from recsys_core.explain.counterfactuals import remove_columns, score_histories
 from recsys_core.explain.shapley import is_history_group, shapley_values
-from recsys_core.store import connect
 
 torch.set_num_threads(1)
 N_PAIRS = 110
@@ -45,21 +42,13 @@ SCENARIOS = (
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory):
-    from recsys_core import synth
-
-    db = tmp_path_factory.mktemp("faithfulness") / "sample.duckdb"
-    synth.build_sample_database(db)
-    c = connect(db, read_only=True)
-    yield c
-    c.close()
+def con(sample_world_con):
+    return sample_world_con
 
 
 @pytest.fixture(scope="module")
-def lm():
-    path = Path(os.environ.get("SCENEPUSH_MODEL_DIR") or recommend.bundled_model_dir())
-    assert (path / "metadata.json").is_file(), f"no model at {path}: run `make model` to train the bundled model"
-    return recommend.load_model(path)
+def lm(bundled_model):
+    return bundled_model
 
 
 @pytest.fixture(scope="module")

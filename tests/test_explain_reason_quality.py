@@ -15,9 +15,7 @@ The 200 cases are 20 shoppers × their top 10, each shopper's items explained in
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +27,6 @@ from recsys_core.explain import DEFAULT_STEPS, explain, explain_case, item_reaso
 from recsys_core.explain.attributions import integrated_gradients
 from recsys_core.explain.cases import for_item, shopper_case
 from recsys_core.explain.reasons import group_text, times_words
-from recsys_core.store import connect
 
 torch.set_num_threads(1)
 N_SHOPPERS, K = 20, 10
@@ -43,21 +40,13 @@ RAW_ITEM_ID = re.compile(r"\bi\d{4}\b")
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory):
-    from recsys_core import synth
-
-    db = tmp_path_factory.mktemp("reasons") / "sample.duckdb"
-    synth.build_sample_database(db)
-    c = connect(db, read_only=True)
-    yield c
-    c.close()
+def con(sample_world_con):
+    return sample_world_con
 
 
 @pytest.fixture(scope="module")
-def lm():
-    path = Path(os.environ.get("SCENEPUSH_MODEL_DIR") or recommend.bundled_model_dir())
-    assert (path / "metadata.json").is_file(), f"no model at {path}: run `make model` to train the bundled model"
-    return recommend.load_model(path)
+def lm(bundled_model):
+    return bundled_model
 
 
 @pytest.fixture(scope="module")

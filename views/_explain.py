@@ -13,14 +13,26 @@ from typing import Any
 
 import streamlit as st
 
-from views._common import loaded_model, read_cursor
+from views._common import field_label, loaded_model, read_cursor, tr
 from recsys_core import scenario as sc
-from recsys_core.context import Scenario
+from recsys_core.context import Scenario, SceneField
+from recsys_core.i18n import TRANSLATIONS
 
 WHY_URL = "why-pushed"
 REVIEW_URL = "push-review"
 WHY_PAGE = "views/why.py"
 REVIEW_PAGE = "views/push_review.py"
+# One colour meaning in every explanation chart (Why and Push review): green raises the item, red lowers it.
+RAISES, LOWERS = "#2CA02C", "#D62728"
+RAISE_LOWER_SCALE = [[0.0, LOWERS], [0.5, "#F2F2F2"], [1.0, RAISES]]
+
+
+def group_label(group: str, schema: list[SceneField]) -> str:
+    """A Shapley group's name: a scene field's own label, else the group's word."""
+    if group.startswith("scene."):
+        return field_label(group.split(".", 1)[1], schema)
+    key = f"why.group.{group}"
+    return tr(key) if key in TRANSLATIONS else group.replace("_", " ")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

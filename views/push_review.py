@@ -29,14 +29,13 @@ from views._common import (
     vocab,
     vocab_formatter,
 )
-from views._explain import WHY_PAGE, explanation, why_params
+from views._explain import LOWERS, RAISES, WHY_PAGE, explanation, group_label, why_params
 from recsys_core.context import Scenario
 from recsys_core.explain.reasons import ordinal
-from recsys_core.i18n import TRANSLATIONS, markdown_text
+from recsys_core.i18n import markdown_text
 from recsys_core.store import pushes as store_pushes
 
 LIMIT = 5000
-RAISES, LOWERS = "#2CA02C", "#D62728"  # the Why page's colours: green raises the score, red lowers it
 LIVE = "_review_live"  # the push id re-explained with the live model
 LINKED = "_review_linked"  # the push the URL named when the session started
 
@@ -76,14 +75,6 @@ def scene_of(raw: Any) -> dict[str, str]:
         value = {}
     value = value if isinstance(value, dict) else {}
     return {f: str(value[f]) for f in sorted(value, key=lambda f: (push_fields.index(f) if f in push_fields else 99, f))}
-
-
-def group_label(group: str) -> str:
-    """A Shapley group's name: a scene field's own label, else the group's word."""
-    if group.startswith("scene."):
-        return field_label(group.split(".", 1)[1], schema)
-    key = f"why.group.{group}"
-    return tr(key) if key in TRANSLATIONS else group.replace("_", " ")
 
 
 def reason_text(raw: Any) -> str:
@@ -208,7 +199,7 @@ with left:
         st.info(markdown_text(stored["reason"][lang()]), icon=":material/history:")
         values = stored.get("shapley") or {}
         if values:
-            names = [plot_text(group_label(g)) for g in values]
+            names = [plot_text(group_label(g, schema)) for g in values]
             fig = go.Figure(go.Bar(x=list(values.values()), y=names, orientation="h",
                                    marker_color=[RAISES if v >= 0 else LOWERS for v in values.values()],
                                    hovertemplate="%{y}: %{x:+.4f}<extra></extra>"))
@@ -245,7 +236,7 @@ with right:
                 st.warning(tr_md("review.live_failed", error=exc))
             else:
                 st.info(markdown_text(ex.reason[lang()]), icon=":material/bolt:")
-                now = {tr("review.col.group"): [group_label(g) for g in ex.shapley.values],
+                now = {tr("review.col.group"): [group_label(g, schema) for g in ex.shapley.values],
                        tr("review.col.live"): [round(v, 4) for v in ex.shapley.values.values()]}
                 if stored and stored.get("shapley"):
                     now[tr("review.col.stored")] = [round(stored["shapley"].get(g, float("nan")), 4) for g in ex.shapley.values]

@@ -42,7 +42,7 @@ from views._common import (
     vocab,
     vocab_formatter,
 )
-from views._explain import explanation, shopper_case
+from views._explain import LOWERS, RAISE_LOWER_SCALE, RAISES, explanation, group_label, shopper_case
 from recsys_core import scenario as sc
 from recsys_core.context import PROMO_CHOICES, Scenario
 from recsys_core.explain.attributions import HISTORY_PARTS
@@ -52,9 +52,6 @@ from recsys_core.i18n import TRANSLATIONS, format_int, markdown_text
 from recsys_core.store.analytics import EventFilter
 
 TOP_EVENTS = 12
-# One colour meaning in every chart: green raises the score, red lowers it.
-RAISES, LOWERS = "#2CA02C", "#D62728"
-RAISE_LOWER_SCALE = [[0.0, LOWERS], [0.5, "#F2F2F2"], [1.0, RAISES]]
 PART_COLORS = {"item": "#1F77B4", "behavior": "#F3A712", "time": "#17BECF", "scene": "#9467BD", "context": "#8C564B"}
 BEHAVIOR_SYMBOLS = {"pv": "circle", "fav": "star", "cart": "square", "buy": "diamond"}
 SAVED = "_why_saved"
@@ -273,14 +270,6 @@ def event_label(row: pd.Series) -> str:
     return plot_text(f"{when} · {vocab('behavior', row['behavior'])} · {row.get(title_col) or row['item_id']}")
 
 
-def group_label(group: str) -> str:
-    """A Shapley group's name: a scene field's own label, else the group's word."""
-    if group.startswith("scene."):
-        return field_label(group.split(".", 1)[1], schema)
-    key = f"why.group.{group}"
-    return tr(key) if key in TRANSLATIONS else group.replace("_", " ")
-
-
 def change_field_label(name: str) -> str:
     key = f"why.field.{name}"
     return tr(key) if key in TRANSLATIONS else field_label(name, schema)
@@ -387,7 +376,7 @@ with tab_att:
 
 with tab_shap:
     s = ex.shapley
-    names = [group_label(g) for g in s.values]
+    names = [group_label(g, schema) for g in s.values]
     fig = go.Figure(go.Waterfall(
         x=[tr("why.base_value"), *names, tr("why.score")],
         measure=["absolute", *["relative"] * len(names), "total"],
