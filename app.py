@@ -26,6 +26,7 @@ PAGES = [
     ("views/scenario.py", "nav.scenario", ":material/schedule:", "scenario-simulator"),
     ("views/why.py", "nav.why", ":material/psychology_alt:", "why-pushed"),
     ("views/push_review.py", "nav.push_review", ":material/fact_check:", "push-review"),
+    ("views/model_cards.py", "nav.models", ":material/leaderboard:", "models"),
 ]
 
 page = st.navigation(

@@ -476,18 +476,23 @@ def compare_cli(args: Any) -> dict[str, Any]:
     from recsys_core.store import connect
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    dirs = list(args.model_dirs)
-    if len(dirs) < 2:
-        raise ValueError("compare needs at least two model folders")
-    loaded = _load_models(dirs)
-    protocol = _resolve_protocol(getattr(args, "protocol", None), loaded)
     con = connect(args.db, read_only=True)
     try:
-        mismatches = protocol_guard(con, loaded, protocol, getattr(args, "allow_mismatch", False))
-        all_cases = _load_cases(con, loaded, protocol)
-        same_data = {label: _data_check(con, lm) for label, lm in zip(_labels(loaded), loaded)}
+        return compare_models(con, list(args.model_dirs), getattr(args, "protocol", None), getattr(args, "allow_mismatch", False))
     finally:
         con.close()
+
+
+def compare_models(con: Any, dirs: Sequence[str], protocol: str | None = None, allow_mismatch: bool = False) -> dict[str, Any]:
+    """Every model on the same cases of the open database, with bootstrap intervals and paired tests (each vs
+    the first, and vs the best) — what `compare` prints and the Models page shows."""
+    if len(dirs) < 2:
+        raise ValueError("compare needs at least two model folders")
+    loaded = _load_models(list(dirs))
+    protocol = _resolve_protocol(protocol, loaded)
+    mismatches = protocol_guard(con, loaded, protocol, allow_mismatch)
+    all_cases = _load_cases(con, loaded, protocol)
+    same_data = {label: _data_check(con, lm) for label, lm in zip(_labels(loaded), loaded)}
     if len(all_cases[0]) == 0:
         raise ValueError(f"no shopper has enough history for {protocol} evaluation (needs 3 events / sessions)")
     labels = _labels(loaded)

@@ -193,3 +193,45 @@ def list_model_dirs(root: str | os.PathLike) -> list[Path]:
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file())
 
+
+
+def model_card(model_dir: str | os.PathLike, events_hash: str | None = None) -> dict[str, Any]:
+    """What a researcher reads about a model folder without loading it: type, version, protocol, the context
+    fields it reads, its training data (and whether it is the open database's: ``events_hash``), size,
+    parameters, training time, epochs and seed. A folder that cannot be read gives ``{"error": ...}``."""
+    from safetensors import safe_open
+
+    path = Path(model_dir)
+    try:
+        meta = read_metadata(path)
+        with safe_open(str(path / WEIGHTS_FILE), framework="pt") as weights:
+            n_params = sum(_numel(weights.get_slice(name).get_shape()) for name in weights.keys())
+    except (ModelFolderError, OSError, SafetensorError) as exc:
+        return {"folder": str(path), "error": str(exc)}
+    data = meta.get("data_fingerprint") or {}
+    training = meta.get("training") or {}
+    test = (meta.get("metrics") or {}).get("test") or {}
+    return {
+        "folder": str(path),
+        "model_type": meta["model_type"],
+        "version": meta["version"],
+        "protocol": meta.get("protocol"),
+        "context_fields": list(meta.get("context_fields") or []),
+        "trained_at": meta.get("trained_at"),
+        "data_events": data.get("n_events"),
+        "same_data": (data.get("events_hash") == events_hash) if events_hash and data.get("events_hash") else None,
+        "size_mb": round(sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 1e6, 2),
+        "parameters": int(n_params),
+        "training_s": training.get("seconds"),
+        "epochs_run": training.get("epochs_run"),
+        "best_epoch": training.get("best_epoch"),
+        "seed": (training.get("config") or {}).get("seed", meta.get("seed")),
+        "test_NDCG@10": test.get("NDCG@10"),
+    }
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n

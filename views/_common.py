@@ -391,7 +391,7 @@ def _metric_line(meta: dict[str, Any]) -> str:
 
 
 @st.cache_data(show_spinner=False)
-def _events_hash(path: str, version: tuple[int, int]) -> str:
+def store_events_hash(path: str, version: tuple[int, int]) -> str:
     """The store's event fingerprint, to tell whether a model was trained on this very data."""
     from recsys_core.store.events import data_fingerprint
 
@@ -414,7 +414,7 @@ def _trained_on_line(meta: dict[str, Any], store: Store | None) -> str:
         cutoff=cutoff or "–",
     )
     if store is not None and data.get("events_hash"):
-        same = _events_hash(store.path, store.version) == data["events_hash"]
+        same = store_events_hash(store.path, store.version) == data["events_hash"]
         text += " · " + tr("sidebar.same_data" if same else "sidebar.other_data")
     return tr("sidebar.model_trained_on", value=text)
 
