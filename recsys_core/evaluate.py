@@ -230,6 +230,28 @@ def slice_metrics(
     return out
 
 
+# A slice with fewer test cases than this is too small to name a winner in (shown, not judged).
+MIN_SLICE_CASES = 30
+
+
+def slice_winners(models: Sequence[Mapping[str, Any]], metric: str = HEADLINE, min_cases: int | None = None) -> list[dict[str, Any]]:
+    """Per slice value, each model's ``metric`` and the winner — the question "which model wins where".
+
+    ``models`` are `compare_models` entries (``model`` and ``slices``). Rows come in slice order; a slice
+    value with fewer than ``min_cases`` cases has ``winner`` None and ``too_small`` True.
+    """
+    min_cases = MIN_SLICE_CASES if min_cases is None else min_cases
+    first = models[0]["slices"]
+    rows = []
+    for slice_name, values in first.items():
+        for value, stats in values.items():
+            scores = {m["model"]: m["slices"][slice_name][value][metric] for m in models}
+            small = stats["n"] < min_cases
+            rows.append({"slice": slice_name, "value": value, "n": stats["n"], "scores": scores, "too_small": small,
+                         "winner": None if small else max(scores, key=scores.get)})
+    return rows
+
+
 # --- ranking a model on evaluation cases ---------------------------------------------------------
 
 

@@ -70,3 +70,26 @@ def test_another_protocol_is_refused_with_the_message(monkeypatch, world, tmp_pa
     at.button(key="models_compare").click().run()
     assert not at.exception
     assert at.error and "next_event" in at.error[0].value and "next_session" in at.error[0].value
+
+
+def test_where_each_model_wins(monkeypatch, world):
+    db, dirs = world
+    monkeypatch.setattr(evaluate, "MIN_SLICE_CASES", 5)  # 20 test cases here: some slices judged, some too small
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs[:2])
+    at.button(key="models_compare").click().run()
+    assert not at.exception
+    import json
+
+    heat = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if json.loads(c.proto.spec)["data"][0]["type"] == "heatmap")
+    trace = heat["data"][0]
+    rows, text = trace["y"], trace["text"]
+    assert any(r.startswith("Device: ") for r in rows)  # a scene field of the schema, by its label
+    assert any(r.startswith(t("models.slice.hour_bucket", "en")) for r in rows)
+    # a judged row marks exactly one winner; a row too small to judge marks none and has no colour
+    judged = 0
+    for row, row_text, z in zip(rows, text, trace["z"]):
+        stars = sum(cell.endswith("★") for cell in row_text)
+        n = int(row.rsplit("(n=", 1)[1].rstrip(")"))
+        assert stars == (0 if n < 5 else 1) and all(v is None for v in z) == (n < 5), row
+        judged += n >= 5
+    assert 0 < judged < len(rows)

@@ -253,3 +253,17 @@ def test_cli_exit_code_and_one_line_message_for_a_protocol_mismatch(sample_model
     assert refused.stderr.strip().count("\n") == 0 and "trained under next_session, not next_event" in refused.stderr
     allowed = subprocess.run(cmd + ["--allow-mismatch"], capture_output=True, text=True, timeout=300)
     assert allowed.returncode == 0 and json.loads(allowed.stdout)["mismatch"] is True
+
+
+def test_slice_winners_name_the_best_model_per_slice_and_leave_small_slices_unjudged():
+    from recsys_core.evaluate import slice_winners
+
+    models = [
+        {"model": "a", "slices": {"device": {"mobile": {"n": 40, "NDCG@10": 0.3}, "pc": {"n": 40, "NDCG@10": 0.1},
+                                             "tablet": {"n": 5, "NDCG@10": 0.9}}}},
+        {"model": "b", "slices": {"device": {"mobile": {"n": 40, "NDCG@10": 0.2}, "pc": {"n": 40, "NDCG@10": 0.4},
+                                             "tablet": {"n": 5, "NDCG@10": 0.1}}}},
+    ]
+    rows = slice_winners(models, min_cases=30)
+    assert [(r["value"], r["winner"], r["too_small"]) for r in rows] == [("mobile", "a", False), ("pc", "b", False), ("tablet", None, True)]
+    assert rows[1]["scores"] == {"a": 0.1, "b": 0.4}

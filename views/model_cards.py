@@ -5,19 +5,22 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from views._common import (
+    field_label,
     model_dirs,
     model_key,
     model_mtime,
     model_path,
     open_store,
     read_cursor,
+    scene_schema,
     show_chart,
     show_table,
     store_events_hash,
     tr,
+    vocab,
 )
 from recsys_core import evaluate, registry
-from recsys_core.i18n import format_int
+from recsys_core.i18n import TRANSLATIONS, format_int
 
 MAX_COMPARED = 6
 COMPARED = "_models_compared"  # the folders of the last comparison asked for
@@ -114,6 +117,30 @@ fig = go.Figure(go.Bar(
 fig.update_layout(yaxis_title="NDCG@10", xaxis_title="")
 show_chart(fig, "models_ndcg")
 st.caption(tr("models.whiskers"))
+
+st.subheader(tr("models.wins"))
+schema = scene_schema(store)
+scene_names = {f.name for f in schema}
+
+
+def slice_label(name: str, value: str) -> str:
+    if name in scene_names:
+        return f"{field_label(name, schema)}: {vocab(name, value)}"
+    value_key = f"models.value.{value}"
+    shown = tr(value_key) if value_key in TRANSLATIONS else value
+    return f"{tr(f'models.slice.{name}')}: {shown}"
+
+
+wins = evaluate.slice_winners(result["models"])
+labels = [m["model"] for m in result["models"]]
+rows_shown = [f"{slice_label(r['slice'], r['value'])} (n={format_int(r['n'])})" for r in wins]
+z = [[None if r["too_small"] else r["scores"][m] for m in labels] for r in wins]
+text = [[f"{r['scores'][m]:.3f}" + (" ★" if r["winner"] == m else "") for m in labels] for r in wins]
+heat = go.Figure(go.Heatmap(z=z, x=labels, y=rows_shown, text=text, texttemplate="%{text}", colorscale="Blues",
+                            colorbar={"title": {"text": "NDCG@10"}}, hoverongaps=False, xgap=2, ygap=2))
+heat.update_layout(plot_bgcolor="#D9D9D9", yaxis={"autorange": "reversed", "type": "category"}, xaxis={"side": "top"})
+show_chart(heat, "models_wins", height=120 + 24 * len(wins))
+st.caption(tr("models.wins_caption", n=evaluate.MIN_SLICE_CASES))
 
 st.subheader(tr("models.paired", reference=result["models"][0]["model"]))
 tests = pd.DataFrame([
