@@ -278,7 +278,7 @@ def query(store: Store, name: str, *args: Any, **kwargs: Any) -> Any:
 
 
 @st.cache_data(show_spinner=False)
-def _model_card(model_dir: str, mtime: int) -> dict[str, Any]:
+def _model_metadata(model_dir: str, mtime: int) -> dict[str, Any]:
     """What the sidebar shows about a model folder (metadata only; the weights are not loaded)."""
     from recsys_core import registry
 
@@ -432,7 +432,7 @@ def _model_sidebar(store: Store | None) -> None:
         st.sidebar.selectbox(tr("sidebar.model_pick"), [str(d) for d in dirs], key=MODEL_KEY, format_func=lambda d: Path(d).name)
     model_dir = active_model_dir()
     try:
-        meta = _model_card(str(model_dir), (model_dir / "metadata.json").stat().st_mtime_ns)
+        meta = _model_metadata(str(model_dir), (model_dir / "metadata.json").stat().st_mtime_ns)
     except (OSError, ValueError) as exc:
         st.sidebar.warning(tr("sidebar.model_error", error=exc))
         return
