@@ -859,6 +859,16 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "en": "Per-shopper NDCG@10 differences on the same cases: bootstrap interval and a paired permutation p-value.",
         "zh": "同一批样本上逐用户的 NDCG@10 差异：自助法区间与配对置换检验 p 值。",
     },
+    # --- serving API (keep new keys of this feature inside this block)
+    # (end of serving API block)
+    # --- time split, updates, monitoring page and router (keep new keys of this feature inside this block)
+    # (end of living-model block)
+    # --- pseudonyms and erasure (keep new keys of this feature inside this block)
+    # (end of privacy block)
+    # --- sparse shoppers, cold start, DP and distributed training (keep new keys inside this block)
+    # (end of scale block)
+    # --- training jobs and learning curves on the Models page (keep new keys inside this block)
+    # (end of training-jobs block)
 }
 
 
