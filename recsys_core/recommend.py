@@ -166,17 +166,13 @@ def recommend(
         seen = lm.features.items.encode(store_events.user_item_ids(con, user_id))
         scores[0, seen[seen > 0]] = float("-inf")
     k = max(1, min(int(k), lm.model.n_items))
-    top = torch.topk(scores[0], k)
-    keep = torch.isfinite(top.values)
-    ids = [lm.features.items.decode(i) for i in top.indices[keep].tolist()]
-    details = store_events.read_items_by_id(con, ids)
-    empty = (None,) * 6
-    info = [details.get(i, empty) for i in ids]
+    ids, values, details = _top_in_catalogue(lm, con, scores[0], k)
+    info = [details[i] for i in ids]
     out = pd.DataFrame(
         {
             "item_id": ids,
             "rank": np.arange(1, len(ids) + 1),
-            "score": top.values[keep].numpy().astype(np.float64),
+            "score": values,
             "title": [r[0] for r in info],
             "title_zh": [r[1] for r in info],
             "category": [r[2] for r in info],
@@ -193,6 +189,52 @@ def recommend(
         scenario=scenario.to_dict(),
     )
     return out
+
+
+def _top_in_catalogue(lm: LoadedModel, con, scores: torch.Tensor, k: int) -> tuple[list[str], np.ndarray, dict[str, tuple]]:
+    """The k best-scored items that exist in the open database's catalogue, with their catalogue rows.
+
+    A model trained on other data knows items this database has never seen; those are never recommended
+    (nor explained or pushed through this list). On its own data every top item is in the catalogue, so
+    this costs the one lookup the details needed anyway; otherwise the whole ranking is checked once.
+    """
+    finite = int(torch.isfinite(scores[1:]).sum())
+    top = torch.topk(scores, min(k, finite)) if finite else None
+    ids = [] if top is None else [lm.features.items.decode(i) for i in top.indices.tolist()]
+    details = store_events.read_items_by_id(con, ids)
+    if len(details) < len(ids) and finite > len(ids):  # some items are not in this database: rank them all
+        top = torch.topk(scores, finite)
+        ids = [lm.features.items.decode(i) for i in top.indices.tolist()]
+        details = store_events.read_items_by_id(con, ids)
+    if top is None:
+        return [], np.zeros(0, np.float64), {}
+    keep = [j for j, i in enumerate(ids) if i in details][:k]
+    return [ids[j] for j in keep], top.values[keep].numpy().astype(np.float64), details
+
+
+# A model trained on other data serves a database only when its vocabulary knows at least this share of the
+# database's catalogue (items with events); below it most shoppers' histories and items would be unknown to it.
+MIN_CATALOGUE_COVERAGE = 0.9
+
+
+def data_fit(lm: LoadedModel, con) -> dict[str, Any]:
+    """Whether ``lm`` may serve the open database: trained on this very data, or on other data whose catalogue
+    covers this one's (``coverage``: share of the database's items with events that the model knows).
+
+    Returns {"same_data", "coverage", "usable", "n_items_here", "n_items_known"}."""
+    here = store_events.data_fingerprint(con)
+    trained = lm.metadata.get("data_fingerprint") or {}
+    same = bool(trained.get("events_hash")) and trained.get("events_hash") == here["events_hash"]
+    item_ids = [r[0] for r in con.execute("SELECT DISTINCT item_id FROM events").fetchall()]
+    known = int((lm.features.items.encode(item_ids) > 0).sum()) if item_ids else 0
+    coverage = known / len(item_ids) if item_ids else 0.0
+    return {
+        "same_data": same,
+        "coverage": round(coverage, 4),
+        "usable": same or coverage >= MIN_CATALOGUE_COVERAGE,
+        "n_items_here": len(item_ids),
+        "n_items_known": known,
+    }
 
 
 def scenario_from_args(args: argparse.Namespace, lm: LoadedModel) -> Scenario:

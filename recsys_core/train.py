@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -146,23 +146,34 @@ def ranking_metrics(model: Recommender, cases: EvalCases, batch_size: int = 512)
     return evaluate.mean_metrics(evaluate.per_case_metrics(np.concatenate(ranks)))
 
 
-def train_epoch(model: Recommender, split: Split, cfg: TrainConfig, optimizer: torch.optim.Optimizer, rng: np.random.Generator, progress: bool = False) -> float:
-    """One pass over every training window; returns the mean loss."""
+# Called with a dict for each step a watcher (a browser training job) shows: {"stage": "batch", "epoch", "done"}
+# within an epoch (share of its batches) and {"stage": "epoch", "epoch", "loss", "valid_NDCG@10", ...} after one.
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+def train_epoch(model: Recommender, split: Split, cfg: TrainConfig, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
+                progress: bool = False, on_batch: Callable[[float], None] | None = None) -> float:
+    """One pass over every training window; returns the mean loss. ``on_batch(share done)`` about 50 times an epoch."""
     start_w, within_w = cfg.position_weights(split.protocol)
     windows = split.training_windows(cfg.max_len, start_w, within_w)
     model.train()
     total, steps = 0.0, 0
-    for batch in tqdm(windows.batches(cfg.batch_size, rng), total=-(-len(windows) // cfg.batch_size), desc="batches", leave=False, disable=not progress):
+    n_batches = -(-len(windows) // cfg.batch_size)
+    every = max(1, n_batches // 50)
+    for batch in tqdm(windows.batches(cfg.batch_size, rng), total=n_batches, desc="batches", leave=False, disable=not progress):
         optimizer.zero_grad(set_to_none=True)
         loss = model.loss(batch)
         loss.backward()
         optimizer.step()
         total += float(loss.detach())
         steps += 1
+        if on_batch is not None and steps % every == 0:
+            on_batch(steps / n_batches)
     return total / max(1, steps)
 
 
-def fit_neural(model: Recommender, split: Split, cfg: TrainConfig, rng: np.random.Generator, progress: bool = True) -> dict[str, Any]:
+def fit_neural(model: Recommender, split: Split, cfg: TrainConfig, rng: np.random.Generator, progress: bool = True,
+               on_progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Train with early stopping on validation NDCG@10; leaves the best weights in ``model``."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, best_epoch, history = -1.0, None, 0, []
@@ -170,7 +181,8 @@ def fit_neural(model: Recommender, split: Split, cfg: TrainConfig, rng: np.rando
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {model.model_type}", disable=not progress)
     for epoch in bar:
         t0 = time.perf_counter()
-        loss = train_epoch(model, split, cfg, optimizer, rng)
+        on_batch = None if on_progress is None else (lambda done, e=epoch: on_progress({"stage": "batch", "epoch": e, "epochs": cfg.epochs, "done": done}))
+        loss = train_epoch(model, split, cfg, optimizer, rng, on_batch=on_batch)
         # A step can leave non-finite weights while its own loss was finite (the epoch's last step): check both.
         bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
         if not np.isfinite(loss) or bad:
@@ -180,6 +192,8 @@ def fit_neural(model: Recommender, split: Split, cfg: TrainConfig, rng: np.rando
         valid = ranking_metrics(model, split.valid, cfg.eval_batch_size)
         ndcg = valid.get(evaluate.HEADLINE, 0.0)
         history.append({"epoch": epoch, "loss": round(loss, 5), "valid_NDCG@10": round(ndcg, 5), "train_s": round(train_s, 2)})
+        if on_progress is not None:
+            on_progress({"stage": "epoch", "epochs": cfg.epochs, "elapsed_s": round(time.perf_counter() - started, 2), **history[-1]})
         bar.set_postfix(loss=f"{loss:.4f}", valid_ndcg10=f"{ndcg:.4f}", best=f"{max(best, ndcg):.4f}")
         log.info("epoch %d loss %.4f valid NDCG@10 %.4f (%.1fs)", epoch, loss, ndcg, train_s)
         if ndcg > best:
@@ -212,6 +226,8 @@ def train(
     progress: bool = True,
     data: SequenceData | None = None,
     context: Sequence[str] | None = None,
+    on_progress: ProgressCallback | None = None,
+    fingerprint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model_type`` on the store behind ``con`` under ``protocol``, register it at ``out``
     (default ``models/<model_type>``) and return a summary with validation and test metrics.
@@ -221,12 +237,13 @@ def train(
     cfg = cfg or TrainConfig()
     rng = set_seed(cfg.seed, cfg.threads)
     data = data or SequenceData.from_store(con)
+    fingerprint = fingerprint or store_events.data_fingerprint(con)  # ``con`` may be None when both are given
     split = data.split(protocol)
     if len(split.valid) == 0:
         raise ValueError(f"no shopper has enough history for {protocol} validation (needs 3 events / sessions)")
     if model_type in NEURAL_MODELS:
         model = build_neural_model(model_type, data.features, cfg, context)
-        fit_info = fit_neural(model, split, cfg, rng, progress)
+        fit_info = fit_neural(model, split, cfg, rng, progress, on_progress)
         config_record = asdict(cfg)
     else:
         extra: dict[str, Any] = {}
@@ -253,7 +270,7 @@ def train(
         {
             "protocol": protocol,
             "context_fields": list(context_fields_read(model)),
-            "data_fingerprint": store_events.data_fingerprint(con),
+            "data_fingerprint": fingerprint,
             "training_cutoff": dt.datetime.fromtimestamp(split.cutoff_ts, dt.timezone.utc).isoformat(),
             "metrics": metrics,
             "training": {"config": config_record, **fit_info, "split": training_summary(split)},
@@ -290,9 +307,16 @@ def train_cli(args: argparse.Namespace) -> dict[str, Any]:
     if args.epochs is not None:
         cfg = replace(cfg, epochs=int(args.epochs))
     context = None if getattr(args, "context", None) is None else str(args.context).split(",")
-    con = connect(args.db, read_only=True)
+    data, fingerprint = read_training_data(args.db)
+    return train(None, args.model, args.protocol, args.out, cfg, progress=True, context=context, data=data, fingerprint=fingerprint)
+
+
+def read_training_data(db: str | None) -> tuple[SequenceData, dict[str, Any]]:
+    """The events and their fingerprint, read at once so the database is not held while a model trains
+    (a read connection held for minutes would keep the studio from recording pushes)."""
+    con = connect(db, read_only=True)
     try:
-        return train(con, args.model, args.protocol, args.out, cfg, progress=True, context=context)
+        return SequenceData.from_store(con), store_events.data_fingerprint(con)
     finally:
         con.close()
 
