@@ -88,6 +88,35 @@ def catalogue_coverage(top_items: np.ndarray, n_items: int) -> float:
     return float(len(np.unique(top_items[top_items > 0]))) / n_items if n_items else 0.0
 
 
+def item_popularity(con: Any) -> "Any":
+    """Share of shoppers who interacted with each item of the open database (a pandas Series by item id):
+    the popularity that popularity bias and novelty are measured against."""
+    import pandas as pd
+
+    rows = con.execute(
+        "SELECT item_id, count(DISTINCT user_id) AS n, (SELECT count(DISTINCT user_id) FROM events) AS total FROM events GROUP BY item_id"
+    ).fetchall()
+    if not rows:
+        return pd.Series(dtype=float)
+    return pd.Series([r[1] / r[2] for r in rows], index=[r[0] for r in rows], dtype=float)
+
+
+def popularity_bias_and_novelty(top_item_ids: np.ndarray, popularity: Any) -> tuple[float, float]:
+    """(mean popularity percentile of the listed items, 100 = the most popular item; mean novelty in bits,
+    -log2 of the share of shoppers who interacted with the item — Zhou et al. 2010) over every top list.
+    Items the database does not have are left out of both."""
+    if len(popularity) == 0 or top_item_ids.size == 0:
+        return float("nan"), float("nan")
+    percentile = popularity.rank(pct=True, method="average") * 100.0
+    flat = np.asarray(top_item_ids).reshape(-1)
+    known = percentile.reindex(flat)
+    ok = known.notna().to_numpy()
+    if not ok.any():
+        return float("nan"), float("nan")
+    share = popularity.reindex(flat[ok]).to_numpy()
+    return float(known.to_numpy()[ok].mean()), float((-np.log2(share)).mean())
+
+
 # --- bootstrap intervals and paired tests -------------------------------------------------------
 
 
@@ -185,7 +214,7 @@ SLICE_METRICS: tuple[str, ...] = ("NDCG@10", "HR@10", "MRR@10", "Recall@20")
 def slice_names(table: Any) -> list[str]:
     """The slice columns of a cases table (`EvalCases.slices()`): hour bucket, day type, promotion day,
     history length, repeat/new target and every scene field."""
-    return [c for c in table.columns if c not in ("user_id", "target_item")]
+    return [c for c in table.columns if c not in ("user_id", "target_item", "target_at")]
 
 
 _DAY_ORDER = {name: i for i, name in enumerate(("night", "morning", "midday", "afternoon", "evening"))}
@@ -262,6 +291,7 @@ class CaseResults:
         self.ranks = ranks  # (n,) 0-based ranks under full ranking
         self.top_items = top_items  # (n, COVERAGE_K) dense ids
         self.n_items = n_items
+        self.extra: dict[str, float] = {}  # popularity_pct, novelty (set by `rank_models`)
 
     @property
     def per_case(self) -> dict[str, np.ndarray]:
@@ -295,6 +325,94 @@ def rank_cases(model: Any, cases: Any, batch_size: int = 256) -> CaseResults:
     if not ranks:
         return CaseResults(np.zeros(0, np.int64), np.zeros((0, COVERAGE_K), np.int64), model.n_items)
     return CaseResults(np.concatenate(ranks), np.concatenate(tops), model.n_items)
+
+
+# --- stored evaluations ---------------------------------------------------------------------------------
+#
+# Ranking every case is the slow part of an evaluation; its outcome depends only on the model's weights (its
+# version), the events (the data fingerprint's hash) and the protocol. It is stored under those keys beside the
+# database (``<db folder>/evaluations/``), so `evaluate`, `compare` and the Models page share it: opening the
+# page again, or comparing a model again with others, costs no ranking. Files are numpy arrays (loaded without
+# pickle) and a Parquet table of the cases, written atomically; a new model version or new events are new keys.
+
+
+class EvaluationStore:
+    """Stored `CaseResults` (and the cases' slice table) keyed by model version + data hash + protocol."""
+
+    def __init__(self, root: str | Any):
+        from pathlib import Path
+
+        self.root = Path(root)
+
+    @classmethod
+    def beside(cls, db: str | Any | None) -> "EvaluationStore":
+        from recsys_core.store import resolve_db_path
+
+        return cls(resolve_db_path(db).resolve().parent / "evaluations")
+
+    @staticmethod
+    def _safe(*parts: str) -> str:
+        import re
+
+        return "__".join(re.sub(r"[^A-Za-z0-9_.-]", "_", str(p)) for p in parts)
+
+    def _write(self, name: str, write: Any) -> None:
+        import os
+        import tempfile
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.root)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, self.root / name)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def load_results(self, version: str, events_hash: str, protocol: str) -> "CaseResults | None":
+        path = self.root / (self._safe("results", version, events_hash, protocol) + ".npz")
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                res = CaseResults(z["ranks"], z["top_items"], int(z["n_items"]))
+                res.extra = {k: float(z[k]) for k in ("popularity_pct", "novelty") if k in z}
+                return res
+        except (OSError, ValueError, KeyError) as exc:  # a damaged file is recomputed, never trusted
+            log.warning("ignoring stored evaluation %s: %s", path, exc)
+            return None
+
+    def save_results(self, version: str, events_hash: str, protocol: str, res: "CaseResults") -> None:
+        extra = getattr(res, "extra", {})
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, ranks=res.ranks, top_items=res.top_items, n_items=np.int64(res.n_items),
+                         **{k: np.float64(v) for k, v in extra.items()})
+
+        self._write(self._safe("results", version, events_hash, protocol) + ".npz", write)
+
+    def load_cases(self, events_hash: str, protocol: str) -> "Any | None":
+        import pandas as pd
+
+        path = self.root / (self._safe("cases", events_hash, protocol) + ".parquet")
+        return pd.read_parquet(path) if path.is_file() else None
+
+    def save_cases(self, events_hash: str, protocol: str, table: Any) -> None:
+        self._write(self._safe("cases", events_hash, protocol) + ".parquet", lambda tmp: table.to_parquet(tmp, index=False))
+
+
+def case_table(cases: Any) -> Any:
+    """The cases' slice table (`EvalCases.slices`) plus ``target_at``: the target's local time, so a case can be
+    opened on the Scenario page at that very moment."""
+    import pandas as pd
+
+    table = cases.slices()
+    d = cases.data
+    utc = pd.to_datetime(d.ts[cases.targets], unit="s", utc=True)
+    table.insert(2, "target_at", utc.tz_convert(d.features.calendar.timezone).strftime("%Y-%m-%dT%H:%M"))
+    return table
 
 
 def summarize(results: CaseResults, slices: Any | None = None, n_resamples: int = N_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict[str, Any]:
@@ -421,13 +539,15 @@ def evaluate_cli(args: Any) -> dict[str, Any]:
     con = connect(args.db, read_only=True)
     try:
         mismatches = protocol_guard(con, [lm], protocol, getattr(args, "allow_mismatch", False))
-        (cases,) = _load_cases(con, [lm], protocol)
+        (results,), table = rank_models(con, [lm], protocol, EvaluationStore.beside(args.db))
         same_data = _data_check(con, lm)
     finally:
         con.close()
-    if len(cases) == 0:
+    if len(table) == 0:
         raise ValueError(f"no shopper has enough history for {protocol} evaluation (needs 3 events / sessions)")
-    summary = summarize(rank_cases(lm.model, cases), cases.slices())
+    summary = summarize(results, table)
+    summary["popularity_pct@10"] = _round(results.extra.get("popularity_pct"), 2)
+    summary["novelty@10"] = _round(results.extra.get("novelty"), 3)
     m = summary["metrics"]
     return {
         "evaluation": f"full ranking, {protocol}, {summary['n_users']} shoppers (test targets)",
@@ -500,39 +620,86 @@ def compare_cli(args: Any) -> dict[str, Any]:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     con = connect(args.db, read_only=True)
     try:
-        return compare_models(con, list(args.model_dirs), getattr(args, "protocol", None), getattr(args, "allow_mismatch", False))
+        return compare_models(con, list(args.model_dirs), getattr(args, "protocol", None), getattr(args, "allow_mismatch", False),
+                              store=EvaluationStore.beside(args.db))
     finally:
         con.close()
 
 
-def compare_models(con: Any, dirs: Sequence[str], protocol: str | None = None, allow_mismatch: bool = False) -> dict[str, Any]:
+def compare_models(con: Any, dirs: Sequence[str], protocol: str | None = None, allow_mismatch: bool = False,
+                   store: EvaluationStore | None = None, with_cases: bool = False) -> dict[str, Any]:
     """Every model on the same cases of the open database, with bootstrap intervals and paired tests (each vs
-    the first, and vs the best) — what `compare` prints and the Models page shows."""
+    the first, and vs the best), catalogue coverage, popularity bias and novelty — what `compare` prints and the
+    Models page shows. With ``store``, rankings already stored are reused and new ones stored. ``with_cases``
+    adds "cases": the case table with each model's 1-based rank of the target (a DataFrame, for the page)."""
     if len(dirs) < 2:
         raise ValueError("compare needs at least two model folders")
     loaded = _load_models(list(dirs))
     protocol = _resolve_protocol(protocol, loaded)
     mismatches = protocol_guard(con, loaded, protocol, allow_mismatch)
-    all_cases = _load_cases(con, loaded, protocol)
-    same_data = {label: _data_check(con, lm) for label, lm in zip(_labels(loaded), loaded)}
-    if len(all_cases[0]) == 0:
-        raise ValueError(f"no shopper has enough history for {protocol} evaluation (needs 3 events / sessions)")
     labels = _labels(loaded)
-    results = [rank_cases(lm.model, cases) for lm, cases in zip(loaded, all_cases)]
+    results, table = rank_models(con, loaded, protocol, store)
+    if len(table) == 0:
+        raise ValueError(f"no shopper has enough history for {protocol} evaluation (needs 3 events / sessions)")
+    same_data = {label: _data_check(con, lm) for label, lm in zip(labels, loaded)}
     out = compare_results(labels, results)
-    attrs = all_cases[0].slices()
-    for entry, res in zip(out["models"], results):
-        entry["slices"] = slice_metrics(res.per_case, {name: attrs[name].to_numpy() for name in slice_names(attrs)})
-    for entry, lm in zip(out["models"], loaded):
-        entry.update({"model_type": lm.model_type, "model_dir": str(lm.path), "version": lm.version, "trained_protocol": lm.protocol})
+    for entry, res, lm in zip(out["models"], results, loaded):
+        entry["slices"] = slice_metrics(res.per_case, {name: table[name].to_numpy() for name in slice_names(table)})
+        entry.update({"model_type": lm.model_type, "model_dir": str(lm.path), "version": lm.version, "trained_protocol": lm.protocol,
+                      "popularity_pct@10": _round(res.extra.get("popularity_pct"), 2), "novelty@10": _round(res.extra.get("novelty"), 3)})
+    for row, entry in zip(out["table"], out["models"]):
+        row["popularity_pct@10"], row["novelty@10"] = entry["popularity_pct@10"], entry["novelty@10"]
+    extra = {}
+    if with_cases:
+        cases = table.copy()
+        for label, res in zip(labels, results):
+            cases[f"rank:{label}"] = res.ranks + 1
+        extra["cases"] = cases
     return {
-        "evaluation": f"full ranking, {protocol}, {len(all_cases[0])} shoppers (test targets)",
+        "evaluation": f"full ranking, {protocol}, {len(table)} shoppers (test targets)",
         "protocol": protocol,
         "ranking": "full",
-        "n_users": len(all_cases[0]),
+        "n_users": len(table),
         "data_matches_training": same_data,
         "mismatch": bool(mismatches),
         "mismatches": mismatches,
         **out,
         "bootstrap": {"resamples": N_BOOTSTRAP, "permutations": N_PERMUTATIONS, "unit": "shopper", "seed": DEFAULT_SEED, "level": 0.95},
+        **extra,
     }
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), digits)
+
+
+def rank_models(con: Any, loaded: Sequence[Any], protocol: str, store: EvaluationStore | None = None) -> tuple[list[CaseResults], Any]:
+    """Each model's `CaseResults` on the test cases of ``protocol`` (with popularity bias and novelty in ``extra``)
+    and the cases' table (`case_table`); from ``store`` when it has them, ranked (and stored) otherwise."""
+    from recsys_core.store import events as store_events
+
+    events_hash = store_events.data_fingerprint(con)["events_hash"]
+    results: list[CaseResults | None] = [store.load_results(lm.version, events_hash, protocol) if store else None for lm in loaded]
+    table = store.load_cases(events_hash, protocol) if store else None
+    if table is not None and any(r is not None and len(r.ranks) != len(table) for r in results):
+        results, table = [None] * len(loaded), None  # inconsistent files: recompute everything
+    missing = [i for i, r in enumerate(results) if r is None]
+    if missing or table is None:
+        need = missing or [0]
+        all_cases = _load_cases(con, [loaded[i] for i in need], protocol)
+        if table is None:
+            table = case_table(all_cases[0])
+            if store:
+                store.save_cases(events_hash, protocol, table)
+        if missing:
+            popularity = item_popularity(con)
+            for i, cases in zip(missing, all_cases):
+                res = rank_cases(loaded[i].model, cases)
+                values = np.asarray(loaded[i].features.items.values, dtype=object)
+                top_ids = values[np.clip(res.top_items, 1, None) - 1][res.top_items > 0] if res.top_items.size else np.zeros(0, object)
+                pct, novelty = popularity_bias_and_novelty(top_ids, popularity)
+                res.extra = {"popularity_pct": pct, "novelty": novelty}
+                if store:
+                    store.save_results(loaded[i].version, events_hash, protocol, res)
+                results[i] = res
+    return results, table
