@@ -217,12 +217,6 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "zh": "选择一位顾客，设定推送的时间和场景，查看模型会推送什么，以及推荐列表如何随时段、日期和场景变化。"
         "网址记录了完整的场景设置：复制网址即可分享。",
     },
-    "scenario.no_model": {
-        "en": "No trained model yet, so there is nothing to recommend with. Train one with "
-        "`python -m recsys_core train --model context_transformer --protocol next_session` (or `make model`), then reload.",
-        "zh": "还没有训练好的模型，暂时无法生成推荐。请运行 "
-        "`python -m recsys_core train --model context_transformer --protocol next_session`（或 `make model`）训练后刷新页面。",
-    },
     "scenario.model_error": {
         "en": "The model `{model}` could not be loaded: {error}",
         "zh": "无法加载模型 `{model}`：{error}",
@@ -447,10 +441,6 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "The URL holds the whole view: copy it to share.",
         "zh": "选择顾客、时刻和商品，查看当前模型给出这件商品得分的依据：每项输入的积分梯度归因、注意力、特征组的 Shapley 值，"
         "以及需要改变什么才会改变结果。网址记录了完整设置：复制网址即可分享。",
-    },
-    "why.no_model": {
-        "en": "No trained model yet, so there is nothing to explain. Train one with `make model`, then reload.",
-        "zh": "还没有训练好的模型，暂时无法解释。请运行 `make model` 训练后刷新页面。",
     },
     "why.model_error": {"en": "The model `{model}` could not be loaded: {error}", "zh": "无法加载模型 `{model}`：{error}"},
     "why.not_explainable": {
@@ -868,6 +858,87 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     # --- sparse shoppers, cold start, DP and distributed training (keep new keys inside this block)
     # (end of scale block)
     # --- training jobs and learning curves on the Models page (keep new keys inside this block)
+    "models.col.popularity": {"en": "Popularity percentile@10", "zh": "流行度百分位@10"},
+    "models.col.novelty": {"en": "Novelty@10 (bits)", "zh": "新颖度@10（比特）"},
+    "models.col.coverage_here": {"en": "Covers this catalogue", "zh": "覆盖当前商品目录"},
+    "models.bias_caption": {
+        "en": "Popularity percentile@10: mean popularity percentile of the listed items (100 = the most popular item; high = "
+        "popularity bias). Novelty@10: mean −log2 of the share of shoppers who interacted with each listed item (higher = less obvious).",
+        "zh": "流行度百分位@10：推荐商品的平均流行度百分位（100 = 最热门商品；越高越偏向热门）。"
+        "新颖度@10：每个推荐商品的“交互过该商品的用户占比”的 −log2 平均值（越高越不落俗套）。",
+    },
+    "models.not_comparable": {
+        "en": "Not offered for comparison (trained on other data, so their scores here would not be comparable): {models}.",
+        "zh": "未列入对比（在其他数据上训练，在此处的分数不可比）：{models}。",
+    },
+    "models.reference": {"en": "Reference model", "zh": "参照模型"},
+    "models.stored": {"en": "{n} of {total} evaluations read from the evaluation store.", "zh": "{total} 个评估中有 {n} 个读自评估存储。"},
+    "models.slice_pick": {"en": "Cases of a slice (or click a cell of the heatmap)", "zh": "查看某个切片的样本（或点击热力图中的格子）"},
+    "models.slice_none": {"en": "—", "zh": "—"},
+    "models.slice_cases": {"en": "{n} test cases in {slice}", "zh": "{slice} 中的 {n} 个测试样本"},
+    "models.cases_caption": {
+        "en": "Rank of the shopper's actual next item under each model (1 = first of the whole catalogue). Open a case on the "
+        "Scenario page at that shopper and moment.",
+        "zh": "各模型对用户实际下一个商品的排名（1 = 全量商品中的第一名）。可在场景模拟页打开该用户在该时刻的情形。",
+    },
+    "models.col.user": {"en": "Shopper", "zh": "用户"},
+    "models.col.moment": {"en": "Moment", "zh": "时刻"},
+    "models.col.target": {"en": "Actual next item", "zh": "实际下一个商品"},
+    "models.col.rank": {"en": "Rank · {model}", "zh": "排名 · {model}"},
+    "models.col.open": {"en": "Scenario", "zh": "场景模拟"},
+    "models.open_case": {"en": "open", "zh": "打开"},
+    "models.curves": {"en": "Learning curves", "zh": "学习曲线"},
+    "models.curves_caption": {
+        "en": "Training loss and validation NDCG@10 per epoch, from the model folder; the diamond marks the epoch kept (best "
+        "validation NDCG@10). Count models (pop, co-visitation) have no epochs.",
+        "zh": "来自模型目录的每轮训练损失与验证集 NDCG@10；菱形标出保留的轮次（验证集 NDCG@10 最佳）。计数模型（流行度、共现）没有训练轮次。",
+    },
+    "models.curves_none": {"en": "None of these models records epochs (count models, or trained before learning curves were kept).",
+                           "zh": "这些模型都没有记录训练轮次（计数模型，或在记录学习曲线之前训练）。"},
+    "models.loss": {"en": "training loss", "zh": "训练损失"},
+    "models.valid_ndcg": {"en": "validation NDCG@10", "zh": "验证集 NDCG@10"},
+    "models.epoch": {"en": "epoch", "zh": "轮次"},
+    "train.title": {"en": "Train a model", "zh": "训练模型"},
+    "train.caption": {
+        "en": "Trains in the background on the open database ({events} events); one job at a time. You can leave this page: "
+        "the job goes on and its progress is here when you come back. The new model appears in the cards when it is done.",
+        "zh": "在后台用当前数据库（{events} 条事件）训练；同一时间只运行一个任务。可以离开本页：任务继续运行，回来时可在此查看进度。"
+        "训练完成后新模型会出现在信息卡中。",
+    },
+    "train.model_type": {"en": "Model type", "zh": "模型类型"},
+    "train.protocol": {"en": "Protocol", "zh": "评估协议"},
+    "train.context": {"en": "Context fields the model reads", "zh": "模型读取的上下文字段"},
+    "train.context_help": {
+        "en": "Default: the time fields and the scene fields known when a push is decided. Only the context transformer reads them.",
+        "zh": "默认：时间字段以及在决定推送时已知的场景字段。只有上下文 Transformer 读取这些字段。",
+    },
+    "train.epochs": {"en": "Epochs (at most; early stopping may end sooner)", "zh": "训练轮数（上限；早停可能提前结束）"},
+    "train.seed": {"en": "Seed", "zh": "随机种子"},
+    "train.name": {"en": "Folder name under models/", "zh": "models/ 下的目录名"},
+    "train.start": {"en": "Start training", "zh": "开始训练"},
+    "train.bad_name": {"en": "Use letters, digits, '-', '_' or '.' for the folder name.", "zh": "目录名只能包含字母、数字、“-”、“_”或“.”。"},
+    "train.refused": {"en": "Not started: {error}", "zh": "未开始：{error}"},
+    "train.running": {"en": "Training {model} — epoch {epoch} of {epochs}", "zh": "正在训练 {model} —— 第 {epoch} / {epochs} 轮"},
+    "train.running_count": {"en": "Fitting {model} …", "zh": "正在拟合 {model} ……"},
+    "train.loading": {"en": "Reading the events …", "zh": "正在读取事件……"},
+    "train.stats": {
+        "en": "Last epoch: loss {loss} · validation NDCG@10 {ndcg} · elapsed {elapsed} · about {remaining} left",
+        "zh": "上一轮：损失 {loss} · 验证集 NDCG@10 {ndcg} · 已用 {elapsed} · 约剩 {remaining}",
+    },
+    "train.cancel": {"en": "Cancel training", "zh": "取消训练"},
+    "train.cancelled": {"en": "Training job {job} was cancelled; no model folder was written.", "zh": "训练任务 {job} 已取消；未写入模型目录。"},
+    "train.failed": {"en": "Training job {job} failed: {error}", "zh": "训练任务 {job} 失败：{error}"},
+    "train.done": {"en": "Trained {model} → {out} in {elapsed}. It is in the cards above.", "zh": "已训练 {model} → {out}，用时 {elapsed}。已列入上方信息卡。"},
+    "train.notice": {
+        "en": "The model {model} was trained on other data and knows {coverage} of this database's items: it cannot serve it.",
+        "zh": "模型 {model} 在其他数据上训练，只认识当前数据库 {coverage} 的商品：无法为其服务。",
+    },
+    "train.notice_none": {"en": "No model for this database yet.", "zh": "当前数据库还没有模型。"},
+    "train.for_this_data": {"en": "Train a model for this data", "zh": "为此数据训练模型"},
+    "train.started": {"en": "Training started ({epochs} epochs at most); follow it on the Models page.",
+                      "zh": "训练已开始（最多 {epochs} 轮）；可在模型对比页查看进度。"},
+    "train.open_models": {"en": "Open the Models page", "zh": "打开模型对比页"},
+    "train.other_models_usable": {"en": "Or pick another model in the sidebar: {models}.", "zh": "或在侧边栏选择其他模型：{models}。"},
     # (end of training-jobs block)
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+import pandas as pd
 import pytest
 
 from recsys_core import evaluate, train
@@ -26,15 +27,21 @@ def world(tmp_path_factory):
             train.train(con, model_type, "next_event", folder / model_type, train.TrainConfig(seed=3), progress=False)
     finally:
         con.close()
+    cfg = train.TrainConfig(seed=3, epochs=3, patience=10, d_model=16, n_layers=1, max_len=20)
+    train.train(con_for(db), "context_transformer", "next_event", folder / "ct", cfg, progress=False)
     broken = folder / "broken"
     broken.mkdir()
     (broken / "metadata.json").write_text("{not json")
-    return db, [folder / "pop", folder / "context_pop", broken]
+    return db, [folder / "pop", folder / "context_pop", broken, folder / "ct"]
+
+
+def con_for(db):
+    return connect(db, read_only=True)
 
 
 def test_cards_then_two_models_side_by_side(monkeypatch, world):
     db, dirs = world
-    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs)
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs[:3])
     cards = at.dataframe[0].value
     types = list(cards[t("models.col.type", "en")])
     assert types[:2] == ["pop", "context_pop"]
@@ -93,3 +100,85 @@ def test_where_each_model_wins(monkeypatch, world):
         assert stars == (0 if n < 5 else 1) and all(v is None for v in z) == (n < 5), row
         judged += n >= 5
     assert 0 < judged < len(rows)
+
+
+def test_state_in_the_url_opens_the_comparison_with_bias_novelty_slice_cases_and_curves(monkeypatch, world):
+    db, dirs = world
+    monkeypatch.setattr(evaluate, "MIN_SLICE_CASES", 5)
+    keys = [str(d) for d in (dirs[0], dirs[3])]
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs,
+                       params={"models": ",".join(keys), "ref": keys[1], "slice": "device=tablet"})
+    # compared at once, the reference (ct) first
+    table = at.dataframe[1].value
+    assert list(table[t("models.col.model", "en")]) == ["context_transformer", "pop"]
+    assert 0 <= table[t("models.col.popularity", "en")].min() <= table[t("models.col.popularity", "en")].max() <= 100
+    assert (table[t("models.col.novelty", "en")] > 0).all()
+    assert at.selectbox(key="models_ref").value == keys[1]
+    # the slice from the URL lists its cases, each linking to the Scenario page at that shopper and moment
+    assert at.selectbox(key="models_slice").value == "device=tablet"
+    cases = next(df.value for df in at.dataframe if t("models.col.moment", "en") in df.value.columns)
+    assert len(cases) > 0
+    link = cases[t("models.col.open", "en")].iloc[0]
+    assert link.startswith("/scenario-simulator?user=") and "&at=20" in link
+    assert all("device=tablet" in link for link in cases[t("models.col.open", "en")])  # the case's own scene
+    assert len(cases) == 12 and cases[t("models.col.moment", "en")].str.match(r"^2024-11-\d\d \d\d:\d\d$").all()
+    assert {f"Rank · {m}" for m in ("pop", "context_transformer")} <= set(cases.columns)
+    # learning curves of the network: loss and validation NDCG per epoch, the kept epoch marked
+    import json
+
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    curves = next(s for s in specs if any("validation NDCG@10" in (tr.get("name") or "") for tr in s["data"]))
+    ndcg = next(tr for tr in curves["data"] if "validation NDCG@10" in (tr.get("name") or ""))
+    assert ndcg["x"] == [1, 2, 3]
+    marker = next(tr for tr in curves["data"] if tr.get("mode") == "markers")
+    assert marker["y"][0] == max(ndcg["y"])
+    # choosing another slice changes the URL
+    at.selectbox(key="models_slice").set_value("device=pc").run()
+    assert at.query_params["slice"] == "device=pc"
+    cases = next(df.value for df in at.dataframe if t("models.col.moment", "en") in df.value.columns)
+    assert len(cases) == 6
+
+
+def test_a_model_of_other_data_is_shown_as_such_and_not_offered(monkeypatch, world, tmp_path):
+    db, dirs = world
+    other_db = build_small_store(tmp_path / "other.duckdb", scene=False)
+    con = connect(other_db)
+    con.execute("DELETE FROM events WHERE user_id = 'u3'")  # other data: another fingerprint, same catalogue
+    con.close()
+    con = connect(other_db, read_only=True)
+    try:
+        train.train(con, "pop", "next_event", tmp_path / "pop_other", train.TrainConfig(seed=3), progress=False)
+    finally:
+        con.close()
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=[dirs[0], dirs[1], tmp_path / "pop_other"])
+    cards = at.dataframe[0].value
+    data_col = list(cards[t("models.col.data", "en")])
+    assert data_col[2].startswith(t("models.other_data", "en")) and data_col[2].endswith("100.0%")
+    assert str(tmp_path / "pop_other") not in at.multiselect(key="models_pick").options
+    assert any(str(tmp_path / "pop_other") in c.value for c in at.caption)
+
+
+def test_training_from_the_page_adds_a_model_without_a_restart(monkeypatch, world, tmp_path):
+    import time
+
+    import views._common as common
+    import views._training as training
+    from recsys_core import jobs, registry
+
+    db, dirs = world
+    monkeypatch.setattr(training, "models_root", lambda: tmp_path / "models")
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs[:2])
+    monkeypatch.setattr(common, "model_dirs", lambda: list(dirs[:2]) + registry.list_model_dirs(tmp_path / "models"))
+    at.selectbox(key="train_model_type").set_value("sasrec")
+    at.number_input(key="train_epochs").set_value(2)
+    at.text_input(key="train_name").set_value("sasrec-from-page")
+    at.button[[b.label for b in at.button].index(t("train.start", "en"))].click().run()
+    assert not at.exception and not at.error
+    deadline = time.monotonic() + 120
+    while jobs.status(tmp_path / "models" / ".jobs")["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    at.run()
+    assert jobs.status(tmp_path / "models" / ".jobs")["state"] == "done"
+    assert any(t("train.done", "en").split(" ")[0] in s.value and "sasrec-from-page" in s.value for s in at.success)
+    folders = list(at.dataframe[0].value[t("models.col.folder", "en")])
+    assert str(tmp_path / "models" / "sasrec-from-page") in folders

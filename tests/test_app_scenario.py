@@ -348,7 +348,28 @@ def test_database_without_a_model(monkeypatch, sample_db):
 
     monkeypatch.setattr(common, "model_dirs", lambda: [])
     at = open_page(monkeypatch, sample_db)
-    assert t("scenario.no_model", "en") in texts(at.info)
+    assert [w.value for w in at.warning] == [t("train.notice_none", "en")]
+    assert at.button(key="train_for_this_data").label == t("train.for_this_data", "en")
+
+
+def test_a_model_of_other_data_is_not_used_and_training_is_offered(monkeypatch, tmp_path):
+    """The bundled model on a database it was not trained on (and whose items it does not know): one line, no list
+    of its own catalogue, and "Train a model for this data" starts a job here."""
+    import views._training as training
+    from recsys_core import jobs
+    from recsys_core.recommend import bundled_model_dir
+    from tests.app_db import build_small_store
+
+    db = build_small_store(tmp_path / "small.duckdb")
+    monkeypatch.setattr(training, "models_root", lambda: tmp_path / "models")
+    at = open_app_page(monkeypatch, db, PAGE, params={"user": "u0"}, model_dirs=[bundled_model_dir()])
+    assert len(at.warning) == 1 and "context_transformer" in at.warning[0].value and "0.0%" in at.warning[0].value
+    assert not at.dataframe  # no list of items this database does not have
+    at.button(key="train_for_this_data").click().run()
+    assert not at.exception and at.success
+    job = jobs.status(tmp_path / "models" / ".jobs")
+    assert job is not None and job["spec"]["db"] == str(db) and job["spec"]["epochs"] == 20
+    jobs.cancel(tmp_path / "models" / ".jobs")
 
 
 def test_a_corrupt_model_folder(monkeypatch, sample_db, tmp_path):

@@ -114,7 +114,7 @@ def test_clear_messages_not_tracebacks(monkeypatch, small_db, tiny_dir, tmp_path
     at = open_why(monkeypatch, small_db, [tiny_dir], {**PARAMS, "item": "not-an-item"})
     assert any("not-an-item" in w.value for w in at.warning)
     at = open_why(monkeypatch, small_db, [], PARAMS)
-    assert at.info[0].value == t("why.no_model", "en")
+    assert at.warning[0].value == t("train.notice_none", "en") and at.button(key="train_for_this_data")
     from recsys_core import train
     from recsys_core.store import connect
 

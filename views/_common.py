@@ -509,10 +509,11 @@ def download_csv(df: pd.DataFrame, name: str, key: str) -> None:
     )
 
 
-def show_chart(fig: Any, key: str, height: int = 380) -> None:
+def show_chart(fig: Any, key: str, height: int = 380, on_select: bool = False) -> Any:
     """Draw a plotly figure full-width with room for its axis titles and legend (no clipped labels).
 
-    Margins the figure already sets (e.g. room on the right for facet labels) are kept.
+    Margins the figure already sets (e.g. room on the right for facet labels) are kept. With ``on_select``
+    a click on a point reruns the page and the selection event is returned.
     """
     margin = {"l": 10, "r": 10, "t": 40, "b": 10}
     margin.update({k: v for k, v in fig.layout.margin.to_plotly_json().items() if v is not None})
@@ -525,4 +526,7 @@ def show_chart(fig: Any, key: str, height: int = 380) -> None:
     )
     fig.update_xaxes(automargin=True)
     fig.update_yaxes(automargin=True)
+    if on_select:
+        return st.plotly_chart(fig, key=key, config={"displaylogo": False}, on_select="rerun", selection_mode="points")
     st.plotly_chart(fig, key=key, config={"displaylogo": False})
+    return None

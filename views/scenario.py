@@ -42,6 +42,7 @@ from views._common import (
     vocab_formatter,
     write_cursor,
 )
+from views._training import require_model_for_data
 from views._explain import REVIEW_PAGE, WHY_PAGE, why_link, why_params
 from recsys_core import recommend
 from recsys_core import scenario as sc
@@ -80,8 +81,7 @@ def scene_key(field: str, prefix: str = "") -> str:
 
 dirs = model_dirs()
 if not dirs:
-    st.info(tr("scenario.no_model"))
-    st.stop()
+    require_model_for_data(store, None)
 model_keys = [model_key(d) for d in dirs]
 active = active_model_dir()
 default_model = model_key(active) if active else model_keys[0]
@@ -354,6 +354,7 @@ try:
 except (OSError, ValueError) as exc:  # ModelFolderError is a ValueError
     st.error(tr_md("scenario.model_error", model=state.model, error=exc))
     st.stop()
+require_model_for_data(store, state.model)  # never another catalogue's items: a notice and "Train a model for this data"
 
 
 def display(frame: pd.DataFrame) -> pd.DataFrame:

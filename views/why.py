@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from views._training import require_model_for_data
 from views._common import (
     active_model_dir,
     download_csv,
@@ -74,8 +75,7 @@ zh = lang() == "zh"
 
 dirs = model_dirs()
 if not dirs:
-    st.info(tr("why.no_model"))
-    st.stop()
+    require_model_for_data(store, None)
 keys = [model_key(d) for d in dirs]
 wanted = st.query_params.get("model")
 active = active_model_dir()
@@ -85,6 +85,7 @@ try:
 except Exception as exc:  # noqa: BLE001 — an unreadable model folder is a message, not a traceback
     st.error(tr_md("why.model_error", model=Path(model).name, error=exc))
     st.stop()
+require_model_for_data(store, model)  # never explain another catalogue's items
 if not loaded.explainable:
     st.info(tr_md("why.not_explainable", model=loaded.model_type))
     st.stop()
