@@ -285,12 +285,18 @@ def _model_metadata(model_dir: str, mtime: int) -> dict[str, Any]:
     return registry.read_metadata(model_dir)
 
 
+def models_root() -> Path:
+    """Where the studio finds (and trains) model folders: the app's `models/`, or `$SCENEPUSH_MODELS_DIR`."""
+    chosen = os.environ.get("SCENEPUSH_MODELS_DIR")
+    return Path(chosen) if chosen else APP_ROOT / "models"
+
+
 def model_dirs() -> list[Path]:
-    """Every model folder: the bundled one first, then those under the app's `models/` (`recommend.list_model_dirs`).
+    """Every model folder: the bundled one first, then those under `models_root()` (`recommend.list_model_dirs`).
     `$SCENEPUSH_MODEL_DIR` names a folder to serve first instead of the bundled one (your own model)."""
     from recsys_core import recommend
 
-    found = recommend.list_model_dirs(APP_ROOT / "models")
+    found = recommend.list_model_dirs(models_root())
     chosen = os.environ.get("SCENEPUSH_MODEL_DIR")
     if chosen:
         found = [Path(chosen)] + [d for d in found if d.resolve() not in (Path(chosen).resolve(), recommend.BUNDLED_MODEL.resolve())]

@@ -13,7 +13,8 @@ from typing import Any
 
 import streamlit as st
 
-from views._common import APP_ROOT, Store, field_label, loaded_model, model_dirs, model_key, model_mtime, read_cursor, scene_schema, tr
+import views._common as common
+from views._common import Store, field_label, loaded_model, model_dirs, model_key, model_mtime, read_cursor, scene_schema, tr
 from recsys_core import jobs
 from recsys_core.i18n import format_int, format_pct
 
@@ -22,7 +23,7 @@ POLL_S = 1.0
 
 
 def models_root() -> Path:
-    return APP_ROOT / "models"
+    return common.models_root()
 
 
 def jobs_dir() -> Path:

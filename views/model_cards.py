@@ -6,6 +6,7 @@ The page state (models compared, reference, slice) lives in the URL: a copied li
 """
 
 import urllib.parse
+from pathlib import Path
 
 import pandas as pd  # noqa: F401 — before plotly (docs/pitfalls.md)
 import plotly.graph_objects as go
@@ -203,7 +204,12 @@ z = [[None if r["too_small"] else r["scores"][m] for m in labels] for r in wins]
 text = [[f"{r['scores'][m]:.3f}" + (" ★" if r["winner"] == m else "") for m in labels] for r in wins]
 heat = go.Figure(go.Heatmap(z=z, x=labels, y=rows_shown, text=text, texttemplate="%{text}", colorscale="Blues",
                             colorbar={"title": {"text": "NDCG@10"}}, hoverongaps=False, xgap=2, ygap=2))
-heat.update_layout(plot_bgcolor="#D9D9D9", yaxis={"autorange": "reversed", "type": "category"}, xaxis={"side": "top"})
+# Streamlit reports no selection for heatmap cells: a transparent marker on every cell carries the click.
+heat.add_trace(go.Scatter(x=[m for _ in rows_shown for m in labels], y=[r for r in rows_shown for _ in labels], mode="markers",
+                          marker={"size": 18, "color": "rgba(0,0,0,0)"}, showlegend=False, hovertemplate="%{y}<br>%{x}<extra></extra>"))
+heat.update_traces(hoverinfo="skip", selector={"type": "heatmap"})
+heat.update_layout(plot_bgcolor="#D9D9D9", yaxis={"autorange": "reversed", "type": "category"}, xaxis={"side": "top"},
+                   clickmode="event+select")
 clicked = show_chart(heat, "models_wins", height=120 + 24 * len(wins), on_select=True)
 st.caption(tr("models.wins_caption", n=evaluate.MIN_SLICE_CASES))
 
@@ -255,14 +261,15 @@ else:
         epochs = [e["epoch"] for e in h]
         ndcg = [e["valid_NDCG@10"] for e in h]
         best = max(range(len(h)), key=lambda j: ndcg[j])
-        fig.add_trace(go.Scatter(x=epochs, y=[e["loss"] for e in h], name=f"{m} · {tr('models.loss')}",
+        name = Path(m).name
+        fig.add_trace(go.Scatter(x=epochs, y=[e["loss"] for e in h], name=f"{name} · {tr('models.loss')}",
                                  line={"color": colour, "dash": "dot"}), secondary_y=False)
-        fig.add_trace(go.Scatter(x=epochs, y=ndcg, name=f"{m} · {tr('models.valid_ndcg')}", line={"color": colour}), secondary_y=True)
+        fig.add_trace(go.Scatter(x=epochs, y=ndcg, name=f"{name} · {tr('models.valid_ndcg')}", line={"color": colour}), secondary_y=True)
         fig.add_trace(go.Scatter(x=[epochs[best]], y=[ndcg[best]], mode="markers", showlegend=False,
                                  marker={"symbol": "diamond", "size": 12, "color": colour}), secondary_y=True)
     fig.update_xaxes(title_text=tr("models.epoch"), dtick=1)
     fig.update_yaxes(title_text=tr("models.loss"), secondary_y=False)
-    fig.update_yaxes(title_text=tr("models.valid_ndcg"), secondary_y=True)
+    fig.update_yaxes(title_text=tr("models.valid_ndcg"), secondary_y=True, tickformat=".3f", showgrid=False)
     show_chart(fig, "models_curves")
     st.caption(tr("models.curves_caption"))
 

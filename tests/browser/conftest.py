@@ -83,10 +83,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(db: Path, log_path: Path):
-    """`streamlit run app.py` on a free port against ``db``; yields its URL once healthy, stops it by PID after."""
+def streamlit_server(db: Path, log_path: Path, env: dict[str, str] | None = None):
+    """`streamlit run app.py` on a free port against ``db`` (``env`` added to the environment); yields its URL once
+    healthy, stops it by PID after."""
     port = _free_port()
-    env = {**os.environ, "RECSYS_DB": str(db)}
+    env = {**os.environ, "RECSYS_DB": str(db), **(env or {})}
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
