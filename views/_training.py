@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 import views._common as common
-from views._common import Store, field_label, loaded_model, model_dirs, model_key, model_mtime, read_cursor, scene_schema, tr
+from views._common import Store, field_label, loaded_model, model_key, model_mtime, read_cursor, scene_schema, tr
 from recsys_core import jobs
 from recsys_core.i18n import format_int, format_pct
 
@@ -50,6 +50,13 @@ def data_fit(key: str, store: Store) -> dict[str, Any]:
     return _data_fit(key, model_mtime(key), store.path, store.version)
 
 
+def _usable(key: str, store: Store) -> bool:
+    try:
+        return data_fit(key, store)["usable"]
+    except (OSError, ValueError):  # an unreadable folder (ModelFolderError is a ValueError) serves nothing
+        return False
+
+
 def start_default_job(store: Store) -> None:
     spec = jobs.default_spec(int(store.stats["events"]), store.path, models_root())
     try:
@@ -70,7 +77,7 @@ def require_model_for_data(store: Store, key: str | None) -> None:
         st.warning(tr("train.notice_none"), icon=":material/model_training:")
     else:
         st.warning(tr("train.notice", model=Path(key).name, coverage=format_pct(fit["coverage"])), icon=":material/model_training:")
-    usable = [model_key(d) for d in model_dirs() if model_key(d) != key and data_fit(model_key(d), store)["usable"]]
+    usable = [model_key(d) for d in common.model_dirs() if model_key(d) != key and _usable(model_key(d), store)]
     if usable:
         st.caption(tr("train.other_models_usable", models=", ".join(Path(u).name for u in usable)))
     left, right = st.columns([1, 1])
