@@ -130,6 +130,24 @@ def test_quarantined_rows_keep_pseudonyms_not_raw_ids(tmp_path):
         assert not any(u in (raw or "") or u in why for u in SHOPPERS)
 
 
+def test_reasons_that_quote_the_id_quote_the_pseudonym(tmp_path):
+    """Taobao ids must be numeric: a rejected id is quoted in the reason (cut at 40 characters when long)."""
+    long_id = "account-" + "x" * 50 + "-13800138000"
+    source = tmp_path / "UserBehavior.csv"
+    source.write_text(f"13800138000,11,21,pv,1511544070\nphone-13900139000,12,22,pv,1511544071\n{long_id},13,23,buy,1511544072\n"
+                      "13800138000,14,24,pv,1511544073\n")
+    db = tmp_path / "t.duckdb"
+    result = importers.import_file(source, "taobao", db=db, pseudonym_key=KEY)
+    assert result["rows_imported"] == 2 and result["rows_quarantined"] == 2
+    (raw1, why1), (raw2, why2) = rows(db, "SELECT raw, reason FROM quarantine ORDER BY row_number")
+    p1, p2 = privacy.pseudonym("phone-13900139000", KEY), privacy.pseudonym(long_id, KEY)
+    assert raw1 == f"{p1},12,22,pv,1511544071" and f"'{p1}' is not a numeric id" in why1
+    assert raw2 == f"{p2},13,23,buy,1511544072" and f"'{p2}' is not a numeric id" in why2
+    for raw_id in ("13800138000", "phone-13900139000", long_id, long_id[:40]):
+        assert not file_has(db, raw_id), raw_id
+    assert rows(db, "SELECT DISTINCT user_id FROM events") == [(privacy.pseudonym("13800138000", KEY),)]
+
+
 def test_every_format_goes_through_pseudonyms(tmp_path, shared_data):
     """The real Taobao and Tianchi samples, and a Parquet file with a quarantined row."""
     taobao, tianchi = shared_data / "taobao_userbehavior_sample.csv", shared_data / "tianchi_mobile_user_sample.csv"

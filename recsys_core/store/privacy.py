@@ -148,6 +148,7 @@ def rewrite_database(path: str | os.PathLike) -> None:
     if Path(f"{path}.wal").exists() or Path(f"{tmp}.wal").exists():
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"{path}: a write-ahead log remained after closing; the database was not rewritten")
+    os.chmod(tmp, path.stat().st_mode & 0o7777)  # the copy keeps the file's permissions
     os.replace(tmp, path)
 
 
