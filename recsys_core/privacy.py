@@ -124,7 +124,8 @@ def forget(
     key: bytes | None = None,
     models_root: str | os.PathLike = "models",
 ) -> dict[str, Any]:
-    """Erase one shopper from the database; returns the audit record and the model folders to retrain.
+    """Erase one shopper from the database (and the stored evaluation cases beside it that name them);
+    returns the audit record and the model folders to retrain.
 
     ``user`` is the id as the database holds it (a pseudonym, or the raw id of an unpseudonymised
     database), or — with ``key`` — the raw id of a pseudonymised database. Raises `UnknownShopperError`
@@ -151,6 +152,9 @@ def forget(
     finally:
         con.close()
     store_privacy.rewrite_database(path)
+    from recsys_core.evaluate import EvaluationStore
+
+    evaluation_files = EvaluationStore.beside(path).drop_shopper(target)
     # A pseudonym is 23 distinctive bytes, so finding it is meaningful; a raw id such as "17" is not.
     scanned = is_pseudonym(target)
     if scanned and store_privacy.file_contains(path, target):
@@ -165,6 +169,7 @@ def forget(
         "erased_at": record["erased_at"].isoformat(timespec="seconds"),
         "deleted": {k: record[k] for k in ("events", "pushes", "quarantine_rows", "users_rows")},
         "database_rewritten": True,
+        "stored_evaluation_files_deleted": evaluation_files,
         "file_scan": "pseudonym not found in the file" if scanned else "not run (raw ids are not distinctive bytes)",
         "models_to_retrain": to_retrain,
     }

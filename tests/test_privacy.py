@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from recsys_core import importers, privacy, registry
@@ -44,7 +45,7 @@ def write_events_csv(path: Path, shoppers: list[str], days: int = 12, bad_rows: 
                     rows.append([user, f"item{(s * 7 + d * 3 + h + k) % 40}", "pv" if k == 0 else "cart",
                                  t.strftime("%Y-%m-%dT%H:%M:%S"), "mobile" if h == 0 else "pc"])
     with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["user", "item", "behavior", "ts", "device"])
         w.writerows(rows)
         if bad_rows:
@@ -293,10 +294,19 @@ def test_forget_removes_every_row_and_marks_the_models(pseudo_world):
     db, models, target = pseudo_world
     assert shopper_everywhere(db, target) == {"events": 48, "pushes": 3, "quarantine_rows": 1, "users_rows": 1}
     assert file_has(db, target)  # control: the scan sees the pseudonym while it is stored
+    from types import SimpleNamespace
+
+    from recsys_core import evaluate
+
+    evaluate.evaluate_cli(SimpleNamespace(db=str(db), model_dir=str(models / "pop"), protocol=None, allow_mismatch=False))
+    stored_cases = list((db.parent / "evaluations").glob("cases__*.parquet"))
+    assert stored_cases and any(target in set(pd.read_parquet(p)["user_id"]) for p in stored_cases)  # they name shoppers
     others_before = rows(db, "SELECT count(*) FROM events WHERE user_id <> ?", [target])
     result = privacy.forget(db, SHOPPERS[0], key=KEY, models_root=models)
     assert result["deleted"] == {"events": 48, "pushes": 3, "quarantine_rows": 1, "users_rows": 1}
     assert result["database_rewritten"] and str(models / "pop") in result["models_to_retrain"]
+    assert result["stored_evaluation_files_deleted"] >= 2  # the cases and the results computed on them
+    assert not any(target in set(pd.read_parquet(p)["user_id"]) for p in (db.parent / "evaluations").glob("cases__*"))
     assert shopper_everywhere(db, target) == {"events": 0, "pushes": 0, "quarantine_rows": 0, "users_rows": 0}
     assert not file_has(db, target) and not file_has(db, SHOPPERS[0])
     assert not file_has(db, f"for {target}")  # the push's stored reason
