@@ -46,6 +46,7 @@ from views._common import (
 )
 from views._training import require_model_for_data
 from views._explain import REVIEW_PAGE, WHY_PAGE, why_link, why_params
+from views._explain import explanation as explain_cached, shopper_case as explain_shopper_case
 from recsys_core import privacy, recommend
 from recsys_core import scenario as sc
 from recsys_core.context import PROMO_CHOICES, Scenario
@@ -591,6 +592,10 @@ def forget_now(user: str) -> None:
     except (OSError, ValueError, RuntimeError) as exc:  # locked, unknown shopper, a file that could not be rewritten
         st.session_state[FORGOTTEN] = {"error": str(exc)}
         return
+    # Nothing of the shopper stays in this server's memory either: cached query results and explanations go.
+    st.cache_data.clear()
+    explain_shopper_case.clear()
+    explain_cached.clear()
     done["models_to_retrain"] = [Path(m).name for m in done["models_to_retrain"]]
     st.session_state[FORGOTTEN] = {"user": user, **done}
     st.session_state["user"] = ""
