@@ -119,12 +119,9 @@ def cmd_push(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_forget(args: argparse.Namespace) -> dict[str, Any]:
-    import os
-
     from recsys_core import privacy
 
-    key = privacy.load_key(args.key_file) if args.key_file or os.environ.get(privacy.KEY_ENV) else None
-    return privacy.forget(args.db, args.user, key=key, models_root=args.models)
+    return privacy.forget(args.db, args.user, key=privacy.key_if_given(args.key_file), models_root=args.models)
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -371,7 +371,8 @@ def _import_items(con, source: Path, fmt: str, sep: str | None, work: Path) -> d
     return _import_run(con, source, kind, {"sep": sep}, stage, write, text=kind != "parquet_items")
 
 
-def _import_run(con, source: Path, kind: str, options: dict, stage, write, text: bool, pseudonymise=None) -> dict[str, Any]:
+def _import_run(con, source: Path, kind: str, options: dict, stage, write, text: bool,
+                pseudonymise: Callable[[list[str]], list[str]] | None = None) -> dict[str, Any]:
     """Stage, check and write one file as one import run, unless this exact run was done before.
 
     ``pseudonymise`` (raw ids -> pseudonyms) replaces the shopper ids of the checked rows before anything is written."""

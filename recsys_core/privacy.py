@@ -69,6 +69,11 @@ def load_key(key_file: str | os.PathLike | None = None) -> bytes:
     return key
 
 
+def key_if_given(key_file: str | os.PathLike | None = None) -> bytes | None:
+    """`load_key` when a key file or ``$SCENEPUSH_PSEUDONYM_KEY`` is given, else None (`forget` by pseudonym needs none)."""
+    return load_key(key_file) if key_file is not None or os.environ.get(KEY_ENV) else None
+
+
 def pseudonym(raw_id: str, key: bytes) -> str:
     """The pseudonym of a raw shopper id under ``key`` (what a pseudonymised database stores instead of the id).
 
