@@ -34,8 +34,11 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
-    from recsys_core import importers
+    from recsys_core import importers, privacy
 
+    if args.key_file and not args.pseudonymise:
+        raise CliError("--key-file applies with --pseudonymise")
+    key = privacy.load_key(args.key_file) if args.pseudonymise else None
     return importers.import_file(
         args.path,
         fmt=args.format,
@@ -48,6 +51,7 @@ def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
         tz=args.tz,
         scene=args.scene,
         min_rating=args.min_rating,
+        pseudonym_key=key,
     )
 
 
@@ -114,6 +118,12 @@ def cmd_push(args: argparse.Namespace) -> dict[str, Any]:
     return push.push_cli(args)
 
 
+def cmd_forget(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import privacy
+
+    return privacy.forget(args.db, args.user, key=privacy.key_if_given(args.key_file), models_root=args.models)
+
+
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     from recsys_core import bench
 
@@ -164,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="import a column as a scene field (repeatable); NAME=COLUMN renames it, :N keeps its first N characters "
                    "(e.g. --scene location=user_geohash:4)")
     p.add_argument("--min-rating", type=float, default=None, help="movielens: keep ratings >= R (default: keep all)")
+    p.add_argument("--pseudonymise", action="store_true",
+                   help="store shopper ids as keyed pseudonyms (HMAC-SHA256); key from $SCENEPUSH_PSEUDONYM_KEY or --key-file")
+    p.add_argument("--key-file", default=None, help="file holding the pseudonymisation key (at least 16 random bytes)")
 
     add("stats", cmd_stats, "Summarise the database: counts, date range, behaviours, scenes, import runs.")
 
@@ -212,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="how many shoppers when --users is not given")
     p.add_argument("-k", type=int, default=5)
     _scenario_args(p)
+
+    p = add("forget", cmd_forget, "Erase one shopper: events, pushes and reasons, quarantined rows, profile; "
+            "rewrites the file and flags models trained on the shopper for retraining.")
+    p.add_argument("--user", required=True, help="the pseudonym (or raw id) the database holds, or a raw id with the key")
+    p.add_argument("--key-file", default=None, help="pseudonymisation key file (default: $SCENEPUSH_PSEUDONYM_KEY)")
+    p.add_argument("--models", default="models", help="folder of model folders to check (besides the bundled model)")
 
     p = add("bench", cmd_bench, "Benchmarks: import rate, serving latency, training speed, explanations.")
     p.add_argument("--only", action="append", default=None, help="run only the named benchmark group (repeatable)")

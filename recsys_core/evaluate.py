@@ -402,6 +402,26 @@ class EvaluationStore:
     def save_cases(self, events_hash: str, protocol: str, table: Any) -> None:
         self._write(self._safe("cases", events_hash, protocol) + ".parquet", lambda tmp: table.to_parquet(tmp, index=False))
 
+    def drop_shopper(self, user_id: str) -> int:
+        """Delete every stored case table that names ``user_id``, with the results computed on the same data
+        (an erased shopper leaves nothing here; both are recomputed when asked). Returns the files deleted."""
+        import pandas as pd
+
+        deleted = 0
+        for path in sorted(self.root.glob("cases__*.parquet")) if self.root.is_dir() else []:
+            try:
+                holds = str(user_id) in set(pd.read_parquet(path, columns=["user_id"])["user_id"].astype(str))
+            except (OSError, ValueError, KeyError) as exc:  # unreadable: it cannot be shown, but it may hold the shopper
+                log.warning("deleting unreadable stored cases %s: %s", path, exc)
+                holds = True
+            if not holds:
+                continue
+            data_hash = path.name.split("__")[1]
+            for stale in [path, *self.root.glob(f"results__*__{data_hash}__*.npz")]:
+                stale.unlink(missing_ok=True)
+                deleted += 1
+        return deleted
+
 
 def case_table(cases: Any) -> Any:
     """The cases' slice table (`EvalCases.slices`) plus ``target_at``: the target's local time, so a case can be

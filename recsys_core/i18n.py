@@ -854,6 +854,34 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     # --- time split, updates, monitoring page and router (keep new keys of this feature inside this block)
     # (end of living-model block)
     # --- pseudonyms and erasure (keep new keys of this feature inside this block)
+    "privacy.forget": {"en": "Forget this shopper…", "zh": "删除该顾客的全部数据…"},
+    "privacy.forget_help": {
+        "en": "Deletes the shopper's events, pushes with their reasons, quarantined rows and profile, and rewrites "
+        "the database file so nothing of them remains in it. Models trained on their data are flagged for retraining.",
+        "zh": "删除该顾客的行为、推送及推送理由、隔离行和资料，并重写数据库文件，使其中不再留有该顾客的任何数据。"
+        "用其数据训练的模型会被标记为需要重新训练。",
+    },
+    "privacy.forget_confirm": {
+        "en": "Forget shopper {user}? Every row about them is deleted and the database file is rewritten. This cannot be "
+        "undone; models trained on their data keep what they learned until retrained.",
+        "zh": "确定删除顾客 {user} 吗？与其相关的所有记录都会被删除，数据库文件会被重写，且无法撤销；"
+        "用其数据训练的模型在重新训练之前仍保留学到的内容。",
+    },
+    "privacy.forget_yes": {"en": "Yes, forget this shopper", "zh": "确认删除"},
+    "privacy.forget_cancel": {"en": "Cancel", "zh": "取消"},
+    "privacy.forgotten": {
+        "en": "Shopper {user} was forgotten: {events} events, {pushes} pushes and {quarantine} quarantined rows deleted "
+        "(erasure {erasure_id}); the database file was rewritten.",
+        "zh": "已删除顾客 {user}：删除 {events} 条行为、{pushes} 条推送和 {quarantine} 条隔离行（删除记录 {erasure_id}），"
+        "数据库文件已重写。",
+    },
+    "privacy.forgotten_models": {
+        "en": "Trained on the shopper's data, to retrain: {models}",
+        "zh": "以下模型用到了该顾客的数据，需要重新训练：{models}",
+    },
+    "privacy.forget_failed": {"en": "The shopper could not be forgotten: {error}", "zh": "无法删除该顾客：{error}"},
+    "privacy.retrain": {"en": "Trained on erased data: retrain", "zh": "训练数据含已删除的顾客：请重新训练"},
+    "privacy.col.erased": {"en": "Erased data", "zh": "已删除数据"},
     # (end of privacy block)
     # --- sparse shoppers, cold start, DP and distributed training (keep new keys inside this block)
     # (end of scale block)

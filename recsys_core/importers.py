@@ -37,13 +37,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from recsys_core import store
+from recsys_core import privacy, store
 from recsys_core.context import WELL_KNOWN, SceneField, check_field_name, scene_field
 from recsys_core.store import ingest
+from recsys_core.store import privacy as store_privacy
 from recsys_core.store.ingest import Column, RowPlan
 from recsys_core.store.scene import scene_fields as stored_scene_fields
 
@@ -195,12 +196,15 @@ def import_file(
     tz: str = DEFAULT_TZ,
     scene: Sequence[str] | None = None,
     min_rating: float | None = None,
+    pseudonym_key: bytes | None = None,
 ) -> dict[str, Any]:
     """Import one behaviour log (and optionally its items file) into the store.
 
     ``scene``: columns to import as scene fields, each ``COLUMN`` or ``NAME=COLUMN`` with an optional
     ``:N`` (keep the first N characters). ``min_rating`` (MovieLens): ratings below it are set aside in
     quarantine with that reason, so rows read = imported + quarantined still holds.
+    ``pseudonym_key``: store every shopper id as its keyed pseudonym (`recsys_core.privacy`); a database
+    pseudonymised once refuses imports without its key (nothing is written then).
 
     Returns rows_read, rows_imported, rows_quarantined, run_id, file, format,
     already_imported, and status: "ok", "partial" (some rows quarantined),
@@ -235,13 +239,14 @@ def import_file(
         if not ingest.timezone_exists(con, tz):
             raise ValueError(f"unknown timezone {tz!r}; use an IANA name such as Asia/Shanghai or Europe/Berlin")
         with tempfile.TemporaryDirectory(prefix="scenepush-import-") as work, ingest.transaction(con):
+            _check_pseudonyms(con, pseudonym_key, store.resolve_db_path(db))
             options = {"tz": tz, "sep": sep, "map": sorted(parsed_map.items()), "columns": columns,
                        "ts_unit": ts_unit if fmt in ("csv", "parquet") else None}
             if scene_specs:  # only when given, so runs recorded before scene options keep their ids
                 options["scene"] = [list(spec) for spec in scene_specs]
             if min_rating is not None:
                 options["min_rating"] = float(min_rating)
-            result = _import_events(con, source, fmt, options, parsed_map, Path(work))
+            result = _import_events(con, source, fmt, options, parsed_map, Path(work), pseudonym_key)
             wrote = not result["already_imported"]
             if items_source is not None:
                 items = result["items_file"] = _import_items(con, items_source, fmt, sep, Path(work))
@@ -297,7 +302,16 @@ class _Staged:
     scene: tuple[SceneField, ...] = ()   # the file's scene fields (columns of the plan named like them)
 
 
-def _import_events(con, source: Path, fmt: str, options: dict, parsed_map: dict[str, str], work: Path) -> dict[str, Any]:
+def _check_pseudonyms(con, key: bytes | None, db: Path) -> None:
+    """Refuse an import that would mix raw ids and pseudonyms (or two keys); mark a first pseudonymised import."""
+    state = store_privacy.pseudonym_state(con)
+    privacy.check_import_key(state, key, store_privacy.holds_shoppers(con) if state is None else False, str(db))
+    if key is not None and state is None:
+        store_privacy.set_pseudonym_state(con, privacy.SCHEME, privacy.key_check_value(key))
+
+
+def _import_events(con, source: Path, fmt: str, options: dict, parsed_map: dict[str, str], work: Path,
+                   pseudonym_key: bytes | None = None) -> dict[str, Any]:
     specs = [tuple(s) for s in options.get("scene", [])]
 
     def stage(scan: _FileScan) -> _Staged:
@@ -308,8 +322,10 @@ def _import_events(con, source: Path, fmt: str, options: dict, parsed_map: dict[
     def write(run_id: str, staged: _Staged) -> dict[str, int]:
         return ingest.write_events(con, run_id, staged.scene)
 
-    result = _import_run(con, source, fmt, options, stage, write, text=fmt != "parquet")
+    pseudonymise = (lambda ids: privacy.pseudonyms(ids, pseudonym_key)) if pseudonym_key is not None else None
+    result = _import_run(con, source, fmt, options, stage, write, text=fmt != "parquet", pseudonymise=pseudonymise)
     result["timezone"] = options["tz"]
+    result["pseudonymised"] = pseudonym_key is not None
     return result
 
 
@@ -355,8 +371,11 @@ def _import_items(con, source: Path, fmt: str, sep: str | None, work: Path) -> d
     return _import_run(con, source, kind, {"sep": sep}, stage, write, text=kind != "parquet_items")
 
 
-def _import_run(con, source: Path, kind: str, options: dict, stage, write, text: bool) -> dict[str, Any]:
-    """Stage, check and write one file as one import run, unless this exact run was done before."""
+def _import_run(con, source: Path, kind: str, options: dict, stage, write, text: bool,
+                pseudonymise: Callable[[list[str]], list[str]] | None = None) -> dict[str, Any]:
+    """Stage, check and write one file as one import run, unless this exact run was done before.
+
+    ``pseudonymise`` (raw ids -> pseudonyms) replaces the shopper ids of the checked rows before anything is written."""
     scan = _scan_file(source, text)
     sha = scan.sha256
     run_id = _run_id(sha, kind, options)
@@ -378,6 +397,8 @@ def _import_run(con, source: Path, kind: str, options: dict, stage, write, text:
     counts = ingest.checked_counts(con)
     if counts["rows_read"] == 0:
         raise ValueError(f"{source} has no data rows (only a header or blank lines): nothing to import")
+    if pseudonymise is not None:
+        ingest.pseudonymise_checked(con, pseudonymise)
     figures = write(run_id, staged)
     sample = ingest.write_quarantine(con, run_id, source.name, staged.unit)
     status = _status(counts)

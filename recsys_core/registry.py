@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from recsys_core import __version__
 from recsys_core.features import FeatureSpace
 from recsys_core.models import MODEL_REGISTRY, Recommender, build_model
+from recsys_core.privacy import trained_on_erased_data
 
 FORMAT_VERSION = 2  # 2: scene fields are data (features.scene_fields), context_fields recorded
 WEIGHTS_FILE = "model.safetensors"
@@ -195,10 +196,12 @@ def list_model_dirs(root: str | os.PathLike) -> list[Path]:
 
 
 
-def model_card(model_dir: str | os.PathLike, events_hash: str | None = None) -> dict[str, Any]:
+def model_card(model_dir: str | os.PathLike, events_hash: str | None = None,
+               erasures: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """What a researcher reads about a model folder without loading it: type, version, protocol, the context
     fields it reads, its training data (and whether it is the open database's: ``events_hash``), size,
-    parameters, training time, epochs and seed. A folder that cannot be read gives ``{"error": ...}``."""
+    parameters, training time, epochs and seed. With the database's ``erasures`` (`store.privacy.erasures`),
+    ``trained_on_erased_data`` says whether it must be retrained. A folder that cannot be read gives ``{"error": ...}``."""
     from safetensors import safe_open
 
     path = Path(model_dir)
@@ -227,6 +230,7 @@ def model_card(model_dir: str | os.PathLike, events_hash: str | None = None) -> 
         "best_epoch": training.get("best_epoch"),
         "seed": (training.get("config") or {}).get("seed", meta.get("seed")),
         "test_NDCG@10": test.get("NDCG@10"),
+        "trained_on_erased_data": trained_on_erased_data(meta, erasures) if erasures is not None else None,
     }
 
 

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from recsys_core import recommend, scenario as sc
 from recsys_core.context import Scenario
-from recsys_core.i18n import t
+from recsys_core.i18n import format_int, t
 from recsys_core.store import connect
 from tests.app_db import open_app_page
 
@@ -403,3 +403,39 @@ def test_in_chinese(monkeypatch, sample_db, models):
 def open_page(monkeypatch, db: Path, params: dict[str, str] | None = None):
     """The app as a browser would open it: the frame first, then the Scenario page (URL parameters kept)."""
     return open_app_page(monkeypatch, db, PAGE, params, timeout=120)
+
+
+def test_forget_this_shopper_asks_first_then_erases(monkeypatch, sample_db, models, tmp_path):
+    import shutil
+
+    db = tmp_path / "forget.duckdb"  # a copy: the other tests keep their shoppers
+    shutil.copy(sample_db, db)
+    user = shopper_with(db, ("coffee", "breakfast"))
+
+    def events_of(u: str) -> int:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return con.execute("SELECT count(*) FROM events WHERE user_id = ?", [u]).fetchone()[0]
+        finally:
+            con.close()
+
+    before = events_of(user)
+    at = open_page(monkeypatch, db, scenario_params(user, local(MONDAY, 8)))
+    open_tab(at, "history")
+    assert t("privacy.retrain", "en") not in texts(at.sidebar.warning)
+    at.button(key="forget_shopper").click().run()
+    assert not at.exception
+    assert any(user in w.value and t("privacy.forget_yes", "en") not in w.value for w in at.warning)  # asks, names the shopper
+    assert events_of(user) == before  # nothing happens before the confirmation
+    at.button(key="forget_cancel").click().run()
+    assert not any(user in w.value for w in at.warning) and at.button(key="forget_shopper")
+    assert events_of(user) == before
+    at.button(key="forget_shopper").click().run()
+    at.button(key="forget_confirm").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, texts(at.error)
+    assert len(at.success) == 1 and user in at.success[0].value and format_int(before) in at.success[0].value
+    assert events_of(user) == 0
+    assert at.session_state["user"] == "" and t("scenario.pick_shopper", "en") in texts(at.info)
+    # the bundled model was trained on exactly this data: the sidebar says to retrain it
+    assert t("privacy.retrain", "en") in texts(at.sidebar.warning)

@@ -193,6 +193,18 @@ def write_cursor(path: str, wait_s: float = 3.0) -> Iterator[duckdb.DuckDBPyConn
         _WRITING.release()
 
 
+@contextmanager
+def exclusive_store(path: str, wait_s: float = 3.0) -> Iterator[None]:
+    """No connection of this server holds the file while the block runs (forgetting a shopper replaces the file).
+
+    Like `write_cursor`, but the block opens (and closes) the file itself. Raises `DatabaseLockedError` when
+    this server could not let go of the file within ``wait_s`` or another process holds it.
+    """
+    with write_cursor(path, wait_s) as con:
+        con.close()  # the writable open proved nothing else holds the file; the block reopens it
+        yield
+
+
 @dataclass(frozen=True)
 class Store:
     """The open database as pages see it: its path, version (cache key) and summary statistics."""
@@ -451,6 +463,24 @@ def _model_sidebar(store: Store | None) -> None:
     if "context_fields" in meta:
         lines.append(markdown_text(reads_note(tuple(meta["context_fields"]), scene_schema(store) if store else [])))
     st.sidebar.markdown("  \n".join(lines))
+    if store is not None and needs_retrain(meta, store):
+        st.sidebar.warning(tr("privacy.retrain"), icon=":material/person_remove:")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def erasure_records(path: str, version: tuple[int, int]) -> list[dict[str, Any]]:
+    """The database's erasures (`recsys_core.store.privacy.erasures`), cached per file version."""
+    from recsys_core.store.privacy import erasures
+
+    with read_cursor(path) as cur:
+        return erasures(cur)
+
+
+def needs_retrain(meta: dict[str, Any], store: Store) -> bool:
+    """Whether the model (its metadata) was trained on data of a shopper erased from this database since."""
+    from recsys_core.privacy import trained_on_erased_data
+
+    return trained_on_erased_data(meta, erasure_records(store.path, store.version))
 
 
 # --- sidebar -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from views._common import (
     show_chart,
     show_table,
     store_events_hash,
+    erasure_records,
     tr,
     vocab,
 )
@@ -46,8 +47,8 @@ events_hash = store_events_hash(store.path, store.version)
 
 
 @st.cache_data(show_spinner=False)
-def card(folder: str, mtime: int, events_hash: str) -> dict:
-    return registry.model_card(folder, events_hash)
+def card(folder: str, mtime: int, events_hash: str, erasures: list[dict] | None = None) -> dict:
+    return registry.model_card(folder, events_hash, erasures)
 
 
 @st.cache_data(show_spinner=False)
@@ -63,7 +64,8 @@ def comparison(path: str, version: tuple[int, int], folders: tuple[str, ...], mt
 
 
 folders = [model_key(d) for d in model_dirs()]
-cards = [card(str(model_path(f)), model_mtime(f), events_hash) | {"key": f} for f in folders]
+erased = erasure_records(store.path, store.version)
+cards = [card(str(model_path(f)), model_mtime(f), events_hash, erased) | {"key": f} for f in folders]
 
 
 def data_word(c: dict) -> str:
@@ -96,6 +98,7 @@ for c in cards:
         tr("models.col.epochs"): f"{c['epochs_run']} / {c['best_epoch']}" if c["epochs_run"] else "–",
         tr("models.col.seed"): c["seed"],
         tr("models.col.ndcg"): round(c["test_NDCG@10"], 4) if c["test_NDCG@10"] is not None else None,
+        tr("privacy.col.erased"): tr("privacy.retrain") if c.get("trained_on_erased_data") else "–",
     })
 if rows:
     show_table(pd.DataFrame(rows), "model_cards", key="model_cards")

@@ -41,10 +41,13 @@ from views._common import (
     vocab,
     vocab_formatter,
     write_cursor,
+    exclusive_store,
+    APP_ROOT,
 )
 from views._training import require_model_for_data
 from views._explain import REVIEW_PAGE, WHY_PAGE, why_link, why_params
-from recsys_core import recommend
+from views._explain import explanation as explain_cached, shopper_case as explain_shopper_case
+from recsys_core import privacy, recommend
 from recsys_core import scenario as sc
 from recsys_core.context import PROMO_CHOICES, Scenario
 from recsys_core.features import Calendar
@@ -59,6 +62,8 @@ SHARED = "_shared_scenario"  # shopper, scenario and k shared with the Why page 
 SEEN = "_scenario_seen"
 PUSHED = "_scenario_pushed"
 REASONS_WORKER = "_push_reasons_worker"  # the thread attaching reasons to the latest pushes (tests join it)
+FORGET_ASKED = "_forget_asked"  # the shopper whose erasure waits for a confirmation
+FORGOTTEN = "_forgotten"  # what the last erasure did (shown once)
 SCENE_COLORS = ["#1F77B4", "#E4572E", "#2CA02C", "#9467BD", "#F3A712", "#17BECF", "#8C564B", "#7F7F7F"]
 BEHAVIOR_SYMBOLS = {"pv": "circle", "fav": "star", "cart": "square", "buy": "diamond"}
 
@@ -341,6 +346,16 @@ if {k: st.query_params.get(k) for k in st.query_params} != wanted_params:
 if url_problems:
     st.warning(tr_md("scenario.url_ignored", names=", ".join(url_problems)))
 
+forgotten = st.session_state.pop(FORGOTTEN, None)
+if forgotten and "error" in forgotten:
+    st.error(tr_md("privacy.forget_failed", error=forgotten["error"]))
+elif forgotten:
+    st.success(tr_md("privacy.forgotten", user=forgotten["user"], events=format_int(forgotten["deleted"]["events"]),
+                     pushes=format_int(forgotten["deleted"]["pushes"]), quarantine=format_int(forgotten["deleted"]["quarantine_rows"]),
+                     erasure_id=forgotten["erasure_id"]), icon=":material/check_circle:")
+    if forgotten["models_to_retrain"]:
+        st.warning(tr_md("privacy.forgotten_models", models=", ".join(forgotten["models_to_retrain"])))
+
 # --- checks before scoring -------------------------------------------------------------------
 
 if not state.user_id:
@@ -565,6 +580,38 @@ def show_history() -> None:
         show_chart(fig, "history_chart", height=max(320, 80 + 30 * tl["category_shown"].nunique()))
         st.caption(tr("scenario.history_caption", n=format_int(len(tl)), first=str(tl["local_time"].min())[:16],
                       last=str(tl["local_time"].max())[:16]))
+    forget_shopper()
+
+
+def forget_now(user: str) -> None:
+    """The confirmed erasure (`recsys_core.privacy.forget`); then the page shows no shopper, and what was done."""
+    st.session_state.pop(FORGET_ASKED, None)
+    try:
+        with exclusive_store(store.path):
+            done = privacy.forget(store.path, user, models_root=APP_ROOT / "models")
+    except (OSError, ValueError, RuntimeError) as exc:  # locked, unknown shopper, a file that could not be rewritten
+        st.session_state[FORGOTTEN] = {"error": str(exc)}
+        return
+    # Nothing of the shopper stays in this server's memory either: cached query results and explanations go.
+    st.cache_data.clear()
+    explain_shopper_case.clear()
+    explain_cached.clear()
+    done["models_to_retrain"] = [Path(m).name for m in done["models_to_retrain"]]
+    st.session_state[FORGOTTEN] = {"user": user, **done}
+    st.session_state["user"] = ""
+
+
+def forget_shopper() -> None:
+    """"Forget this shopper…", then a confirmation naming the shopper and what it deletes."""
+    user = state.user_id
+    if st.session_state.get(FORGET_ASKED) != user:
+        st.button(tr("privacy.forget"), key="forget_shopper", help=tr("privacy.forget_help"), icon=":material/person_remove:",
+                  on_click=lambda: st.session_state.update({FORGET_ASKED: user}))
+        return
+    st.warning(tr_md("privacy.forget_confirm", user=user), icon=":material/warning:")
+    c_yes, c_no = st.columns(2)
+    c_yes.button(tr("privacy.forget_yes"), key="forget_confirm", type="primary", on_click=forget_now, args=(user,))
+    c_no.button(tr("privacy.forget_cancel"), key="forget_cancel", on_click=lambda: st.session_state.pop(FORGET_ASKED, None))
 
 
 # Only the open tab runs (its charts are the costly part of a rerun); the first one is open by default.

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     run_id     VARCHAR NOT NULL,
     row_number BIGINT NOT NULL,
     raw        VARCHAR,
-    reason     VARCHAR NOT NULL
+    reason     VARCHAR NOT NULL,
+    user_id    VARCHAR                      -- the row's shopper id (a pseudonym when pseudonymised), when it had one
 );
 CREATE TABLE IF NOT EXISTS pushes (
     push_id       VARCHAR PRIMARY KEY,
@@ -69,6 +70,16 @@ CREATE TABLE IF NOT EXISTS pushes (
     model_version VARCHAR NOT NULL,
     reasons_json  VARCHAR,
     created_at    TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS erasures (       -- one row per forgotten shopper; nothing that identifies them
+    erasure_id      VARCHAR PRIMARY KEY,    -- random
+    erased_at       TIMESTAMP NOT NULL,     -- UTC
+    events          BIGINT NOT NULL,        -- rows deleted per table
+    pushes          BIGINT NOT NULL,
+    quarantine_rows BIGINT NOT NULL,
+    users_rows      BIGINT NOT NULL,
+    data_since      TIMESTAMP,              -- earliest import run that brought the shopper's events (NULL: unknown)
+    data_hash       VARCHAR                 -- event fingerprint just before the erasure (flags models trained on it)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   VARCHAR PRIMARY KEY,
@@ -118,6 +129,8 @@ def connect(db: str | os.PathLike | None = None, read_only: bool = False) -> duc
     if not read_only:
         _migrate(con)
         con.execute(SCHEMA)
+        # Added without a schema bump: older files gain the column on their next writable open.
+        con.execute("ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS user_id VARCHAR")
         set_meta(con, "schema_version", SCHEMA_VERSION)
     elif _tables(con) and get_meta(con, "schema_version") != SCHEMA_VERSION:
         con.close()

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import duckdb
 
@@ -65,7 +66,7 @@ _CONTROL_RE = "[\\x00-\\x1f\\x7f]"
 # A line with content has a character other than blanks; NULL (an empty line) does not match.
 _CONTENT_RE = "[^ \t\r]"
 
-_STAGED_TABLES = ("_imp_lines", "_imp_line_problems", "_imp_checked")
+_STAGED_TABLES = ("_imp_lines", "_imp_line_problems", "_imp_checked", "_imp_pseudonyms", "_imp_redact")
 
 
 class ReadError(ValueError):
@@ -316,12 +317,14 @@ def check_rows(con: duckdb.DuckDBPyConnection, plan: RowPlan, rows: Rows) -> Non
     source = f"({rows.sql})"
     for layer in layers:
         source = f"(SELECT *{''.join(', ' + e for e in layer)} FROM {source})"
-    # The raw text is kept for rejected rows only: they are the ones quarantine shows.
+    # The raw text is kept for rejected rows only: they are the ones quarantine shows. `split_ok`: the row
+    # split into the plan's fields, so a field sits where the plan says (pseudonymising relies on it).
     sql = (
         "CREATE OR REPLACE TEMP TABLE _imp_checked AS "
         "SELECT * EXCLUDE (raw), CASE WHEN problem IS NOT NULL THEN raw END AS raw FROM ("
         f"SELECT line_no, raw, {', '.join(finals)}, "
-        f"  coalesce(problem, {count_problem}, {field_problems}) AS problem "
+        f"  coalesce(problem, {count_problem}, {field_problems}) AS problem, "
+        f"  (problem IS NULL AND ({count_problem}) IS NULL) AS split_ok "
         f"FROM {source})"
     )
     try:
@@ -453,10 +456,13 @@ def checked_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def write_quarantine(con: duckdb.DuckDBPyConnection, run_id: str, file_label: str, unit: str = "line") -> list[dict[str, Any]]:
-    """Every rejected row into `quarantine` with its raw text; returns the first few for the report."""
+    """Every rejected row into `quarantine` with its raw text (and its shopper id, so that forgetting the
+    shopper finds it); returns the first few for the report."""
+    has_user = "user_id" in {r[0] for r in con.execute("DESCRIBE _imp_checked").fetchall()}
     con.execute(
-        "INSERT INTO quarantine (run_id, row_number, raw, reason) "
-        "SELECT $run, line_no, raw, $file || ' ' || $unit || ' ' || line_no || ': ' || problem "
+        "INSERT INTO quarantine (run_id, row_number, raw, reason, user_id) "
+        "SELECT $run, line_no, raw, $file || ' ' || $unit || ' ' || line_no || ': ' || problem, "
+        f"{'nullif(user_id, ' + chr(39) * 2 + ')' if has_user else 'NULL'} "
         "FROM _imp_checked WHERE problem IS NOT NULL",
         {"run": run_id, "file": file_label, "unit": unit},
     )
@@ -464,6 +470,69 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, run_id: str, file_label: st
         "SELECT row_number, reason FROM quarantine WHERE run_id = ? ORDER BY row_number LIMIT 5", [run_id]
     ).fetchall()
     return [{"row": r[0], "reason": r[1]} for r in rows]
+
+
+# Shown in place of a rejected row's raw text when the shopper id in it cannot be located for replacing.
+WITHHELD = " (raw text withheld: pseudonymised import)"
+
+
+def pseudonymise_checked(con: duckdb.DuckDBPyConnection, to_pseudonyms: Callable[[list[str]], list[str]]) -> int:
+    """Replace every shopper id in `_imp_checked` by its pseudonym, before anything reaches the database.
+
+    ``to_pseudonyms`` maps distinct raw ids to pseudonyms (the key stays with the caller). Rejected rows
+    keep their raw text and reason with the id replaced wherever it stands as a whole value (as written,
+    CSV-quoted or JSON-escaped); a rejected row that did not split into the plan's fields (the id's
+    position is unknown), or whose raw text would still show the id, keeps no raw text. Staged tables are
+    temporary (memory, or the temp directory), never the database file. Returns the number of distinct ids.
+    Raises ValueError when two ids of the file share a pseudonym (negligible, but never silent).
+    """
+    raw_ids = [r[0] for r in con.execute(
+        "SELECT DISTINCT user_id FROM _imp_checked WHERE user_id IS NOT NULL AND user_id <> ''").fetchall()]
+    mapped = to_pseudonyms(raw_ids)
+    if len(set(mapped)) != len(raw_ids):
+        raise ValueError("two shopper ids of this file map to the same pseudonym; nothing was imported")
+    con.execute("CREATE OR REPLACE TEMP TABLE _imp_pseudonyms AS SELECT unnest($raw) AS raw_id, unnest($ps) AS pseudonym",
+                {"raw": raw_ids, "ps": mapped})
+    rejected = [r[0] for r in con.execute(
+        "SELECT DISTINCT c.user_id FROM _imp_checked c WHERE c.problem IS NOT NULL AND c.split_ok AND c.user_id <> ''").fetchall()]
+    if rejected:
+        ps = dict(zip(raw_ids, mapped))
+        shown = ["'" + r[:40] + ("…" if len(r) > 40 else "") + "'" for r in rejected]
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _imp_redact AS SELECT unnest($raw) AS raw_id, unnest($pattern) AS pattern, "
+            "unnest($ps) AS pseudonym, unnest($shown) AS shown",
+            {"raw": rejected, "pattern": [whole_value_pattern(r) for r in rejected], "ps": [ps[r] for r in rejected],
+             "shown": shown},
+        )
+        # Twice: a match consumes the separator after it, so a value repeated in the next field waits one pass.
+        replace_raw = ("regexp_replace(regexp_replace(c.raw, r.pattern, '\\1' || r.pseudonym || '\\2', 'g'), "
+                       "r.pattern, '\\1' || r.pseudonym || '\\2', 'g')")
+        replace_problem = "replace(c.problem, r.shown, chr(39) || r.pseudonym || chr(39))"
+        con.execute(
+            f"UPDATE _imp_checked c SET raw = {replace_raw}, problem = {replace_problem} "
+            "FROM _imp_redact r WHERE c.user_id = r.raw_id AND c.problem IS NOT NULL AND c.split_ok"
+        )
+        con.execute(
+            "UPDATE _imp_checked c SET raw = NULL, problem = c.problem || $withheld "
+            "FROM _imp_redact r WHERE c.user_id = r.raw_id AND c.problem IS NOT NULL AND regexp_matches(c.raw, r.pattern)",
+            {"withheld": WITHHELD},
+        )
+    con.execute(
+        "UPDATE _imp_checked SET raw = NULL, problem = problem || $withheld WHERE problem IS NOT NULL AND NOT split_ok",
+        {"withheld": WITHHELD},
+    )
+    con.execute("UPDATE _imp_checked c SET user_id = p.pseudonym FROM _imp_pseudonyms p WHERE c.user_id = p.raw_id")
+    con.execute("DROP TABLE IF EXISTS _imp_redact")
+    con.execute("DROP TABLE IF EXISTS _imp_pseudonyms")
+    return len(raw_ids)
+
+
+def whole_value_pattern(value: str) -> str:
+    """An RE2 pattern matching ``value`` as a whole field: as written, CSV-quoted ("" for ") or JSON-escaped."""
+    forms = dict.fromkeys([value, value.replace('"', '""'), json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]])
+    special = set("\\.^$|?*+()[]{}")
+    escaped = ["".join("\\" + ch if ch in special else ch for ch in form) for form in forms]
+    return "(^|[^0-9A-Za-z_])(?:" + "|".join(escaped) + ")([^0-9A-Za-z_]|$)"
 
 
 def write_events(con: duckdb.DuckDBPyConnection, run_id: str, scene: Sequence[SceneField] = ()) -> dict[str, int]:

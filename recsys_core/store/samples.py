@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from recsys_core.context import SceneField
-from recsys_core.store.connection import set_meta
+from recsys_core.store.connection import get_meta, set_meta
 from recsys_core.store.scene import ensure_scene_fields, select_list
 
 SAMPLE_SOURCE = "sample"
@@ -37,6 +37,9 @@ def replace_sample_world(
     ``events`` rows are in source order (their ``seq`` follows the frame's row order); ``scene`` names
     the scene fields, one column of ``events`` each.
     """
+    if get_meta(con, "pseudonym_key_check"):
+        raise ValueError("this database holds pseudonymised shopper ids; the sample world's raw ids would mix in: "
+                         "build the sample into another database")
     run_id = f"sample-{uuid.uuid4().hex[:12]}"
     started = datetime.now(dt_timezone.utc).replace(tzinfo=None)
     events = events.assign(source_position=range(1, len(events) + 1))  # the frame's order is the source order
