@@ -182,3 +182,22 @@ def test_training_from_the_page_adds_a_model_without_a_restart(monkeypatch, worl
     assert any(t("train.done", "en").split(" ")[0] in s.value and "sasrec-from-page" in s.value for s in at.success)
     folders = list(at.dataframe[0].value[t("models.col.folder", "en")])
     assert str(tmp_path / "models" / "sasrec-from-page") in folders
+
+
+def test_a_case_link_opens_the_scenario_page_at_that_shopper_and_moment(monkeypatch, world):
+    import datetime as dt
+    from urllib.parse import parse_qsl, urlparse
+
+    db, dirs = world
+    keys = [str(d) for d in (dirs[0], dirs[3])]
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs, params={"models": ",".join(keys), "slice": "device=pc"})
+    cases = next(df.value for df in at.dataframe if t("models.col.moment", "en") in df.value.columns)
+    link = urlparse(cases[t("models.col.open", "en")].iloc[0])
+    assert link.path == "/scenario-simulator"
+    params = dict(parse_qsl(link.query))
+    scenario = open_app_page(monkeypatch, db, "views/scenario.py", params=params, model_dirs=dirs)
+    assert not scenario.exception and not scenario.warning
+    moment = dt.datetime.fromisoformat(params["at"])
+    assert scenario.session_state["user"] == params["user"] == cases[t("models.col.user", "en")].iloc[0]
+    assert scenario.session_state["day"] == moment.date() and scenario.session_state["hour"] == moment.hour
+    assert scenario.session_state["scene_device"] == "pc"
