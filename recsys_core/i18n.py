@@ -884,6 +884,22 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "privacy.col.erased": {"en": "Erased data", "zh": "已删除数据"},
     # (end of privacy block)
     # --- sparse shoppers, cold start, DP and distributed training (keep new keys inside this block)
+    "scale.cold_start.list": {
+        "en": "No history for this shopper yet: the list is what is popular at this moment — {hours} on a {day}{scene}.",
+        "zh": "该用户尚无行为记录：列表为当前情境下的热门商品——{day} {hours}{scene}。",
+    },
+    "scale.cold_start.rank": {"en": "This item is #{rank} there.", "zh": "该商品在其中排第 {rank} 位。"},
+    "scale.cold_start.weekday": {"en": "weekday", "zh": "工作日"},
+    "scale.cold_start.weekend": {"en": "weekend", "zh": "周末"},
+    "scale.cold_start.scene": {"en": ", {field} = {value}", "zh": "，{field} = {value}"},
+    "scale.cold_start.why": {
+        "en": "The attributions below are the network's own reading of an empty history; the ranking shown comes "
+        "from scene-aware popularity.",
+        "zh": "下方归因是神经网络对空历史的解读；所示排序来自情境感知的热门度。",
+    },
+    "scale.privacy.card": {"en": "Differential privacy", "zh": "差分隐私"},
+    "scale.privacy.value": {"en": "ε = {epsilon} · δ = {delta} (per shopper)", "zh": "ε = {epsilon} · δ = {delta}（按用户）"},
+    "scale.privacy.none": {"en": "none", "zh": "无"},
     # (end of scale block)
     # --- training jobs and learning curves on the Models page (keep new keys inside this block)
     "models.col.popularity": {"en": "Popularity percentile@10", "zh": "流行度百分位@10"},

@@ -16,9 +16,12 @@ unknown scene values map to "unknown", and fields the model does not read are ig
 
 Shoppers: an id found nowhere in the store raises `UnknownUserError`. A known
 shopper without usable history (profile only, or only items the model never
-saw) is a cold start: the model scores an empty history, which for the neural
-models is a learned state fused with the scenario context — context-aware
-popularity. The result says so (``attrs["cold_start"]``).
+saw) is a cold start: whatever the model, the list is the scene-aware popularity
+of the current context — the `context_pop` baseline (hour bucket × weekday/weekend ×
+the first scene field the model reads), counted over the store's events with the
+model's vocabularies (`cold_start_model`, fitted once per model and data version).
+The result says so (``attrs["cold_start"]``, ``attrs["cold_start_source"]``) and
+`cold_start_reason` gives the sentence the list and the explanation show.
 
 Threads: `load_model` sets torch to one thread (``SERVING_THREADS``): on a shared
 2-core machine one thread gives the most stable interactive latency (docs/pitfalls.md).
@@ -52,6 +55,9 @@ from recsys_core.store import events as store_events
 SERVING_THREADS = 1
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "sample_data" / "models" / "context_transformer"
 MODELS_ROOT = Path("models")
+
+
+COLD_START_SOURCE = "context_pop"
 
 
 class UnknownUserError(ValueError):
@@ -127,10 +133,41 @@ def user_history(
     return pd.DataFrame(cols), enc
 
 
-def _scores(lm: LoadedModel, history: dict[str, np.ndarray], contexts: list[dict[str, int]]) -> torch.Tensor:
-    batch = serving_batch(history, contexts, lm.model.history_len)
+def cold_start_scene_field(lm: LoadedModel) -> str | None:
+    """The scene field cold-start popularity is conditioned on: the first the model reads (as `train` picks for context_pop)."""
+    reads = lm.context_fields or tuple(getattr(getattr(lm.model, "cfg", None), "context_fields", None) or ())
+    return next((f for f in reads if f in lm.features.scene_names), None)
+
+
+def cold_start_model(lm: LoadedModel, con) -> Any:
+    """The scene-aware popularity model (`context_pop`) for shoppers without history, over every event of the
+    store encoded with the model's vocabularies. Fitted on first use and kept on ``lm`` per data version
+    (event count and time range), so an import or an erasure refits it."""
+    from recsys_core.models.baselines import ContextPopularity, ContextPopularityConfig
+    from recsys_core.sequences import SequenceData
+
+    n, first, last = con.execute("SELECT count(*), min(ts), max(ts) FROM events").fetchone()
+    key = (int(n), str(first), str(last))
+    cache = lm.__dict__.setdefault("_cold_start", {})
+    if key not in cache:
+        field = cold_start_scene_field(lm)
+        n_scene = int(lm.features.vocab_sizes().get(field, 1)) if field else 1
+        model = ContextPopularity(ContextPopularityConfig(n_items=lm.model.n_items, scene_field=field, n_scene=n_scene))
+        if n:
+            model.fit(SequenceData.from_store(con, features=lm.features).serving_split())
+        model.eval()
+        cache.clear()
+        cache[key] = model
+    return cache[key]
+
+
+def _scores(lm: LoadedModel, history: dict[str, np.ndarray], contexts: list[dict[str, int]], con=None) -> torch.Tensor:
+    """Scores (S, N+1) of every item under each context; an empty history (and a store to count in) → cold-start popularity."""
+    cold = len(history["item"]) == 0 and con is not None
+    model = cold_start_model(lm, con) if cold else lm.model
+    batch = serving_batch(history, contexts, 1 if cold else lm.model.history_len)
     with torch.no_grad():
-        scores = lm.model.score_all(batch)  # (S, N+1)
+        scores = model.score_all(batch)  # (S, N+1)
     assert bool(torch.isfinite(scores[:, 1:]).all()), "model produced non-finite scores"
     return scores
 
@@ -141,7 +178,7 @@ def score_scenarios(
     """Scores of every item under each scenario, in ONE batch: float32 (S, n_items); column j is the
     item ``lm.features.items.values[j]`` (dense id j + 1). Use for a 24-hour sweep."""
     cols, hist = _history_arrays(lm, con, user_id, history_before)
-    scores = _scores(lm, hist, [context_ids(lm, s, cols["ts"]) for s in scenarios])
+    scores = _scores(lm, hist, [context_ids(lm, s, cols["ts"]) for s in scenarios], con)
     return scores[:, 1:].numpy().astype(np.float32)
 
 
@@ -157,11 +194,12 @@ def recommend(
     """Top-k items for the shopper under the scenario, best first.
 
     Columns: item_id, rank (1-based), score, title, title_zh, category, category_zh, price.
-    ``attrs``: user_id, cold_start, history_length, model_version, scenario.
+    ``attrs``: user_id, cold_start, cold_start_source (None, or "context_pop": the list is the scene-aware
+    popularity of the moment), history_length, model_version, scenario.
     ``exclude_seen`` drops every item the shopper has interacted with.
     """
     cols, hist = _history_arrays(lm, con, user_id, history_before)
-    scores = _scores(lm, hist, [context_ids(lm, scenario, cols["ts"])])  # (1, N+1)
+    scores = _scores(lm, hist, [context_ids(lm, scenario, cols["ts"])], con)  # (1, N+1)
     if exclude_seen:
         seen = lm.features.items.encode(store_events.user_item_ids(con, user_id))
         scores[0, seen[seen > 0]] = float("-inf")
@@ -184,6 +222,7 @@ def recommend(
     out.attrs.update(
         user_id=str(user_id),
         cold_start=n_history == 0,
+        cold_start_source=COLD_START_SOURCE if n_history == 0 else None,
         history_length=n_history,
         model_version=lm.version,
         scenario=scenario.to_dict(),
@@ -237,6 +276,45 @@ def data_fit(lm: LoadedModel, con) -> dict[str, Any]:
     }
 
 
+def cold_start_reason(lm: LoadedModel, con, scenario: Scenario, item_id: str | None = None) -> dict[str, Any]:
+    """What the list and the explanation say for a shopper without history, in English and Chinese: the list is
+    the popularity of this moment (hour bucket, weekday/weekend, the scene value the model reads), and where
+    ``item_id`` stands in it. Keys: en, zh, source, scene_field, scene_value, hour_bucket, day_type, rank."""
+    from recsys_core.i18n import t
+
+    field = cold_start_scene_field(lm)
+    ctx = context_ids(lm, scenario, np.zeros(0, "datetime64[s]"))
+    pop = cold_start_model(lm, con)
+    width = pop.cfg.hour_bucket_hours
+    hour = int(ctx.get("hour", 0)) - 1
+    lo = (hour // width) * width if hour >= 0 else None
+    hours = f"{lo:02d}:00–{lo + width:02d}:00" if lo is not None else "?"
+    weekend = ctx.get("weekend", 0) == 2
+    value = scenario.get(field, "unknown") if field else None
+    rank = None
+    if item_id is not None:
+        dense = int(lm.features.items.encode([str(item_id)])[0])
+        if dense > 0:
+            scores = _scores(lm, {k: np.zeros(0, np.int64) for k in lm.features.history_fields()}, [ctx], con)[0]
+            rank = int((scores[1:] > scores[dense]).sum()) + 1
+    out: dict[str, Any] = {"source": COLD_START_SOURCE, "scene_field": field, "scene_value": value, "hours": hours,
+                           "day_type": "weekend" if weekend else "weekday", "rank": rank}
+    for lang in ("en", "zh"):
+        day = t("scale.cold_start.weekend" if weekend else "scale.cold_start.weekday", lang)
+        scene = t("scale.cold_start.scene", lang, field=field, value=value) if field else ""
+        text = t("scale.cold_start.list", lang, hours=hours, day=day, scene=scene)
+        if rank is not None:
+            text += (" " if lang == "en" else "") + t("scale.cold_start.rank", lang, rank=rank)
+        out[lang] = text
+    return out
+
+
+def cold_start_note(lm: LoadedModel, con, user_id: str, scenario: Scenario, history_before: dt.datetime | None = None) -> dict[str, Any] | None:
+    """`cold_start_reason` when the shopper has no usable history (their list is scene-aware popularity), else None."""
+    _, hist = _history_arrays(lm, con, user_id, history_before)
+    return None if len(hist["item"]) else cold_start_reason(lm, con, scenario)
+
+
 def scenario_from_args(args: argparse.Namespace, lm: LoadedModel) -> Scenario:
     """The CLI's scenario: ``--at`` plus the scene the CLI parsed (``args.scene``: field -> value, from
     ``--scene NAME=VALUE`` and its shorthands). A field the model's data does not have is an error naming
@@ -274,6 +352,7 @@ def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
     con = connect(args.db, read_only=True)
     try:
         top = recommend(lm, con, args.user, scenario, k=args.k)
+        note = cold_start_reason(lm, con, scenario)["en"] if top.attrs["cold_start"] else None
     finally:
         con.close()
     ctx = context_ids(lm, scenario)
@@ -299,6 +378,7 @@ def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
             "promo_day": ctx["promo"] == 2,
         },
         "cold_start": top.attrs["cold_start"],
+        **({"cold_start_note": note} if note else {}),
         "history_length": top.attrs["history_length"],
         "model": {"type": lm.model_type, "version": lm.version, "path": str(lm.path), "protocol": lm.protocol},
     }

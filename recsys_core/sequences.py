@@ -141,6 +141,15 @@ class SequenceData:
         return split
 
 
+    def serving_split(self) -> "Split":
+        """Every event as a training event, no evaluation cases: what a count model fitted for serving
+        (cold-start popularity) counts."""
+        none = np.zeros(0, np.int64)
+        split = Split(self, "next_event", self.offsets[1:].copy(), EvalCases(self, "valid", none, none),
+                      EvalCases(self, "test", none, none), int(self.ts.max()) if len(self.ts) else 0)
+        return split
+
+
 @dataclass
 class EvalCases:
     """Evaluation cases of one part (valid or test): shopper index and the absolute row of its target.
@@ -206,6 +215,30 @@ class TrainingWindows:
 
     def __len__(self) -> int:
         return len(self.last)
+
+    def subset(self, keep: np.ndarray) -> "TrainingWindows":
+        """The windows where ``keep`` (bool, one per window) is True, same settings."""
+        return TrainingWindows(self.data, self.first[keep], self.last[keep], self.max_len, self.session_start_weight,
+                               self.within_session_weight)
+
+    def for_rank(self, rank: int, world_size: int, epoch_seed: Sequence[int]) -> "TrainingWindows":
+        """This rank's share for one epoch, split BY SHOPPER (a shopper's windows all go to one rank):
+        the shoppers are shuffled with ``epoch_seed`` (the same on every rank) and dealt round-robin,
+        like torch's DistributedSampler deals samples. Every window belongs to exactly one rank."""
+        shoppers, inverse = np.unique(self.first, return_inverse=True)
+        dealt = np.empty(len(shoppers), np.int64)
+        dealt[np.random.default_rng(list(epoch_seed)).permutation(len(shoppers))] = np.arange(len(shoppers)) % world_size
+        return self.subset(dealt[inverse] == rank)
+
+    def newest_per_shopper(self) -> "TrainingWindows":
+        """One window per shopper, their newest: the unit of per-shopper privacy (DP-SGD)."""
+        keep = np.zeros(len(self), bool)
+        if len(self):
+            order = np.lexsort((-self.last, self.first))
+            firsts = self.first[order]
+            newest = np.concatenate([[True], firsts[1:] != firsts[:-1]])
+            keep[order[newest]] = True
+        return self.subset(keep)
 
     def n_targets(self) -> int:
         return int(sum(min(self.max_len, int(lst - fst + 2)) for fst, lst in zip(self.first, self.last)))

@@ -171,3 +171,37 @@ def test_time_only_data_shows_time_controls_and_a_note(monkeypatch, plain):
     assert len(scenario.dataframe[0].value) == 5
     scenario.slider(key="hour").set_value(20).run()
     assert not scenario.exception and scenario.query_params["at"] in ("2024-11-18T20:00", ["2024-11-18T20:00"])
+
+
+def test_a_shopper_without_history_is_told_the_list_is_scene_aware_popularity(monkeypatch, tmp_path, tiny_dir):
+    """A profile-only shopper: the Scenario list and the Why page say the ranking is the moment's popularity
+    (en and zh), and the Why page's item choices are that list."""
+    import datetime as dt
+
+    from recsys_core import recommend
+    from recsys_core.context import Scenario
+    from recsys_core.store import connect
+
+    db = build_small_store(tmp_path / "cold.duckdb")
+    con = connect(db)
+    con.execute("INSERT INTO users VALUES ('newbie', 'Hangzhou', 'new')")
+    con.close()
+    params = {**PARAMS, "user": "newbie", "item": "", "at": "2024-11-18T21:30"}
+    params.pop("item")
+    con = connect(db, read_only=True)
+    try:
+        served = recommend.recommend(recommend.load_model(tiny_dir), con, "newbie",
+                                     Scenario.local(dt.date(2024, 11, 18), 21, 30, {"device": "mobile", "channel": "push", "location": "commute"}), k=5)
+    finally:
+        con.close()
+    why = open_why(monkeypatch, db, [tiny_dir], params)
+    assert not why.exception
+    assert why.info[0].value.startswith("No history for this shopper yet") and "#1 there" in why.info[0].value
+    assert why.selectbox(key="why_item").value == served["item_id"][0]
+    assert [o.split(" · ")[-1] for o in why.selectbox(key="why_item").options] == list(served["item_id"])
+    zh = open_why(monkeypatch, db, [tiny_dir], {**params, "lang": "zh"})
+    assert zh.info[0].value.startswith("该用户尚无行为记录")
+    scenario = open_app_page(monkeypatch, db, "views/scenario.py", params, model_dirs=[tiny_dir])
+    assert not scenario.exception
+    notes = [i.value for i in scenario.info if "No history for this shopper yet" in i.value]
+    assert len(notes) == 1 and "21:00–24:00" in notes[0].replace("\\", "")

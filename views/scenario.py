@@ -110,6 +110,13 @@ def ranking(model: str, db: str, version: tuple, user: str, scenario_key: tuple,
         return recommend.recommend(m, cur, user, Scenario.from_key(scenario_key), m.model.n_items, exclude_seen)
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def cold_start(model: str, db: str, version: tuple, user: str, scenario_key: tuple) -> dict | None:
+    """What the list says when the shopper has no history: it is the moment's scene-aware popularity."""
+    with read_cursor(db) as cur:
+        return recommend.cold_start_note(loaded_model(model), cur, user, Scenario.from_key(scenario_key))
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def sweep(model: str, db: str, version: tuple, user: str, scenario_key: tuple, items: tuple[str, ...], exclude_seen: bool) -> pd.DataFrame:
     """Ranks of ``items`` at each hour 0..23 of the scenario's day (`recommend.hour_sweep`: one batched call)."""
@@ -430,6 +437,9 @@ titles = dict(zip(rank_a["item_id"].astype(str), rank_a["title_shown"]))
 
 st.subheader(tr_md("scenario.top", k=len(top_a), user=state.user_id))
 st.markdown(f"**{tr('scenario.a')}** — {markdown_text(describe(state.a))}")
+cold_a = cold_start(state.model, store.path, store.version, state.user_id, state.a.key())
+if cold_a:
+    st.info(markdown_text(cold_a[lang()]), icon=":material/person_add:")
 shown_a = sc.with_rank_changes(top_a, dict(zip(rank_b["item_id"].astype(str), rank_b["rank"].astype(int))))
 shown_a["why"] = [why_link(state.user_id, i, state.a, state.k, lang(), state.model) for i in shown_a["item_id"]]
 show_list(shown_a, ["rank", "arrow", "ref_rank", "title_shown", "category_shown", "price", "score", "why"], "top_a")

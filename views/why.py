@@ -206,7 +206,19 @@ if isinstance(case, str):
 
 from recsys_core.explain.cases import top_items  # noqa: E402 — after the cheap checks above
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def cold_start_top(model_key: str, db: str, version: tuple, shopper: str, scenario_key: tuple, k: int) -> pd.DataFrame:
+    """The top k a shopper without history is served (item_id, rank)."""
+    from recsys_core import recommend
+    from views._common import read_cursor
+
+    with read_cursor(db) as cur:
+        return recommend.recommend(loaded_model(model_key), cur, shopper, Scenario.from_key(scenario_key), k)[["item_id", "rank"]]
+
+
 top = top_items(loaded.model, case, k)
+if not len(case.events):  # no history: the served list is scene-aware popularity (recommend's cold-start path)
+    top = cold_start_top(model, store.path, store.version, user, scenario.key(), k)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -248,12 +260,25 @@ except ValueError:
     st.warning(tr_md("why.unknown_item", item=item))
     st.stop()
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def cold_start_why(model_key: str, db: str, version: tuple, shopper: str, item_id: str, scenario_key: tuple, k: int) -> dict:
+    """The explanation's sentence for a shopper without history (`explain.cold_start_note`)."""
+    from recsys_core.explain import cold_start_note
+    from recsys_core.explain.cases import build_case
+    from views._common import read_cursor
+
+    with read_cursor(db) as cur:
+        lm = loaded_model(model_key)
+        return cold_start_note(lm, cur, build_case(lm, cur, shopper, item_id, Scenario.from_key(scenario_key)))
+
+
 # --- headline ---------------------------------------------------------------------------------------
 
 a, case = ex.attribution, ex.case
 info = item_labels(store.path, store.version, (item,), lang()).get(item, item)
 st.subheader(tr_md("why.item_heading", item=info))
-st.info(markdown_text(ex.reason[lang()]), icon=":material/lightbulb:")
+cold = cold_start_why(model, store.path, store.version, user, item, scenario.key(), k) if not len(case.events) else None
+st.info(markdown_text(cold[lang()] if cold else ex.reason[lang()]), icon=":material/lightbulb:")
 m1, m2, m3, m4 = st.columns(4)
 m1.metric(tr("why.rank"), ordinal(ex.rank, lang()), tr("why.of_items", n=format_int(loaded.model.n_items)), delta_color="off", delta_arrow="off")
 m2.metric(tr("why.score"), f"{a.score:.3f}")

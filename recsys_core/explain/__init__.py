@@ -212,7 +212,26 @@ def explain(loaded_model: Any, con: Any, user_id: str, item_id: str, scenario: A
     case = build_case(loaded_model, con, user_id, item_id, scenario)
     result = explain_case(loaded_model.model, case, k, n_steps, **options)
     result.model_version = loaded_model.version
-    return result.as_dict()
+    out = result.as_dict()
+    cold = cold_start_note(loaded_model, con, case)
+    if cold is not None:
+        out.update(cold_start=cold, reason=cold["en"], reason_zh=cold["zh"])
+    return out
+
+
+def cold_start_note(loaded_model: Any, con: Any, case: Case) -> dict[str, Any] | None:
+    """For a shopper without history (None otherwise): the list they get is scene-aware popularity, not the
+    network's ranking (`recommend.cold_start_reason`); the sentence says so and where the item stands in it,
+    followed by what the attributions then describe."""
+    if len(case.events):
+        return None
+    from recsys_core.i18n import t
+    from recsys_core.recommend import cold_start_reason
+
+    note = cold_start_reason(loaded_model, con, case.scenario, case.item_id)
+    for lang in ("en", "zh"):
+        note[lang] = note[lang] + (" " if lang == "en" else "") + t("scale.cold_start.why", lang)
+    return note
 
 
 def push_reasons(loaded_model: Any, con: Any, user_id: str, scenario: Any, item_ids: Any, k: int | None = None) -> list[dict[str, Any]]:
@@ -233,8 +252,10 @@ def push_reasons(loaded_model: Any, con: Any, user_id: str, scenario: Any, item_
     out = []
     for r in item_reasons(loaded_model.model, case, items, k):
         s, evidence = r.shapley, r.reason["evidence"]
+        cold = cold_start_note(loaded_model, con, r.case)
         out.append({
-            "reason": {"en": r.reason["en"], "zh": r.reason["zh"]},
+            "reason": {"en": r.reason["en"], "zh": r.reason["zh"]} if cold is None else {"en": cold["en"], "zh": cold["zh"]},
+            **({"cold_start": cold} if cold is not None else {}),
             "explained": QUANTITY,
             "score": round(s.score, 6),
             "baseline_score": round(s.base_value, 6),
