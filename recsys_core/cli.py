@@ -188,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--context", default=None, metavar="F1,F2",
                    help="target-context fields the model reads (time and scene fields; default: those known at decision time)")
+    p.add_argument("--distributed", action="store_true",
+                   help="train with PyTorch DDP under torchrun (`torchrun --nproc_per_node N -m recsys_core train ... --distributed`)")
+    p.add_argument("--dp-epsilon", type=float, default=None, metavar="E",
+                   help="differentially private training (DP-SGD, one sample per shopper) within privacy budget ε = E (default epochs: 10)")
+    p.add_argument("--dp-delta", type=float, default=None, metavar="D", help="the δ of --dp-epsilon (default: min(1e-5, 1/(10·shoppers)))")
+    p.add_argument("--augment", default=None, metavar="K1,K2",
+                   help="augment histories for sparse shoppers: any of crop, mask, reorder, synthetic")
 
     p = add("evaluate", cmd_evaluate, "Evaluate a model folder with full ranking (docs/evaluation.md).")
     p.add_argument("--model-dir", required=True)

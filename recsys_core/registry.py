@@ -8,7 +8,8 @@ the module, and the tensors come from safetensors after their SHA-256 is checked
 metadata.json holds: format_version, package_version, model_type, version (a short
 id used in push records), config, features (vocabularies incl. item id ↔ dense id,
 calendar), protocol, data_fingerprint, training_cutoff (UTC ISO), trained_at,
-metrics, training (hyper-parameters, epochs, timings), weights_sha256.
+metrics, training (hyper-parameters, epochs, timings), differential_privacy (DP-SGD runs only: the ε spent, δ,
+noise and clipping, accountant), weights_sha256.
 """
 
 from __future__ import annotations
@@ -200,8 +201,9 @@ def model_card(model_dir: str | os.PathLike, events_hash: str | None = None,
                erasures: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """What a researcher reads about a model folder without loading it: type, version, protocol, the context
     fields it reads, its training data (and whether it is the open database's: ``events_hash``), size,
-    parameters, training time, epochs and seed. With the database's ``erasures`` (`store.privacy.erasures`),
-    ``trained_on_erased_data`` says whether it must be retrained. A folder that cannot be read gives ``{"error": ...}``."""
+    parameters, training time, epochs, seed, and the privacy spent (ε, δ) of a DP-SGD run. With the database's ``erasures``
+    (`store.privacy.erasures`), ``trained_on_erased_data`` says whether it must be retrained. A folder that cannot be read
+    gives ``{"error": ...}``."""
     from safetensors import safe_open
 
     path = Path(model_dir)
@@ -231,6 +233,9 @@ def model_card(model_dir: str | os.PathLike, events_hash: str | None = None,
         "seed": (training.get("config") or {}).get("seed", meta.get("seed")),
         "test_NDCG@10": test.get("NDCG@10"),
         "trained_on_erased_data": trained_on_erased_data(meta, erasures) if erasures is not None else None,
+        # differential privacy (train --dp-epsilon): the ε spent and δ, per shopper; None for ordinary training
+        "dp_epsilon": (meta.get("differential_privacy") or {}).get("epsilon"),
+        "dp_delta": (meta.get("differential_privacy") or {}).get("delta"),
     }
 
 

@@ -41,6 +41,7 @@ from recsys_core.store import events as store_events
 log = logging.getLogger(__name__)
 
 NEURAL_MODELS = ("context_transformer", "sasrec")
+DP_DEFAULT_EPOCHS = 10  # DP-SGD spends its budget over a planned number of epochs: not the 100 of early stopping
 DEFAULT_MODELS_ROOT = Path("models")
 
 
@@ -70,6 +71,10 @@ class TrainConfig:
     seed: int = 42
     eval_batch_size: int = 512
     max_seconds: float | None = None  # stop after this much training time (None: no limit)
+    augment: tuple[str, ...] = ()  # history augmentations (recsys_core.augment.KINDS)
+    dp_epsilon: float | None = None  # DP-SGD target ε (None: ordinary training)
+    dp_delta: float | None = None  # DP-SGD δ (None: min(1e-5, 1 / (10 · shoppers)))
+    dp_max_grad_norm: float = 1.0  # per-shopper gradient clipping bound C
 
     def position_weights(self, protocol: str) -> tuple[float, float]:
         """(session-start, within-session) target weights. Under next_session, mid-session targets
@@ -81,6 +86,58 @@ class TrainConfig:
         if within is None:
             within = 1.0 if protocol == "next_event" else 0.0
         return self.session_start_weight, within
+
+
+@dataclass
+class DistContext:
+    """This process's place in a torchrun job (rank 0 validates, checkpoints and registers)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def init_distributed() -> DistContext:
+    """Join the torchrun job described by the environment: nccl when CUDA is present, else gloo.
+    Without torchrun's variables this is a ValueError (one line) saying how to launch."""
+    import os
+
+    import torch.distributed as tdist
+
+    missing = [v for v in TORCHRUN_ENV if not os.environ.get(v)]
+    if missing:
+        raise ValueError(
+            f"--distributed needs the torchrun launcher ({', '.join(missing)} not set): "
+            "run `torchrun --nproc_per_node N -m recsys_core train ... --distributed`"
+        )
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        backend, device = "nccl", torch.device("cuda", local_rank)
+    else:
+        backend, device = "gloo", torch.device("cpu")
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend=backend)
+    return DistContext(tdist.get_rank(), tdist.get_world_size(), local_rank, device)
+
+
+def _broadcast_flag(flag: bool, dist: DistContext | None) -> bool:
+    """Rank 0's decision (stop / go on), the same on every rank."""
+    if dist is None:
+        return flag
+    import torch.distributed as tdist
+
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=dist.device)
+    tdist.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def set_seed(seed: int, threads: int) -> np.random.Generator:
@@ -152,56 +209,107 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 
 
 def train_epoch(model: Recommender, split: Split, cfg: TrainConfig, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
-                progress: bool = False, on_batch: Callable[[float], None] | None = None) -> float:
-    """One pass over every training window; returns the mean loss. ``on_batch(share done)`` about 50 times an epoch."""
+                progress: bool = False, on_batch: Callable[[float], None] | None = None, dist: DistContext | None = None,
+                ddp: torch.nn.Module | None = None, epoch: int = 0, augmenter: Any = None) -> float:
+    """One pass over every training window (plus this epoch's augmented sequences); returns the mean loss.
+    ``on_batch(share done)`` about 50 times an epoch.
+
+    Distributed (``dist`` and its DDP wrapper ``ddp``): this rank trains on its shoppers' windows
+    (`TrainingWindows.for_rank`, reshuffled every epoch) with ``batch_size / world_size`` windows per step,
+    so a step of all ranks together sees as many windows as one step of a single process; DDP averages the
+    gradients. Ranks with fewer batches join the others' all-reduces (``ddp.join()``)."""
+    from contextlib import nullcontext
+
+    from recsys_core import augment
+
     start_w, within_w = cfg.position_weights(split.protocol)
     windows = split.training_windows(cfg.max_len, start_w, within_w)
+    batch_size = cfg.batch_size
+    if dist is not None:
+        windows = windows.for_rank(dist.rank, dist.world_size, (cfg.seed, epoch))
+        batch_size = max(1, cfg.batch_size // dist.world_size)
+    batches = windows.batches(batch_size, rng)
+    n_batches = -(-len(windows) // batch_size)
+    if augmenter is not None:
+        extra = augmenter.batches(batch_size, rng, start_w, within_w)
+        batches, n_batches = augment.iterate(batches, extra, rng), n_batches + len(extra)
     model.train()
+    net = ddp if ddp is not None else model
+    device = dist.device if dist is not None else None
     total, steps = 0.0, 0
-    n_batches = -(-len(windows) // cfg.batch_size)
     every = max(1, n_batches // 50)
-    for batch in tqdm(windows.batches(cfg.batch_size, rng), total=n_batches, desc="batches", leave=False, disable=not progress):
-        optimizer.zero_grad(set_to_none=True)
-        loss = model.loss(batch)
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach())
-        steps += 1
-        if on_batch is not None and steps % every == 0:
-            on_batch(steps / n_batches)
+    with ddp.join() if ddp is not None else nullcontext():
+        for batch in tqdm(batches, total=n_batches, desc="batches", leave=False, disable=not progress):
+            if device is not None and device.type != "cpu":
+                batch = batch.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = net(batch)[1]  # forward returns (scores, loss, maps); through DDP's forward when distributed
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            steps += 1
+            if on_batch is not None and steps % every == 0:
+                on_batch(steps / n_batches)
     return total / max(1, steps)
 
 
 def fit_neural(model: Recommender, split: Split, cfg: TrainConfig, rng: np.random.Generator, progress: bool = True,
-               on_progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """Train with early stopping on validation NDCG@10; leaves the best weights in ``model``."""
+               on_progress: ProgressCallback | None = None, dist: DistContext | None = None) -> dict[str, Any]:
+    """Train with early stopping on validation NDCG@10; leaves the best weights in ``model``.
+
+    Distributed: every rank trains its share of the shoppers; rank 0 alone validates, keeps the best
+    weights, reports progress and decides when to stop (broadcast to the others). DP-SGD
+    (``cfg.dp_epsilon``) goes to `recsys_core.dp.fit_private`."""
+    if cfg.dp_epsilon is not None:
+        from recsys_core import dp
+
+        return dp.fit_private(model, split, cfg, rng, progress)
+    ddp = None
+    if dist is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model.to(dist.device)
+        ddp = DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None,
+                                      forward_sync_buffers=False)  # the buffers (item side tables) never change
+    augmenter = None
+    if cfg.augment:
+        from recsys_core.augment import Augmenter
+
+        augmenter = Augmenter(split, cfg.augment, cfg.max_len)
+    main = dist is None or dist.is_main
+    if not main:
+        on_progress = None
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, best_epoch, history = -1.0, None, 0, []
     started = time.perf_counter()
-    bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {model.model_type}", disable=not progress)
+    bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {model.model_type}", disable=not (progress and main))
     for epoch in bar:
         t0 = time.perf_counter()
         on_batch = None if on_progress is None else (lambda done, e=epoch: on_progress({"stage": "batch", "epoch": e, "epochs": cfg.epochs, "done": done}))
-        loss = train_epoch(model, split, cfg, optimizer, rng, on_batch=on_batch)
+        loss = train_epoch(model, split, cfg, optimizer, rng, on_batch=on_batch, dist=dist, ddp=ddp, epoch=epoch, augmenter=augmenter)
         # A step can leave non-finite weights while its own loss was finite (the epoch's last step): check both.
         bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
         if not np.isfinite(loss) or bad:
             what = f"loss {loss}" if not np.isfinite(loss) else f"non-finite weights in {', '.join(bad[:3])}"
             raise RuntimeError(f"training diverged at epoch {epoch} ({what}); try a lower learning rate")
         train_s = time.perf_counter() - t0
-        valid = ranking_metrics(model, split.valid, cfg.eval_batch_size)
-        ndcg = valid.get(evaluate.HEADLINE, 0.0)
-        history.append({"epoch": epoch, "loss": round(loss, 5), "valid_NDCG@10": round(ndcg, 5), "train_s": round(train_s, 2)})
-        if on_progress is not None:
-            on_progress({"stage": "epoch", "epochs": cfg.epochs, "elapsed_s": round(time.perf_counter() - started, 2), **history[-1]})
-        bar.set_postfix(loss=f"{loss:.4f}", valid_ndcg10=f"{ndcg:.4f}", best=f"{max(best, ndcg):.4f}")
-        log.info("epoch %d loss %.4f valid NDCG@10 %.4f (%.1fs)", epoch, loss, ndcg, train_s)
-        if ndcg > best:
-            best, best_epoch, best_state = ndcg, epoch, copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= cfg.patience:
-            break
-        if cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds:
-            log.warning("stopping after %.0f s (max_seconds)", time.perf_counter() - started)
+        stop = False
+        if main:
+            valid = ranking_metrics(model, split.valid, cfg.eval_batch_size)
+            ndcg = valid.get(evaluate.HEADLINE, 0.0)
+            history.append({"epoch": epoch, "loss": round(loss, 5), "valid_NDCG@10": round(ndcg, 5), "train_s": round(train_s, 2)})
+            if on_progress is not None:
+                on_progress({"stage": "epoch", "epochs": cfg.epochs, "elapsed_s": round(time.perf_counter() - started, 2), **history[-1]})
+            bar.set_postfix(loss=f"{loss:.4f}", valid_ndcg10=f"{ndcg:.4f}", best=f"{max(best, ndcg):.4f}")
+            log.info("epoch %d loss %.4f valid NDCG@10 %.4f (%.1fs)", epoch, loss, ndcg, train_s)
+            if ndcg > best:
+                best, best_epoch, best_state = ndcg, epoch, copy.deepcopy(model.state_dict())
+            elif epoch - best_epoch >= cfg.patience:
+                stop = True
+            if cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds:
+                log.warning("stopping after %.0f s (max_seconds)", time.perf_counter() - started)
+                stop = True
+        if _broadcast_flag(stop, dist):
             break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -214,6 +322,8 @@ def fit_neural(model: Recommender, split: Split, cfg: TrainConfig, rng: np.rando
         "seconds": round(time.perf_counter() - started, 2),
         "epoch_s_median": float(np.median(epoch_s)) if epoch_s else None,
         "history": history,
+        **({"distributed": {"world_size": dist.world_size, "backend": "nccl" if dist.device.type == "cuda" else "gloo",
+                            "windows_per_rank_step": max(1, cfg.batch_size // dist.world_size)}} if dist is not None else {}),
     }
 
 
@@ -228,13 +338,17 @@ def train(
     context: Sequence[str] | None = None,
     on_progress: ProgressCallback | None = None,
     fingerprint: dict[str, Any] | None = None,
+    dist: DistContext | None = None,
 ) -> dict[str, Any]:
     """Train ``model_type`` on the store behind ``con`` under ``protocol``, register it at ``out``
     (default ``models/<model_type>``) and return a summary with validation and test metrics.
-    ``context``: the target-context fields a context_transformer reads (default: decision-time fields)."""
+    ``context``: the target-context fields a context_transformer reads (default: decision-time fields).
+    ``dist``: this process's place in a torchrun job; only rank 0 evaluates and writes the folder, the
+    other ranks return ``{"rank": r, "role": "worker"}``."""
     check_protocol(protocol)
     model_class(model_type)  # fails loudly with the allowed types
     cfg = cfg or TrainConfig()
+    check_options(model_type, cfg, dist)
     rng = set_seed(cfg.seed, cfg.threads)
     data = data or SequenceData.from_store(con)
     fingerprint = fingerprint or store_events.data_fingerprint(con)  # ``con`` may be None when both are given
@@ -243,7 +357,10 @@ def train(
         raise ValueError(f"no shopper has enough history for {protocol} validation (needs 3 events / sessions)")
     if model_type in NEURAL_MODELS:
         model = build_neural_model(model_type, data.features, cfg, context)
-        fit_info = fit_neural(model, split, cfg, rng, progress, on_progress)
+        fit_info = fit_neural(model, split, cfg, rng, progress, on_progress, dist)
+        model.to("cpu")
+        if dist is not None and not dist.is_main:
+            return {"rank": dist.rank, "role": "worker", "model": model_type, "seconds": fit_info["seconds"]}
         config_record = asdict(cfg)
     else:
         extra: dict[str, Any] = {}
@@ -274,6 +391,7 @@ def train(
             "training_cutoff": dt.datetime.fromtimestamp(split.cutoff_ts, dt.timezone.utc).isoformat(),
             "metrics": metrics,
             "training": {"config": config_record, **fit_info, "split": training_summary(split)},
+            **({"differential_privacy": fit_info["differential_privacy"]} if "differential_privacy" in fit_info else {}),
         },
     )
     return {
@@ -285,6 +403,27 @@ def train(
         "n_eval_users": len(split.test),
         **{k: v for k, v in fit_info.items() if k != "history"},
     }
+
+
+def check_options(model_type: str, cfg: TrainConfig, dist: DistContext | None) -> None:
+    """Refuse combinations that cannot be honoured, with one clear line."""
+    neural = model_type in NEURAL_MODELS
+    if cfg.dp_epsilon is not None:
+        if not cfg.dp_epsilon > 0 or not np.isfinite(cfg.dp_epsilon):
+            raise ValueError(f"--dp-epsilon must be a finite number > 0, got {cfg.dp_epsilon}")
+        if cfg.dp_delta is not None and not 0 < cfg.dp_delta < 1:
+            raise ValueError(f"--dp-delta must be between 0 and 1 (exclusive), got {cfg.dp_delta}")
+        if not neural:
+            raise ValueError(f"--dp-epsilon trains a network with DP-SGD; {model_type} is count-based (choose from {', '.join(NEURAL_MODELS)})")
+        if cfg.augment:
+            raise ValueError("--dp-epsilon with --augment is not supported: synthetic histories mix shoppers, so one sample would no longer be one shopper")
+        if dist is not None:
+            raise ValueError("--dp-epsilon with --distributed is not supported: DP-SGD runs in one process")
+    elif cfg.dp_delta is not None:
+        raise ValueError("--dp-delta needs --dp-epsilon")
+    if (cfg.augment or dist is not None) and not neural:
+        what = "--augment" if cfg.augment else "--distributed"
+        raise ValueError(f"{what} applies to the networks ({', '.join(NEURAL_MODELS)}), not to {model_type}")
 
 
 def context_fields_read(model: Recommender) -> tuple[str, ...]:
@@ -303,12 +442,27 @@ def _headline(m: dict[str, float]) -> dict[str, float]:
 
 def train_cli(args: argparse.Namespace) -> dict[str, Any]:
     """Handler of `python -m recsys_core train` (see cli.py for the arguments)."""
+    from recsys_core.augment import parse_kinds
+
     cfg = TrainConfig(seed=args.seed)
+    epsilon = getattr(args, "dp_epsilon", None)
+    cfg = replace(cfg, augment=parse_kinds(getattr(args, "augment", None)), dp_epsilon=epsilon, dp_delta=getattr(args, "dp_delta", None))
     if args.epochs is not None:
         cfg = replace(cfg, epochs=int(args.epochs))
+    elif epsilon is not None:
+        cfg = replace(cfg, epochs=DP_DEFAULT_EPOCHS)
     context = None if getattr(args, "context", None) is None else str(args.context).split(",")
-    data, fingerprint = read_training_data(args.db)
-    return train(None, args.model, args.protocol, args.out, cfg, progress=True, context=context, data=data, fingerprint=fingerprint)
+    check_options(args.model, cfg, None)  # before joining a torchrun job: every rank fails the same way
+    dist = init_distributed() if getattr(args, "distributed", False) else None
+    try:
+        data, fingerprint = read_training_data(args.db)
+        return train(None, args.model, args.protocol, args.out, cfg, progress=True, context=context, data=data,
+                     fingerprint=fingerprint, dist=dist)
+    finally:
+        if dist is not None:
+            import torch.distributed as tdist
+
+            tdist.destroy_process_group()
 
 
 def read_training_data(db: str | None) -> tuple[SequenceData, dict[str, Any]]:

@@ -3,6 +3,7 @@
 import argparse
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -124,3 +125,86 @@ def test_ablation_retrains_without_each_field_and_pairs_the_differences(world, t
         assert row["delta_NDCG@10"] == pytest.approx(out["NDCG@10"] - row["NDCG@10_without"], abs=2e-4)
     assert load_model(tmp_path / "ablation" / "without_hour").context_fields == ("device",)
     assert load_model(tmp_path / "ablation" / "without_all__sasrec").model_type == "sasrec"
+
+
+# --- distributed training (torchrun + DDP) ----------------------------------------------------------------
+
+
+def test_rank_shares_split_the_windows_by_shopper_every_window_once(world):
+    _, _, data = world
+    windows = data.split("next_event").training_windows(4)  # short windows: most shoppers have several
+    for epoch in (1, 2):
+        shares = [windows.for_rank(r, 2, (7, epoch)) for r in range(2)]
+        assert sum(len(s) for s in shares) == len(windows)
+        seen = [set(zip(s.first.tolist(), s.last.tolist())) for s in shares]
+        assert not seen[0] & seen[1] and seen[0] | seen[1] == set(zip(windows.first.tolist(), windows.last.tolist()))
+        shoppers = [set(s.first.tolist()) for s in shares]
+        assert not shoppers[0] & shoppers[1] and abs(len(shoppers[0]) - len(shoppers[1])) <= 1  # dealt round-robin
+    assert set(windows.for_rank(0, 2, (7, 1)).first.tolist()) != set(windows.for_rank(0, 2, (7, 2)).first.tolist())
+
+
+def test_distributed_without_torchrun_is_one_clear_line(world, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    path, _, _ = world
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    proc = subprocess.run([sys.executable, "-m", "recsys_core", "train", "--db", str(path), "--model", "context_transformer",
+                           "--epochs", "1", "--out", str(tmp_path / "m"), "--distributed"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --distributed needs the torchrun launcher") and "torchrun --nproc_per_node" in lines[0]
+    assert not (tmp_path / "m").exists()
+
+
+def test_two_process_torchrun_training_registers_a_model_that_serves(world, tmp_path):
+    """torchrun --standalone --nproc_per_node 2 (gloo on CPU): both ranks train, rank 0 alone writes the folder."""
+    import datetime as dt
+    import os
+    import subprocess
+    import sys
+    from zoneinfo import ZoneInfo
+
+    from recsys_core import recommend
+
+    path, con, data = world
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "recsys_core", "train", "--db", str(path),
+                           "--model", "context_transformer", "--epochs", "2", "--seed", "3", "--out", str(tmp_path / "ddp"),
+                           "--distributed", "--json"], capture_output=True, text=True, timeout=300, cwd=os.getcwd())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outputs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert sorted(o.get("rank", 0) for o in outputs) == [0, 1]
+    assert [o for o in outputs if o.get("role") == "worker"][0]["rank"] == 1
+    main = [o for o in outputs if "out" in o][0]
+    assert main["distributed"] == {"world_size": 2, "backend": "gloo", "windows_per_rank_step": 16} and main["epochs_run"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["ddp"]  # one folder, no temporary leftovers from another rank
+    lm = recommend.load_model(tmp_path / "ddp")
+    assert lm.metadata["training"]["distributed"]["world_size"] == 2
+    top = recommend.recommend(lm, con, "u1", recommend.Scenario(dt.datetime(2025, 11, 20, 8, tzinfo=ZoneInfo("Asia/Shanghai"))), k=5)
+    assert len(top) == 5 and top.attrs["cold_start"] is False and np.isfinite(top["score"]).all()
+
+
+def test_ddp_path_on_one_rank_equals_ordinary_training(world):
+    """The DDP loop (rank shares, per-rank batch, join, rank-0 validation and broadcast) on a world of one must
+    train exactly what the ordinary loop trains: same seed, same weights."""
+    import torch.distributed as tdist
+
+    from recsys_core.train import DistContext, build_neural_model, fit_neural, set_seed
+
+    _, _, data = world
+    split = data.split("next_event")
+    cfg = TrainConfig(seed=4, **{**SMALL, "epochs": 2})
+    tdist.init_process_group("gloo", store=tdist.HashStore(), rank=0, world_size=1)
+    try:
+        rng = set_seed(cfg.seed, cfg.threads)
+        a = build_neural_model("context_transformer", data.features, cfg)
+        info = fit_neural(a, split, cfg, rng, progress=False, dist=DistContext(0, 1, 0, torch.device("cpu")))
+    finally:
+        tdist.destroy_process_group()
+    rng = set_seed(cfg.seed, cfg.threads)
+    b = build_neural_model("context_transformer", data.features, cfg)
+    fit_neural(b, split, cfg, rng, progress=False)
+    assert info["distributed"]["world_size"] == 1
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.allclose(sa[k], sb[k], atol=1e-6) for k in sa), "DDP on one rank must equal ordinary training"

@@ -99,6 +99,8 @@ for c in cards:
         tr("models.col.seed"): c["seed"],
         tr("models.col.ndcg"): round(c["test_NDCG@10"], 4) if c["test_NDCG@10"] is not None else None,
         tr("privacy.col.erased"): tr("privacy.retrain") if c.get("trained_on_erased_data") else "–",
+        tr("scale.privacy.card"): (tr("scale.privacy.value", epsilon=f"{c['dp_epsilon']:.3g}", delta=f"{c['dp_delta']:.1e}")
+                                   if c.get("dp_epsilon") is not None else tr("scale.privacy.none")),
     })
 if rows:
     show_table(pd.DataFrame(rows), "model_cards", key="model_cards")
