@@ -299,8 +299,10 @@ class CaseResults:
 
 
 @torch.no_grad()
-def rank_cases(model: Any, cases: Any, batch_size: int = 256) -> CaseResults:
+def rank_cases(model: Any, cases: Any, batch_size: int = 256, max_history: int | None = None) -> CaseResults:
     """Score every case of `cases` (`sequences.EvalCases`) with `model.score_all` over the full catalogue.
+    ``max_history``: show the model at most this many of the newest history events (a sparse shopper's
+    view of the same cases, e.g. 5; default: as many as the model reads).
 
     A target the model's vocabulary does not know (id 0: an item that appeared after it was
     trained) cannot be ranked and counts as a miss (rank = n_items).
@@ -309,7 +311,7 @@ def rank_cases(model: Any, cases: Any, batch_size: int = 256) -> CaseResults:
     model.eval()
     ranks, tops = [], []
     try:
-        for batch in cases.batches(batch_size, max_len=model.history_len):
+        for batch in cases.batches(batch_size, max_len=min(model.history_len, max_history or model.history_len)):
             scores = model.score_all(batch)  # (B, N+1)
             assert scores.shape == (batch.size, model.n_items + 1), (
                 f"{model.model_type}.score_all gave {tuple(scores.shape)}, expected {(batch.size, model.n_items + 1)}"
