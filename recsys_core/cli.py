@@ -124,6 +124,12 @@ def cmd_forget(args: argparse.Namespace) -> dict[str, Any]:
     return privacy.forget(args.db, args.user, key=privacy.key_if_given(args.key_file), models_root=args.models)
 
 
+def cmd_serve(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import serve
+
+    return serve.run(args.db, args.host, args.port, args.model_dir, serve.read_api_key(args.api_key_file))
+
+
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     from recsys_core import bench
 
@@ -238,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True, help="the pseudonym (or raw id) the database holds, or a raw id with the key")
     p.add_argument("--key-file", default=None, help="pseudonymisation key file (default: $SCENEPUSH_PSEUDONYM_KEY)")
     p.add_argument("--models", default="models", help="folder of model folders to check (besides the bundled model)")
+
+    p = add("serve", cmd_serve, "Serve recommendations, explanations, pushes and live events over HTTP (FastAPI + uvicorn).")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only; put a TLS proxy in front)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model-dir", default=None, help="model folder to serve (default: the bundled context_transformer)")
+    p.add_argument("--api-key-file", default=None, help="file whose first line is the API key (default: $SCENEPUSH_API_KEY)")
 
     p = add("bench", cmd_bench, "Benchmarks: import rate, serving latency, training speed, explanations.")
     p.add_argument("--only", action="append", default=None, help="run only the named benchmark group (repeatable)")

@@ -886,3 +886,77 @@ def _status(counts: dict[str, int]) -> str:
     if counts["rows_quarantined"] == 0:
         return "ok"  # as the sample loader records a complete run
     return "partial" if counts["rows_imported"] else "rejected"
+
+
+# --- events posted to the API (`recsys_core.serve`) ---------------------------------------------------
+
+API_FORMAT = "api"
+API_RUN_PREFIX = "api-"
+API_COLUMNS = ("event_id", "user_id", "item_id", "ts", "behavior")
+
+
+def _api_plan(scene_names: Sequence[str], tz: str) -> RowPlan:
+    """An event posted as JSON read like a generic file's row: ids as text, ``ts`` a Unix time in seconds
+    or ISO 8601 (read in the data's timezone without an offset), the generic behaviour words, and one
+    field per scene field of the data."""
+    columns = (
+        Column("event_id", "text_required", 1, "field 'event_id'"),
+        Column("user_id", "id_text", 2, "field 'user'"),
+        Column("item_id", "id_text", 3, "field 'item'"),
+        Column("ts", "ts_auto", 4, "field 'ts'"),
+        Column("behavior", "behavior", 5, "field 'behavior'"),
+        Column("category", "text", None, "category"),
+        Column("price", "price", None, "price"),
+    ) + tuple(Column(name, "scene", 6 + j, f"field 'scene.{name}'") for j, name in enumerate(scene_names))
+    codes = tuple(GENERIC_BEHAVIORS)
+    return RowPlan(columns, n_fields=None, tz=tz, behavior_codes=codes, behavior_values=tuple(GENERIC_BEHAVIORS[c] for c in codes))
+
+
+def check_api_events(con, events: Sequence[dict[str, Any]], scene_names: Sequence[str], tz: str,
+                     label: str = "POST /events") -> list[dict[str, Any]]:
+    """Validate posted events exactly as an import validates rows (`ingest.check_rows`), on any connection
+    (an in-memory one will do: nothing is written). One dict per event, in order: the converted values
+    (event_id, user_id, item_id, ts as UTC ISO text, behavior, scene fields), ``raw`` (the event as JSON, kept
+    for rejected ones) and ``problem`` — None for a good event, else the reason naming the event and field.
+    Scene fields the data does not have are a problem of the event (an API client cannot add fields)."""
+    names = list(scene_names)
+    fields, raws, problems = [], [], []
+    for e in events:
+        scene = e.get("scene") or {}
+        unknown = sorted(set(scene) - set(names))
+        problems.append(
+            f"field 'scene.{unknown[0]}' is not a scene field of this data (its fields: {', '.join(names) or 'none'})" if unknown else None
+        )
+        ts = e.get("ts")
+        fields.append([e.get("event_id"), e.get("user"), e.get("item"), None if ts is None else str(ts), e.get("behavior"),
+                       *(scene.get(n) for n in names)])
+        raws.append(json.dumps(e, ensure_ascii=False, sort_keys=True))
+    rows = ingest.stage_records(con, raws, fields, problems)
+    ingest.check_rows(con, _api_plan(names, tz), rows)
+    columns = [*API_COLUMNS, *names]
+    out = []
+    for line_no, problem, raw, *values in ingest.checked_records(con, columns):
+        row = dict(zip(columns, values), line_no=line_no, raw=raw, problem=None)
+        if problem is not None:
+            row["problem"] = f"{label} event {events[line_no - 1].get('event_id')!r}: {problem}"
+        out.append(row)
+    return out
+
+
+def write_api_events(con, run_id: str, rows: Sequence[dict[str, Any]], digest: str, started_at: dt.datetime) -> dict[str, int]:
+    """Events checked by `check_api_events` into the store as one import run (inside the caller's
+    transaction): good ones into `events` with their event id, rejected ones into `quarantine` with their
+    reason. Events whose id the store already holds are skipped, so writing the same rows twice stores
+    them once. Returns rows_read / rows_imported / rows_quarantined and the skipped ``duplicates``."""
+    names = [f.name for f in stored_scene_fields(con)]
+    known = ingest.known_event_ids(con, [r["event_id"] for r in rows], API_RUN_PREFIX)
+    fresh = [{**r, "line_no": i} for i, r in enumerate((r for r in rows if r["event_id"] not in known), 1)]
+    ingest.stage_checked(con, fresh, names)
+    counts = ingest.checked_counts(con)
+    if fresh:
+        ingest.write_events(con, run_id, [f for f in stored_scene_fields(con)])
+        ingest.write_quarantine(con, run_id, None)
+        ingest.record_run(con, run_id=run_id, source="POST /events", fmt=API_FORMAT, file_sha256=digest,
+                          started_at=started_at, counts=counts, status=_status(counts))
+    ingest.drop_staging(con)
+    return {**counts, "duplicates": len(rows) - len(fresh)}

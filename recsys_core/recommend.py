@@ -319,12 +319,17 @@ def scenario_from_args(args: argparse.Namespace, lm: LoadedModel) -> Scenario:
     """The CLI's scenario: ``--at`` plus the scene the CLI parsed (``args.scene``: field -> value, from
     ``--scene NAME=VALUE`` and its shorthands). A field the model's data does not have is an error naming
     the fields it has."""
-    scene = dict(getattr(args, "scene", None) or {})
+    return scenario_of(lm, args.at, dict(getattr(args, "scene", None) or {}), where="--scene")
+
+
+def scenario_of(lm: LoadedModel, at: str, scene: dict[str, str], where: str = "scene") -> Scenario:
+    """A scenario from an ISO moment (read in the model's timezone without an offset) and scene values,
+    as the CLI and the API receive them; a field the model's data lacks is a ValueError naming its fields."""
     unknown = sorted(set(scene) - set(lm.features.scene_names))
     if unknown:
         have = ", ".join(lm.features.scene_names) or "none"
-        raise ValueError(f"--scene: the model's data has no field {', '.join(unknown)} (its scene fields: {have})")
-    return Scenario(parse_moment(args.at, lm.features.calendar.timezone), scene)
+        raise ValueError(f"{where}: the model's data has no field {', '.join(unknown)} (its scene fields: {have})")
+    return Scenario(parse_moment(at, lm.features.calendar.timezone), scene)
 
 
 def hour_sweep(lm: LoadedModel, con, user_id: str, scenario: Scenario, item_ids: Sequence[str],
@@ -347,7 +352,6 @@ def hour_sweep(lm: LoadedModel, con, user_id: str, scenario: Scenario, item_ids:
 def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
     """Handler of `python -m recsys_core recommend`."""
     lm = load_model(args.model_dir)
-    tz = lm.features.calendar.timezone
     scenario = scenario_from_args(args, lm)
     con = connect(args.db, read_only=True)
     try:
@@ -355,6 +359,13 @@ def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
         note = cold_start_reason(lm, con, scenario)["en"] if top.attrs["cold_start"] else None
     finally:
         con.close()
+    return recommendation_dict(lm, scenario, top)
+
+
+def recommendation_dict(lm: LoadedModel, scenario: Scenario, top: pd.DataFrame) -> dict[str, Any]:
+    """A `recommend` result as JSON-ready data: the items with scores, the moment, the scene and context
+    fields the model read, and the model version — what the CLI prints and the API returns."""
+    tz = lm.features.calendar.timezone
     ctx = context_ids(lm, scenario)
     local = scenario.local_time(tz)
     items = [
@@ -363,7 +374,7 @@ def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
     ]
     return {
         "items": items,
-        "user": str(args.user),
+        "user": str(top.attrs["user_id"]),
         "at": scenario.at.isoformat(),
         "local_time": local.isoformat(timespec="minutes"),
         "timezone": tz,
@@ -380,6 +391,7 @@ def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
         "cold_start": top.attrs["cold_start"],
         **({"cold_start_note": note} if note else {}),
         "history_length": top.attrs["history_length"],
+        "model_version": lm.version,
         "model": {"type": lm.model_type, "version": lm.version, "path": str(lm.path), "protocol": lm.protocol},
     }
 

@@ -24,6 +24,7 @@ from recsys_core.context import SceneField, scene_field
 from recsys_core.i18n import DEFAULT_LANGUAGE, LANGUAGE_NAMES, LANGUAGES, TRANSLATIONS, format_int, label, markdown_text, t, t_markdown
 from recsys_core.store import DatabaseLockedError, analytics, connect, resolve_db_path
 from recsys_core.store import scene as store_scene
+from recsys_core.store import turns
 
 APP_ROOT = Path(__file__).resolve().parents[1]
 LANG_KEY = "lang"
@@ -140,10 +141,44 @@ WRITE_WAIT_S = 10.0
 
 
 def shared_connection(path: str) -> duckdb.DuckDBPyConnection:
-    """The shared read-only connection, after any write of this process has finished (at most ``WRITE_WAIT_S``)."""
+    """The shared read-only connection, after any write of this process has finished (at most ``WRITE_WAIT_S``)
+    and any write turn of another process (the API merging events, a push) is over (`recsys_core.store.turns`)."""
     if _WRITING.acquire(timeout=WRITE_WAIT_S):
         _WRITING.release()
-    return _connection(path)
+    _watch_turns(path)
+    deadline = time.monotonic() + WRITE_WAIT_S
+    while True:
+        if turns.writer_waiting(path):
+            release_store()
+            turns.wait_for_writer(path, max(0.0, deadline - time.monotonic()))
+        try:
+            return _connection(path)
+        except DatabaseLockedError:  # a writer took its turn between the check and the open
+            if time.monotonic() > deadline or not turns.writer_waiting(path):
+                raise
+
+
+_WATCHED: set[str] = set()
+_WATCH_LOCK = threading.Lock()
+TURN_POLL_S = 0.05
+
+
+def _watch_turns(path: str) -> None:
+    """Start (once per database file) a thread that closes the shared connection while another process
+    wants a write turn, so an idle studio never keeps the API from storing events or pushes."""
+    with _WATCH_LOCK:
+        if path in _WATCHED:
+            return
+        _WATCHED.add(path)
+
+    def watch() -> None:
+        while True:
+            time.sleep(TURN_POLL_S)
+            if turns.writer_waiting(path):
+                release_store()
+                turns.wait_for_writer(path, WRITE_WAIT_S)
+
+    threading.Thread(target=watch, name=f"turns-{Path(path).name}", daemon=True).start()
 
 
 def release_store() -> None:
@@ -166,29 +201,18 @@ def write_cursor(path: str, wait_s: float = 3.0) -> Iterator[duckdb.DuckDBPyConn
     """A short-lived read-write connection for a page that writes (the Scenario page's pushes).
 
     A process opens a DuckDB file in one mode at a time, so the shared read-only
-    connection is released first and reopened by the next read; meanwhile other
-    sessions see the "locked" message for a moment. While a query of another
-    session still holds the read-only file, opening waits up to ``wait_s``.
-    Raises `DatabaseLockedError` when another process holds the file.
+    connection is released first and reopened by the next read (reads wait for it).
+    While a query of another session, or another process that takes turns (the API),
+    still holds the file, opening waits up to ``wait_s``. Raises `DatabaseLockedError`
+    when the file stays held (a program outside the turn protocol).
     """
-    deadline = time.monotonic() + wait_s
     if not _WRITING.acquire(timeout=wait_s):
         raise DatabaseLockedError(f"{path}: another write of this server did not finish within {wait_s:.0f} s")
     try:
-        while True:
-            # Released on every try: a read that started before the lock may have reopened it since the last one.
-            release_store()
-            try:
-                con = connect(path)
-                break
-            except duckdb.ConnectionException as exc:
-                if "different configuration" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        try:
+        release_store()
+        # A write turn shared with other processes (the API): they close their connections while it is wanted.
+        with turns.write_turn(path, wait_s) as con:
             yield con
-        finally:
-            con.close()
     finally:
         _WRITING.release()
 

@@ -209,7 +209,12 @@ def explain(loaded_model: Any, con: Any, user_id: str, item_id: str, scenario: A
             n_steps: int = DEFAULT_STEPS, **options: Any) -> dict[str, Any]:
     """The explanation of ``item_id`` for ``user_id`` under ``scenario`` as one JSON-ready dict (docs/design.md §7)."""
     check_explainable(loaded_model.model)
-    case = build_case(loaded_model, con, user_id, item_id, scenario)
+    return explain_built(loaded_model, build_case(loaded_model, con, user_id, item_id, scenario), k, n_steps, **options)
+
+
+def explain_built(loaded_model: Any, case: Case, k: int = DEFAULT_K, n_steps: int = DEFAULT_STEPS, **options: Any) -> dict[str, Any]:
+    """`explain` of a case already read from the store (`build_case`): the API reads the history on a
+    shared cursor, then explains without holding the database."""
     result = explain_case(loaded_model.model, case, k, n_steps, **options)
     result.model_version = loaded_model.version
     out = result.as_dict()
@@ -293,5 +298,5 @@ def explain_cli(args: argparse.Namespace) -> dict[str, Any]:
         con.close()
 
 
-__all__ = ["Explanation", "ItemReason", "build_case", "explain", "explain_case", "explain_cli", "explain_items", "item_reasons",
+__all__ = ["Explanation", "ItemReason", "build_case", "explain", "explain_built", "explain_case", "explain_cli", "explain_items", "item_reasons",
            "push_reasons"]

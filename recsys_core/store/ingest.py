@@ -66,7 +66,7 @@ _CONTROL_RE = "[\\x00-\\x1f\\x7f]"
 # A line with content has a character other than blanks; NULL (an empty line) does not match.
 _CONTENT_RE = "[^ \t\r]"
 
-_STAGED_TABLES = ("_imp_lines", "_imp_line_problems", "_imp_checked", "_imp_pseudonyms", "_imp_redact")
+_STAGED_TABLES = ("_imp_lines", "_imp_line_problems", "_imp_checked", "_imp_pseudonyms", "_imp_redact", "_imp_records")
 
 
 class ReadError(ValueError):
@@ -455,16 +455,18 @@ def checked_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {"rows_read": read, "rows_imported": good, "rows_quarantined": read - good}
 
 
-def write_quarantine(con: duckdb.DuckDBPyConnection, run_id: str, file_label: str, unit: str = "line") -> list[dict[str, Any]]:
+def write_quarantine(con: duckdb.DuckDBPyConnection, run_id: str, file_label: str | None, unit: str = "line") -> list[dict[str, Any]]:
     """Every rejected row into `quarantine` with its raw text (and its shopper id, so that forgetting the
-    shopper finds it); returns the first few for the report."""
+    shopper finds it); returns the first few for the report. Without ``file_label`` the problem already
+    names where the row came from (API events)."""
     has_user = "user_id" in {r[0] for r in con.execute("DESCRIBE _imp_checked").fetchall()}
+    where = "" if file_label is None else "$file || ' ' || $unit || ' ' || line_no || ': ' || "
     con.execute(
         "INSERT INTO quarantine (run_id, row_number, raw, reason, user_id) "
-        "SELECT $run, line_no, raw, $file || ' ' || $unit || ' ' || line_no || ': ' || problem, "
+        f"SELECT $run, line_no, raw, {where}problem, "
         f"{'nullif(user_id, ' + chr(39) * 2 + ')' if has_user else 'NULL'} "
         "FROM _imp_checked WHERE problem IS NOT NULL",
-        {"run": run_id, "file": file_label, "unit": unit},
+        {"run": run_id} if file_label is None else {"run": run_id, "file": file_label, "unit": unit},
     )
     rows = con.execute(
         "SELECT row_number, reason FROM quarantine WHERE run_id = ? ORDER BY row_number LIMIT 5", [run_id]
@@ -548,6 +550,8 @@ def write_events(con: duckdb.DuckDBPyConnection, run_id: str, scene: Sequence[Sc
     """
     ensure_scene_fields(con, scene)
     cols = select_list([f.name for f in scene])
+    if "event_id" in {r[0] for r in con.execute("DESCRIBE _imp_checked").fetchall()}:
+        cols += ", event_id"  # a client's id of the event (events posted to the API)
     base = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     con.execute(
         f"INSERT INTO events (user_id, item_id, behavior, ts, seq, source_run{cols}) "
@@ -630,6 +634,60 @@ def record_run(
         [run_id, source, fmt, file_sha256, started_at, counts["rows_read"], counts["rows_imported"],
          counts["rows_quarantined"], status],
     )
+
+
+# --- events posted to the API ------------------------------------------------------------
+
+
+def stage_records(con: duckdb.DuckDBPyConnection, raws: Sequence[str], fields: Sequence[Sequence[str | None]],
+                  problems: Sequence[str | None]) -> Rows:
+    """Records that arrived as data, not as a file (events posted to the API), staged as `Rows` for
+    `check_rows`: row i (1-based) has the raw text ``raws[i]``, the fields ``fields[i]`` and a known
+    ``problems[i]`` (None when none)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _imp_records (line_no BIGINT, raw VARCHAR, f VARCHAR[], problem VARCHAR)")
+    if raws:
+        con.execute(
+            "INSERT INTO _imp_records SELECT generate_subscripts($raws, 1), unnest($raws), unnest($fs), unnest($problems)",
+            {"raws": list(raws), "fs": [list(f) for f in fields], "problems": list(problems)},
+        )
+    return Rows("SELECT line_no, raw, f, problem FROM _imp_records", {})
+
+
+def checked_records(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> list[tuple]:
+    """(line_no, problem, raw, *columns) of every checked row, in order; times as ISO text (UTC)."""
+    cols = "".join(f", CAST({_ident(c)} AS VARCHAR)" if c == "ts" else f", {_ident(c)}" for c in columns)
+    return con.execute(f"SELECT line_no, problem, raw{cols} FROM _imp_checked ORDER BY line_no").fetchall()
+
+
+def known_event_ids(con: duckdb.DuckDBPyConnection, event_ids: Sequence[str], run_prefix: str) -> set[str]:
+    """Which of ``event_ids`` the store already holds: as events, or quarantined by a run whose id starts
+    with ``run_prefix`` (whose raw text is the event as JSON). A retried event is recognised by them."""
+    if not event_ids:
+        return set()
+    rows = con.execute(
+        "SELECT event_id FROM events WHERE event_id IN (SELECT unnest($ids)) "
+        "UNION SELECT json_extract_string(raw, '$.event_id') FROM quarantine "
+        "WHERE starts_with(run_id, $prefix) AND json_extract_string(raw, '$.event_id') IN (SELECT unnest($ids))",
+        {"ids": list(event_ids), "prefix": run_prefix},
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def stage_checked(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any]], scene: Sequence[str]) -> None:
+    """Rows checked earlier (by `check_rows` on another connection) as `_imp_checked` again, for
+    `write_events` / `write_quarantine` inside a write transaction: each dict has line_no, event_id,
+    user_id, item_id, ts (ISO, UTC), behavior, the scene fields, problem and raw."""
+    names = ["line_no", "event_id", "user_id", "item_id", "ts", "behavior", *scene, "problem", "raw"]
+    types = {"line_no": "BIGINT", "ts": "TIMESTAMP"}
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _imp_checked ("
+        + ", ".join(f"{_ident(n)} {types.get(n, 'VARCHAR')}" for n in names)
+        + ", category VARCHAR, price DOUBLE)"
+    )
+    if rows:
+        params = {f"c{j}": [r.get(n) for r in rows] for j, n in enumerate(names)}
+        unnests = ", ".join(f"unnest(${k})" for k in params)
+        con.execute(f"INSERT INTO _imp_checked ({', '.join(_ident(n) for n in names)}) SELECT {unnests}", params)
 
 
 # --- benchmark data ----------------------------------------------------------------------
