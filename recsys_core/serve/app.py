@@ -8,7 +8,7 @@ this module only parses, authorises, times and serialises. Design and limits: do
 - Bodies: JSON, unknown fields rejected (422), at most `MAX_BODY_BYTES` (413) and `MAX_BATCH` items.
 - Errors: ``{"detail": ...}`` with a clear message, never a traceback (those go to the server log).
 - Reads share one read-only DuckDB connection that steps aside for write turns (`store.turns`);
-  events land in fsync'd segments and are merged about once a second (`serve.landing`).
+  events land in fsync'd segments and are merged every couple of seconds (`serve.landing`).
 - The model is held by `ModelHolder`: a request takes the current model once and finishes on it,
   so a reload (``POST /models/reload`` or a changed model folder) never fails a request.
 """
@@ -172,7 +172,7 @@ class ServeConfig:
     db: Path
     api_key: str
     model_dir: Path | None = None
-    merge_interval_s: float = 1.0
+    merge_interval_s: float = 2.0  # a merge pauses every reader for its write turn (~0.1–0.2 s): batch them
     model_check_s: float = 1.0
 
 
@@ -224,7 +224,7 @@ class Service:
     def gauges(self) -> list[tuple[str, str, float]]:
         c = self.landing.counters
         return [
-            ("scenepush_events_stored_total", "Events acknowledged as stored (landed, merged within about a second).", c["stored"]),
+            ("scenepush_events_stored_total", "Events acknowledged as stored (landed on disk; merged into the database within seconds).", c["stored"]),
             ("scenepush_events_duplicates_total", "Events skipped because their event_id was already received.", c["duplicates"]),
             ("scenepush_events_quarantined_total", "Events rejected by validation and quarantined with reasons.", c["quarantined"]),
             ("scenepush_events_pending", "Landed events not yet merged into the database.", self.landing.pending_events()),

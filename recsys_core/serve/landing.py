@@ -9,7 +9,7 @@ write and a reopen); instead a batch is
 3. appended as one JSON line to the current segment ``<db>.landing/seg-<ns>.jsonl`` and fsync'd —
    only then acknowledged. A process killed before the fsync acknowledged nothing; a torn last line
    (no newline) was never acknowledged and is ignored;
-4. merged into DuckDB by `merge` about once a second: the closed segments, all in ONE transaction
+4. merged into DuckDB by `merge` every couple of seconds (`ServeConfig.merge_interval_s`): the closed segments, all in ONE transaction
    (one import run per merge, `importers.write_api_events`), then the segment files are deleted.
    A crash between the commit and the delete re-merges the segment next time; its run id is derived
    from the segment's name and its events are recognised by id, so nothing is stored twice.
@@ -108,7 +108,7 @@ class Landing:
         self._current: Path | None = None
         self._fd: int | None = None
         self._pending: dict[str, set[str]] = {}  # segment name -> event ids landed there, not yet merged
-        self._local = threading.local()
+        self._memdb: duckdb.DuckDBPyConnection | None = None
         self.counters = {"stored": 0, "duplicates": 0, "quarantined": 0, "merged_events": 0, "merged_quarantined": 0,
                          "merges": 0, "merge_failures": 0}
         self.last_merge_s: float | None = None
@@ -121,11 +121,11 @@ class Landing:
         return sorted(self.dir.glob(SEGMENT_GLOB))
 
     def _memory(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB per thread, for checking events (nothing written there lasts)."""
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = duckdb.connect()
-        return con
+        """The in-memory DuckDB that checks events (nothing written there lasts). One for the process, used
+        under the append lock, with one thread: a database per request thread would each start a pool."""
+        if self._memdb is None:
+            self._memdb = duckdb.connect(config={"threads": 1})
+        return self._memdb
 
     def pending_events(self) -> int:
         with self._lock:
@@ -232,3 +232,5 @@ class Landing:
         finally:
             fcntl.flock(self._owner, fcntl.LOCK_UN)
             os.close(self._owner)
+            if self._memdb is not None:
+                self._memdb.close()

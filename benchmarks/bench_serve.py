@@ -1,0 +1,284 @@
+"""Load on the HTTP API: concurrent clients mixing recommend, events and explain, on loopback only.
+
+    .venv/bin/python benchmarks/bench_serve.py [--db PATH] [--model-dir DIR] [--clients 50] [--duration 60]
+    .venv/bin/python benchmarks/bench_serve.py --soak 600          # 10 minutes; RSS growth of the server
+
+Starts `python -m recsys_core serve` on 127.0.0.1 (a free port) against a COPY of the database (default
+data/scenepush.duckdb; the original is never written), waits until it is healthy, then runs --clients
+asyncio clients (httpx) for --duration seconds. Each client loops: recommend 80 % (a random active shopper,
+a random hour of the data's last week, a random scene), events 15 % (a batch of 20 with fresh event ids;
+one event in 20 has a bad time on purpose, so the quarantine path is loaded too), explain 5 % (a random
+shopper and one of their recommended items). No think time: each client sends its next request when
+the last one answered, so throughput is what the server sustains.
+
+After the run it waits until every landed event is merged, stops the server (SIGTERM: final merge),
+and counts in the database: events in (acknowledged by the API) must equal events stored + quarantined
+there — `lost` is the difference. RSS of the server process is sampled every 5 s (/proc); in --soak mode
+growth is measured from the sample after the first minute (warm-up: model, caches, allocator) to the last.
+
+Prints one JSON object on stdout (the README table is filled from it): throughput, p50/p95/p99 per route
+in ms, errors, events in/stored/quarantined/lost, RSS, and the load average before and after. Targets
+(recommend p99 ≤ 50 ms at ≥ 200 requests/s on 2 cores, 0 errors, 0 lost events, soak RSS growth ≤ 10 %)
+are reported, not asserted. Bounded: every request has a 30 s timeout, the run ends at --duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+KEY = "bench-" + uuid.uuid4().hex
+MIX = (("recommend", 0.80), ("events", 0.15), ("explain", 0.05))
+EVENT_BATCH = 20
+RSS_EVERY_S = 5.0
+SOAK_WARMUP_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def world(db: Path) -> dict:
+    """Shoppers, items, scene values and the last week of the data, to draw requests from."""
+    from recsys_core.store import connect
+    from recsys_core.store.events import active_users
+
+    con = connect(db, read_only=True)
+    try:
+        users = active_users(con, 500)
+        items = [r[0] for r in con.execute("SELECT item_id FROM items ORDER BY item_id").fetchall()]
+        fields = [r[0] for r in con.execute("SELECT name FROM scene_fields ORDER BY position").fetchall()]
+        scene = {f: [r[0] for r in con.execute(f'SELECT DISTINCT "{f}" FROM events WHERE "{f}" <> \'unknown\' LIMIT 20').fetchall()]
+                 for f in fields}
+        last = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+    finally:
+        con.close()
+    return {"users": users, "items": items, "scene": scene, "last": last}
+
+
+class Run:
+    def __init__(self, url: str, w: dict, rng: random.Random) -> None:
+        self.url, self.w, self.rng = url, w, rng
+        self.lat: dict[str, list[float]] = {name: [] for name, _ in MIX}
+        self.errors: dict[str, int] = {name: 0 for name, _ in MIX}
+        self.error_samples: list[str] = []
+        self.events_sent = self.events_acked = 0
+        self.acked = {"stored": 0, "quarantined": 0, "duplicates": 0}
+
+    def moment(self) -> str:
+        from datetime import timedelta
+
+        at = self.w["last"] - timedelta(days=self.rng.randint(0, 6), hours=self.rng.randint(0, 23))
+        return at.strftime("%Y-%m-%dT%H:00:00")  # the data's local timezone (no offset)
+
+    def scene(self) -> dict:
+        return {f: self.rng.choice(v) for f, v in self.w["scene"].items() if v and self.rng.random() < 0.7}
+
+    def body(self, route: str) -> dict:
+        user = self.rng.choice(self.w["users"])
+        if route == "recommend":
+            return {"user": user, "at": self.moment(), "scene": self.scene(), "k": 10}
+        if route == "explain":
+            return {"user": user, "item": self.rng.choice(self.w["items"][:200]), "at": self.moment(), "scene": self.scene(), "k": 10}
+        events = []
+        for i in range(EVENT_BATCH):
+            ts = self.moment() if i else "not-a-time"  # one bad event per batch: quarantined with its reason
+            events.append({"event_id": f"bench-{uuid.uuid4().hex}", "user": self.rng.choice(self.w["users"]),
+                           "item": self.rng.choice(self.w["items"]), "ts": ts, "behavior": self.rng.choice(["pv", "pv", "pv", "cart", "fav", "buy"]),
+                           "scene": self.scene()})
+        return {"events": events}
+
+    async def client(self, http: httpx.AsyncClient, until: float) -> None:
+        names, weights = zip(*MIX)
+        while time.monotonic() < until:
+            route = self.rng.choices(names, weights)[0]
+            body = self.body(route)
+            t0 = time.perf_counter()
+            try:
+                r = await http.post(f"{self.url}/{route}", json=body, headers={"X-API-Key": KEY})
+                ok = r.status_code == 200
+                if not ok and len(self.error_samples) < 5:
+                    self.error_samples.append(f"{route} {r.status_code}: {r.text[:200]}")
+            except httpx.HTTPError as exc:
+                ok = False
+                if len(self.error_samples) < 5:
+                    self.error_samples.append(f"{route}: {type(exc).__name__} {exc}")
+            elapsed = (time.perf_counter() - t0) * 1000
+            if route == "events":
+                self.events_sent += EVENT_BATCH
+            if not ok:
+                self.errors[route] += 1
+                continue
+            self.lat[route].append(elapsed)
+            if route == "events":
+                out = r.json()
+                self.events_acked += EVENT_BATCH
+                for k in self.acked:
+                    self.acked[k] += out[k]
+
+
+async def drive(run: Run, clients: int, duration: float) -> float:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        t0 = time.monotonic()
+        await asyncio.gather(*(run.client(http, t0 + duration) for _ in range(clients)))
+        return time.monotonic() - t0
+
+
+def pct(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    a = np.asarray(values)
+    return {"n": len(values), "p50_ms": round(float(np.percentile(a, 50)), 1), "p95_ms": round(float(np.percentile(a, 95)), 1),
+            "p99_ms": round(float(np.percentile(a, 99)), 1), "max_ms": round(float(a.max()), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=str(ROOT / "data" / "scenepush.duckdb"), help="database to copy (never written)")
+    parser.add_argument("--model-dir", default=None)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--soak", type=float, default=None, metavar="SECONDS", help="a long run (e.g. 600) reporting RSS growth")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    duration = args.soak or args.duration
+
+    work = Path(tempfile.mkdtemp(prefix="scenepush-bench-serve-"))
+    db = work / "bench.duckdb"
+    shutil.copyfile(args.db, db)
+    w = world(db)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "recsys_core", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    if args.model_dir:
+        cmd += ["--model-dir", args.model_dir]
+    log = open(work / "serve.log", "w")
+    server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "SCENEPUSH_API_KEY": KEY}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"serve exited early: {(work / 'serve.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("serve not healthy after 180 s")
+            time.sleep(0.3)
+        load_before = os.getloadavg()
+        run = Run(url, w, random.Random(args.seed))
+        samples: list[tuple[float, float]] = []
+
+        async def sample_rss(stop: asyncio.Event) -> None:
+            t0 = time.monotonic()
+            while not stop.is_set():
+                value = rss_mb(server.pid)
+                if value is not None:
+                    samples.append((time.monotonic() - t0, value))
+                try:
+                    await asyncio.wait_for(stop.wait(), RSS_EVERY_S)
+                except asyncio.TimeoutError:
+                    pass
+
+        async def everything() -> float:
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(sample_rss(stop))
+            elapsed = await drive(run, args.clients, duration)
+            stop.set()
+            await sampler
+            return elapsed
+
+        elapsed = asyncio.run(everything())
+        load_after = os.getloadavg()
+        merge_deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/health", timeout=30).json()["pending_events"]:
+            if time.monotonic() > merge_deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        log.close()
+
+    from recsys_core.store import connect
+
+    con = connect(db, read_only=True)
+    try:
+        stored = con.execute("SELECT count(*) FROM events WHERE starts_with(event_id, 'bench-')").fetchone()[0]
+        twice = con.execute("SELECT count(*) - count(DISTINCT event_id) FROM events WHERE starts_with(event_id, 'bench-')").fetchone()[0]
+        quarantined = con.execute(
+            "SELECT count(*) FROM quarantine WHERE starts_with(run_id, 'api-') AND starts_with(json_extract_string(raw, '$.event_id'), 'bench-')"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    total = sum(len(v) for v in run.lat.values()) + sum(run.errors.values())
+    rss = [v for _, v in samples]
+    warm = [v for t, v in samples if t >= SOAK_WARMUP_S] if args.soak else rss
+    summary = {
+        "clients": args.clients,
+        "duration_s": round(elapsed, 1),
+        "mode": "soak" if args.soak else "load",
+        "requests": total,
+        "throughput_rps": round(total / elapsed, 1),
+        "recommend_rps": round(len(run.lat["recommend"]) / elapsed, 1),
+        "routes": {name: {**pct(run.lat[name]), "errors": run.errors[name]} for name, _ in MIX},
+        "errors": sum(run.errors.values()),
+        "error_samples": run.error_samples,
+        "events_sent": run.events_sent,
+        "events_in": run.events_acked,
+        "acknowledged": run.acked,
+        "events_stored": stored,
+        "events_quarantined": quarantined,
+        "events_stored_twice": twice,
+        "lost": run.events_acked - stored - quarantined,
+        "rss_mb": {"first": round(rss[0], 1) if rss else None, "after_warmup": round(warm[0], 1) if warm else None,
+                   "last": round(rss[-1], 1) if rss else None, "max": round(max(rss), 1) if rss else None},
+        # growth means something only after the warm-up (first explanations import Captum, pools fill up)
+        "rss_growth_pct": round(100 * (warm[-1] - warm[0]) / warm[0], 1) if args.soak and len(warm) > 1 else None,
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
+        "cpus": os.cpu_count(),
+        "targets": {"recommend_p99_ms": 50, "throughput_rps": 200, "errors": 0, "lost": 0, "soak_rss_growth_pct": 10},
+    }
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
