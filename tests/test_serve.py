@@ -148,6 +148,21 @@ def test_a_body_over_the_limit_is_413(client):
     r = client.post("/recommend/batch", headers={**H, "content-type": "application/json"}, content=big)
     assert r.status_code == 413 and "bytes" in r.json()["detail"]
 
+    def chunks():  # no Content-Length: counted while it arrives
+        yield b'{"events": ['
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b" " * 65536
+        yield b"]}"
+
+    r = client.post("/events", headers={**H, "content-type": "application/json"}, content=chunks())
+    assert r.status_code == 413 and "bytes" in r.json()["detail"]
+
+
+def test_refused_requests_are_counted_under_their_route(client):
+    client.post("/recommend", json=REC)  # no key
+    text = client.get("/metrics", headers=H).text
+    assert 'scenepush_requests_total{method="POST",route="/recommend",status="401"} 1' in text
+
 
 # --- explain ----------------------------------------------------------------------------------------
 

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader
-from fastapi import Security
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -275,6 +274,7 @@ class Gate:
         self.app = app
         self.service = service
         self.key = service.config.api_key.encode()
+        self.paths: set[str] | None = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -291,8 +291,10 @@ class Gate:
         try:
             await self._handle(scope, receive, send_timed)
         finally:
-            route = scope.get("route")
-            name = getattr(route, "path", None) or ("/health" if scope["path"] == "/health" else "unmatched")
+            if self.paths is None:
+                self.paths = {getattr(r, "path", None) for r in scope["app"].routes}
+            route = getattr(scope.get("route"), "path", None)  # set by the router; absent when refused before it
+            name = route or (scope["path"] if scope["path"] in self.paths else "unmatched")
             self.service.metrics.observe(scope["method"], name, status["code"], time.perf_counter() - started)
 
     async def _handle(self, scope: dict, receive: Any, send: Any) -> None:
@@ -312,18 +314,11 @@ class Gate:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > MAX_BODY_BYTES:  # a chunked body without a length
-                raise _BodyTooLarge()
+            if received > MAX_BODY_BYTES:  # a chunked body without a length: the route answers 413
+                raise StarletteHTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
             return message
 
-        try:
-            await self.app(scope, receive_limited, send)
-        except _BodyTooLarge:
-            await _error(413, f"request body over {MAX_BODY_BYTES} bytes")(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, receive_limited, send)
 
 
 # --- the app ---------------------------------------------------------------------------------------------
