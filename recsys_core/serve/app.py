@@ -41,6 +41,7 @@ from recsys_core.registry import LoadedModel, ModelFolderError
 from recsys_core.serve.landing import Landing
 from recsys_core.serve.metrics import Metrics
 from recsys_core.store import DatabaseLockedError, connect
+from recsys_core.store.analytics import data_timezone
 from recsys_core.store.turns import SharedReader
 
 log = logging.getLogger(__name__)
@@ -457,7 +458,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         db_ok, problem = True, None
         try:
             with reader.cursor() as cur:
-                cur.execute("SELECT 1").fetchone()
+                data_timezone(cur)
         except Exception as exc:  # noqa: BLE001 — reported, not raised
             db_ok, problem = False, str(exc).splitlines()[0]
         body = {"status": "ok" if db_ok else "degraded", "model_loaded": True, "model_version": models.current.version,
