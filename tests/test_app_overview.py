@@ -238,3 +238,30 @@ def test_a_read_during_a_write_waits_for_it_instead_of_failing(small_db):
         done.set()
         writer.join()
         release_store()
+
+
+def test_the_studio_takes_turns_with_another_process(small_db):
+    """The API beside the studio: while another process wants a write turn, the studio's idle shared
+    connection is let go (a watcher thread), the other process writes, and the studio reads it after."""
+    from views._common import read_cursor, release_store
+
+    with read_cursor(str(small_db)) as cur:  # the studio holds its shared read-only connection
+        assert cur.execute("SELECT count(*) FROM events").fetchone()[0] > 0
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom recsys_core.store.turns import write_turn\nt0 = time.monotonic()\n"
+         "with write_turn(sys.argv[1], wait_s=20) as con:\n"
+         "    con.execute(\"INSERT INTO meta VALUES ('from_api', 'ok')\")\n"
+         "print(round(time.monotonic() - t0, 2), flush=True)", str(small_db)],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        out, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err
+        assert float(out) < 5, f"the other process waited {out.strip()} s for its turn"
+        with read_cursor(str(small_db)) as cur:
+            assert cur.execute("SELECT value FROM meta WHERE key = 'from_api'").fetchone() == ("ok",)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        release_store()
