@@ -229,6 +229,8 @@ class Service:
             ("scenepush_events_quarantined_total", "Events rejected by validation and quarantined with reasons.", c["quarantined"]),
             ("scenepush_events_pending", "Landed events not yet merged into the database.", self.landing.pending_events()),
             ("scenepush_merges_total", "Merges of landed events into the database.", c["merges"]),
+            ("scenepush_last_merge_seconds", "How long the last merge held its write turn (every reader waits meanwhile).",
+             self.landing.last_merge_s or 0.0),
             ("scenepush_merge_failures_total", "Merges that failed (retried; the events stay landed).", c["merge_failures"]),
             ("scenepush_model_reloads_total", "Model swaps since start.", self.models.reloads),
             ("scenepush_model_reload_failures_total", "Changed model folders that could not be loaded.", self.models.reload_failures),

@@ -1,5 +1,6 @@
 """The API and the studio together on one database: events posted to `serve` show on the Behaviour page
-in a real browser within 5 seconds, while the studio keeps reading the same file."""
+(and in the shopper's history on the Scenario page) in a real browser within 5 seconds, while the studio
+keeps reading the same file."""
 
 from __future__ import annotations
 
@@ -68,3 +69,13 @@ def test_events_posted_to_the_api_show_on_the_behaviour_page(page, sample_db, tm
         assert metric(page, t("col.pv", "en")) == views_before + 5
         assert page.get_by_test_id("stException").count() == 0
         assert page.get_by_text("locked").count() == 0
+
+        # the shopper's history on the Scenario page has them too
+        page.goto(f"{app_url}/scenario-simulator?user={SHOPPER}&lang=en")
+        page.get_by_role("heading", name=t("scenario.title", "en")).first.wait_for()
+        settle(page)
+        page.get_by_role("tab", name=t("scenario.tab_history", "en")).click()
+        settle(page)
+        history = t("scenario.history_caption", "en", n="7", first="2025-12-14 20:00", last="2025-12-14 23:06")
+        assert page.get_by_text(history[:40]).count(), "the Scenario page's shopper history lacks the posted events"
+        assert page.get_by_test_id("stException").count() == 0
