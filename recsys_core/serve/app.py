@@ -478,7 +478,8 @@ def create_app(config: ServeConfig) -> FastAPI:
 
 
 def _available_dirs(current: Path) -> list[Path]:
-    found = recommend.list_model_dirs(recommend.MODELS_ROOT)
+    """The served folder, the bundled model and the folders under ./models (or `$SCENEPUSH_MODELS_DIR`, as the studio)."""
+    found = recommend.list_model_dirs(os.environ.get("SCENEPUSH_MODELS_DIR") or recommend.MODELS_ROOT)
     return found if any(d.resolve() == current.resolve() for d in found) else [current, *found]
 
 
