@@ -893,6 +893,7 @@ def _status(counts: dict[str, int]) -> str:
 API_FORMAT = "api"
 API_RUN_PREFIX = "api-"
 API_COLUMNS = ("event_id", "user_id", "item_id", "ts", "behavior")
+WITHHELD_ID = "(withheld: not a pseudonym)"
 
 
 def _api_plan(scene_names: Sequence[str], tz: str) -> RowPlan:
@@ -913,20 +914,29 @@ def _api_plan(scene_names: Sequence[str], tz: str) -> RowPlan:
 
 
 def check_api_events(con, events: Sequence[dict[str, Any]], scene_names: Sequence[str], tz: str,
-                     label: str = "POST /events") -> list[dict[str, Any]]:
+                     label: str = "POST /events", pseudonymised: bool = False) -> list[dict[str, Any]]:
     """Validate posted events exactly as an import validates rows (`ingest.check_rows`), on any connection
     (an in-memory one will do: nothing is written). One dict per event, in order: the converted values
     (event_id, user_id, item_id, ts as UTC ISO text, behavior, scene fields), ``raw`` (the event as JSON, kept
     for rejected ones) and ``problem`` — None for a good event, else the reason naming the event and field.
-    Scene fields the data does not have are a problem of the event (an API client cannot add fields)."""
+    Scene fields the data does not have are a problem of the event (an API client cannot add fields).
+    In a ``pseudonymised`` database a shopper id that is not a pseudonym is refused and never stored, not
+    even in quarantine (the client must map ids with the key, `privacy.pseudonym`)."""
+    from recsys_core.privacy import is_pseudonym
+
     names = list(scene_names)
     fields, raws, problems = [], [], []
     for e in events:
         scene = e.get("scene") or {}
         unknown = sorted(set(scene) - set(names))
-        problems.append(
-            f"field 'scene.{unknown[0]}' is not a scene field of this data (its fields: {', '.join(names) or 'none'})" if unknown else None
-        )
+        problem = None
+        if unknown:
+            problem = f"field 'scene.{unknown[0]}' is not a scene field of this data (its fields: {', '.join(names) or 'none'})"
+        if pseudonymised and not is_pseudonym(str(e.get("user") or "")):
+            problem = ("field 'user': this database holds pseudonymised shopper ids; send the pseudonym "
+                       "(privacy.pseudonym(raw_id, key)), never the raw id (not stored)")
+            e = {**e, "user": WITHHELD_ID}
+        problems.append(problem)
         ts = e.get("ts")
         fields.append([e.get("event_id"), e.get("user"), e.get("item"), None if ts is None else str(ts), e.get("behavior"),
                        *(scene.get(n) for n in names)])

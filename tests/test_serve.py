@@ -349,3 +349,29 @@ def test_docs_and_openapi_describe_the_routes(client):
     for path in ("/recommend", "/recommend/batch", "/explain", "/push", "/events", "/models", "/models/reload", "/health", "/metrics"):
         assert path in spec["paths"], path
     assert spec["components"]["schemas"]["RecommendRequest"]["additionalProperties"] is False
+
+
+def test_a_pseudonymised_database_never_stores_a_raw_shopper_id(world):
+    from recsys_core.privacy import SCHEME, key_check_value, pseudonym
+    from recsys_core.store.privacy import set_pseudonym_state
+
+    db, model_dir = world
+    key = b"k" * 32
+    con = connect(db)
+    set_pseudonym_state(con, SCHEME, key_check_value(key))
+    con.close()
+    app = create_app(ServeConfig(db=db, api_key=KEY, model_dir=model_dir, merge_interval_s=3600, model_check_s=3600))
+    with TestClient(app) as c:
+        raw = {**events("p", 1)[0], "user": "13800138000"}
+        mapped = {**events("p", 2)[1], "user": pseudonym("13800138000", key)}
+        out = c.post("/events", headers=H, json={"events": [raw, mapped]}).json()
+        assert (out["stored"], out["quarantined"]) == (1, 1)
+        assert "pseudonym" in out["rejected"][0]["reason"] and "13800138000" not in json.dumps(out)
+        service(c).landing.merge()
+    assert read(db, "SELECT user_id FROM events WHERE event_id = 'p-1'") == [(pseudonym("13800138000", key),)]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        dumped = json.dumps(con.execute("SELECT * FROM quarantine").fetchall(), default=str)
+    finally:
+        con.close()
+    assert "13800138000" not in dumped and "withheld" in dumped

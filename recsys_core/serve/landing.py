@@ -38,6 +38,7 @@ import duckdb
 from recsys_core import importers
 from recsys_core.store import DatabaseLockedError, ingest
 from recsys_core.store.analytics import data_timezone
+from recsys_core.store.privacy import pseudonym_state
 from recsys_core.store.scene import scene_names
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class Landing:
         """Check, de-duplicate and durably land one batch; returns what the reply reports.
         Returns only after the batch is on disk (fsync), so an acknowledged event is never lost."""
         with self._read() as cur:
-            fields, tz = scene_names(cur), data_timezone(cur)
+            fields, tz, pseudonymised = scene_names(cur), data_timezone(cur), pseudonym_state(cur) is not None
         batch_id = f"b-{uuid.uuid4().hex[:16]}"
         with self._lock:
             ids = [str(e["event_id"]) for e in events]
@@ -149,7 +150,7 @@ class Landing:
                     continue
                 seen.add(str(e["event_id"]))
                 fresh.append(e)
-            rows = importers.check_api_events(self._memory(), fresh, fields, tz) if fresh else []
+            rows = importers.check_api_events(self._memory(), fresh, fields, tz, pseudonymised=pseudonymised) if fresh else []
             for r in rows:
                 r.pop("line_no")
                 if r["problem"] is None:
