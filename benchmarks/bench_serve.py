@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_serve.py [--db PATH] [--model-dir DIR] [--clients 50] [--duration 60]
     .venv/bin/python benchmarks/bench_serve.py --soak 600          # 10 minutes; RSS growth of the server
+    .venv/bin/python benchmarks/bench_serve.py --mix recommend=85,events=15   # what the rest costs without explain
 
 Starts `python -m recsys_core serve` on 127.0.0.1 (a free port) against a COPY of the database (default
 data/scenepush.duckdb; the original is never written), waits until it is healthy, then runs --clients
@@ -45,7 +46,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 KEY = "bench-" + uuid.uuid4().hex
-MIX = (("recommend", 0.80), ("events", 0.15), ("explain", 0.05))
+MIX = "recommend=80,events=15,explain=5"
+ROUTES = ("recommend", "events", "explain")
 EVENT_BATCH = 20
 RSS_EVERY_S = 5.0
 SOAK_WARMUP_S = 60.0
@@ -86,10 +88,10 @@ def world(db: Path) -> dict:
 
 
 class Run:
-    def __init__(self, url: str, w: dict, rng: random.Random) -> None:
-        self.url, self.w, self.rng = url, w, rng
-        self.lat: dict[str, list[float]] = {name: [] for name, _ in MIX}
-        self.errors: dict[str, int] = {name: 0 for name, _ in MIX}
+    def __init__(self, url: str, w: dict, rng: random.Random, mix: dict[str, float]) -> None:
+        self.url, self.w, self.rng, self.mix = url, w, rng, mix
+        self.lat: dict[str, list[float]] = {name: [] for name in ROUTES}
+        self.errors: dict[str, int] = {name: 0 for name in ROUTES}
         self.error_samples: list[str] = []
         self.events_sent = self.events_acked = 0
         self.acked = {"stored": 0, "quarantined": 0, "duplicates": 0}
@@ -118,7 +120,7 @@ class Run:
         return {"events": events}
 
     async def client(self, http: httpx.AsyncClient, until: float) -> None:
-        names, weights = zip(*MIX)
+        names, weights = zip(*self.mix.items())
         while time.monotonic() < until:
             route = self.rng.choices(names, weights)[0]
             body = self.body(route)
@@ -154,6 +156,20 @@ async def drive(run: Run, clients: int, duration: float) -> float:
         return time.monotonic() - t0
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """"recommend=80,events=15,explain=5" -> shares summing to 1 (a route left out is not sent)."""
+    mix = {}
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        if name.strip() not in ROUTES or not weight.strip():
+            raise SystemExit(f"--mix: {part!r} is not ROUTE=WEIGHT with ROUTE one of {', '.join(ROUTES)}")
+        mix[name.strip()] = float(weight)
+    total = sum(mix.values())
+    if total <= 0:
+        raise SystemExit("--mix: the weights sum to 0")
+    return {k: v / total for k, v in mix.items()}
+
+
 def pct(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
@@ -170,7 +186,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--soak", type=float, default=None, metavar="SECONDS", help="a long run (e.g. 600) reporting RSS growth")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mix", default=MIX, help=f"route=weight,... (default {MIX}, the issue's mix)")
     args = parser.parse_args()
+    mix = parse_mix(args.mix)
     duration = args.soak or args.duration
 
     work = Path(tempfile.mkdtemp(prefix="scenepush-bench-serve-"))
@@ -198,7 +216,7 @@ def main() -> None:
                 raise SystemExit("serve not healthy after 180 s")
             time.sleep(0.3)
         load_before = os.getloadavg()
-        run = Run(url, w, random.Random(args.seed))
+        run = Run(url, w, random.Random(args.seed), mix)
         samples: list[tuple[float, float]] = []
 
         async def sample_rss(stop: asyncio.Event) -> None:
@@ -257,7 +275,8 @@ def main() -> None:
         "requests": total,
         "throughput_rps": round(total / elapsed, 1),
         "recommend_rps": round(len(run.lat["recommend"]) / elapsed, 1),
-        "routes": {name: {**pct(run.lat[name]), "errors": run.errors[name]} for name, _ in MIX},
+        "mix": mix,
+        "routes": {name: {**pct(run.lat[name]), "errors": run.errors[name]} for name in ROUTES},
         "errors": sum(run.errors.values()),
         "error_samples": run.error_samples,
         "events_sent": run.events_sent,
