@@ -160,25 +160,32 @@ def shared_connection(path: str) -> duckdb.DuckDBPyConnection:
 
 _WATCHED: set[str] = set()
 _WATCH_LOCK = threading.Lock()
+_WATCHER: list[threading.Thread] = []
 TURN_POLL_S = 0.05
 
 
 def _watch_turns(path: str) -> None:
-    """Start (once per database file) a thread that closes the shared connection while another process
-    wants a write turn, so an idle studio never keeps the API from storing events or pushes."""
+    """Have the watcher thread (one per server, started here once) close the shared connection whenever
+    another process wants a write turn on ``path``, so an idle studio never keeps the API from storing
+    events or pushes. A file that no longer exists is dropped from the watch."""
     with _WATCH_LOCK:
-        if path in _WATCHED:
-            return
         _WATCHED.add(path)
+        if not _WATCHER:
+            _WATCHER.append(threading.Thread(target=_watch, name="store-turns", daemon=True))
+            _WATCHER[0].start()
 
-    def watch() -> None:
-        while True:
-            time.sleep(TURN_POLL_S)
-            if turns.writer_waiting(path):
+
+def _watch() -> None:
+    while True:
+        time.sleep(TURN_POLL_S)
+        with _WATCH_LOCK:
+            paths = list(_WATCHED)
+        for path in paths:
+            if not Path(path).exists():
+                with _WATCH_LOCK:
+                    _WATCHED.discard(path)
+            elif turns.writer_waiting(path):
                 release_store()
-                turns.wait_for_writer(path, WRITE_WAIT_S)
-
-    threading.Thread(target=watch, name=f"turns-{Path(path).name}", daemon=True).start()
 
 
 def release_store() -> None:
