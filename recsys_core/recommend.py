@@ -359,12 +359,13 @@ def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
         note = cold_start_reason(lm, con, scenario)["en"] if top.attrs["cold_start"] else None
     finally:
         con.close()
-    return recommendation_dict(lm, scenario, top)
+    return recommendation_dict(lm, scenario, top, note)
 
 
-def recommendation_dict(lm: LoadedModel, scenario: Scenario, top: pd.DataFrame) -> dict[str, Any]:
+def recommendation_dict(lm: LoadedModel, scenario: Scenario, top: pd.DataFrame, note: str | None = None) -> dict[str, Any]:
     """A `recommend` result as JSON-ready data: the items with scores, the moment, the scene and context
-    fields the model read, and the model version — what the CLI prints and the API returns."""
+    fields the model read, and the model version — what the CLI prints and the API returns. ``note``: the
+    cold-start sentence (`cold_start_reason`) when the shopper has no history."""
     tz = lm.features.calendar.timezone
     ctx = context_ids(lm, scenario)
     local = scenario.local_time(tz)

@@ -375,3 +375,10 @@ def test_a_pseudonymised_database_never_stores_a_raw_shopper_id(world):
     finally:
         con.close()
     assert "13800138000" not in dumped and "withheld" in dumped
+
+
+def test_a_shopper_without_history_is_a_cold_start_that_says_so(client):
+    rec = client.post("/recommend", headers=H, json={**REC, "user": "profile_only"}).json()
+    assert rec["cold_start"] is True and rec["history_length"] == 0 and rec["items"] and rec["cold_start_note"]
+    why = client.post("/explain", headers=H, json={"user": "profile_only", "item": rec["items"][0]["item_id"], "at": AT}).json()
+    assert why["cold_start"] and why["reason"] == why["cold_start"]["en"]

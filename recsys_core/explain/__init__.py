@@ -209,15 +209,20 @@ def explain(loaded_model: Any, con: Any, user_id: str, item_id: str, scenario: A
             n_steps: int = DEFAULT_STEPS, **options: Any) -> dict[str, Any]:
     """The explanation of ``item_id`` for ``user_id`` under ``scenario`` as one JSON-ready dict (docs/design.md §7)."""
     check_explainable(loaded_model.model)
-    return explain_built(loaded_model, build_case(loaded_model, con, user_id, item_id, scenario), k, n_steps, **options)
+    case = build_case(loaded_model, con, user_id, item_id, scenario)
+    return with_cold_start_note(explain_built(loaded_model, case, k, n_steps, **options), loaded_model, con, case)
 
 
 def explain_built(loaded_model: Any, case: Case, k: int = DEFAULT_K, n_steps: int = DEFAULT_STEPS, **options: Any) -> dict[str, Any]:
-    """`explain` of a case already read from the store (`build_case`): the API reads the history on a
-    shared cursor, then explains without holding the database."""
+    """`explain` of a case already read from the store (`build_case`), before `with_cold_start_note`: the API
+    reads the history on a shared cursor, then explains without holding the database."""
     result = explain_case(loaded_model.model, case, k, n_steps, **options)
     result.model_version = loaded_model.version
-    out = result.as_dict()
+    return result.as_dict()
+
+
+def with_cold_start_note(out: dict[str, Any], loaded_model: Any, con: Any, case: Case) -> dict[str, Any]:
+    """``out`` (an `explain_built` dict) with the cold-start sentence as its reason when the shopper has no history."""
     cold = cold_start_note(loaded_model, con, case)
     if cold is not None:
         out.update(cold_start=cold, reason=cold["en"], reason_zh=cold["zh"])
@@ -299,4 +304,4 @@ def explain_cli(args: argparse.Namespace) -> dict[str, Any]:
 
 
 __all__ = ["Explanation", "ItemReason", "build_case", "explain", "explain_built", "explain_case", "explain_cli", "explain_items", "item_reasons",
-           "push_reasons"]
+           "push_reasons", "with_cold_start_note"]

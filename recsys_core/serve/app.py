@@ -360,7 +360,8 @@ def create_app(config: ServeConfig) -> FastAPI:
         sc = scenario(lm, req.at, req.scene)
         with reader.cursor() as cur:
             top = recommend.recommend(lm, cur, req.user, sc, k=req.k, exclude_seen=req.exclude_seen)
-        return recommend.recommendation_dict(lm, sc, top)
+            note = recommend.cold_start_reason(lm, cur, sc)["en"] if top.attrs["cold_start"] else None
+        return recommend.recommendation_dict(lm, sc, top, note)
 
     @app.post("/recommend", dependencies=[key_doc], summary="Top-k items for a shopper at a moment and scene")
     def recommend_route(req: RecommendRequest) -> Any:
@@ -381,7 +382,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.post("/explain", dependencies=[key_doc], summary="Why this item for this shopper, moment and scene (the Why page's explanation)")
     def explain_route(req: ExplainRequest) -> Any:
-        from recsys_core.explain import build_case, explain_built
+        from recsys_core.explain import build_case, explain_built, with_cold_start_note
         from recsys_core.explain.attributions import check_explainable
 
         lm = models.current
@@ -389,7 +390,9 @@ def create_app(config: ServeConfig) -> FastAPI:
         sc = scenario(lm, req.at, req.scene)
         with reader.cursor() as cur:  # the history is read here; the explanation itself needs no database
             case = build_case(lm, cur, req.user, req.item, sc)
-        return explain_built(lm, case, req.k)
+        out = explain_built(lm, case, req.k)
+        with reader.cursor() as cur:  # a shopper without history: the list is the moment's popularity; say so
+            return with_cold_start_note(out, lm, cur, case)
 
     @app.post("/push", dependencies=[key_doc], summary="Record pushes with their reasons in the audit log (as the CLI does)")
     def push_route(req: PushRequest) -> Any:
