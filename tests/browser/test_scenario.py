@@ -68,7 +68,9 @@ def titles(page) -> list[str]:
 
 
 def show_list(page) -> None:
-    """Wait for the main list and scroll it into view (the grid fills its cells once it is on screen)."""
+    """Wait for the main list and scroll it into view (the grid fills its cells once it is on screen).
+    Settle first: right after a page switch the previous page's grids are still there, about to be removed."""
+    settle(page)
     page.get_by_test_id("stDataFrame").first.wait_for()
     page.get_by_test_id("stDataFrame").first.scroll_into_view_if_needed()
     page.wait_for_function(LIST_CELLS)
