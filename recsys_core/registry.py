@@ -116,7 +116,8 @@ def save_model(model: Recommender, features: FeatureSpace, out_dir: str | os.Pat
             "version": f"{model.model_type}-{sha[:10]}",
             "config": model.config_dict(),
             "features": features.to_dict(),
-            "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            # microseconds, not seconds: compared with erasure times (a model trained the same second after one is clean)
+            "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             **metadata,
             "weights_sha256": sha,
         }
