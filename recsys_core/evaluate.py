@@ -607,8 +607,13 @@ def compare_results(labels: Sequence[str], results: Sequence[CaseResults], seed:
         models.append({"model": label, "metrics": mean_metrics(pc), "ci95": ci, f"coverage@{COVERAGE_K}": catalogue_coverage(res.top_items, res.n_items)})
     best = max(range(len(models)), key=lambda i: models[i]["metrics"][HEADLINE])
 
+    done: dict[tuple[int, int], dict[str, Any]] = {}  # the reference is often the best: each pair is tested once
+
     def test(i: int, j: int) -> dict[str, Any]:
-        return {"a": labels[i], "b": labels[j], "metric": HEADLINE, **paired_test(per_case[i][HEADLINE], per_case[j][HEADLINE], seed=seed)}
+        if (i, j) not in done:
+            done[i, j] = {"a": labels[i], "b": labels[j], "metric": HEADLINE,
+                          **paired_test(per_case[i][HEADLINE], per_case[j][HEADLINE], seed=seed)}
+        return dict(done[i, j])
 
     table = [
         {
