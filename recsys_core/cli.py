@@ -16,7 +16,7 @@ from typing import Any, Callable
 from recsys_core.store import DatabaseLockedError
 
 MODEL_TYPES = ["context_transformer", "sasrec", "pop", "context_pop", "covisit"]
-PROTOCOLS = ["next_event", "next_session"]
+PROTOCOLS = ["next_event", "next_session", "time_split"]
 IMPORT_FORMATS = ["taobao", "tianchi", "retailrocket", "movielens", "csv", "parquet"]
 
 
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", cmd_train, "Train a model and register it in a model folder.")
     p.add_argument("--model", required=True, choices=MODEL_TYPES)
     p.add_argument("--protocol", default="next_event", choices=PROTOCOLS)
+    p.add_argument("--cut", default=None, metavar="ISO",
+                   help="time_split: the global cut (ISO date/datetime, local time without an offset; default: start of the last 7 days)")
     p.add_argument("--out", default=None, help="model folder to write (default: models/<model>)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=42)

@@ -11,8 +11,14 @@ shopper u owns rows ``offsets[u]:offsets[u+1]``.
 - ``next_session``: sessions split at 30 minutes of inactivity; the test target is
   the first event of the last session, the validation target the first event of
   the session before; shoppers with fewer than 3 sessions train only.
+- ``time_split``: one global cut (UTC seconds; default `default_cut`, the start of the
+  last 7 local days). Test targets are the first events of every session starting at
+  or after the cut; validation targets those of sessions starting in the 7 days before
+  it; training uses only events before that validation window, so no training event is
+  later than any validation or test target (Ji et al. 2023). A target needs at least one
+  earlier event of its shopper (new shoppers are cold start, counted by `monitor`).
 
-In both, the history of a target is every event of the shopper before it (for
+In all three, the history of a target is every event of the shopper before it (for
 next_session that is everything before the target's session) and the target
 context is the target event's own time and scene. Training uses only the events
 before the validation target (for next_session: before the validation session).
@@ -41,14 +47,36 @@ from recsys_core.models.base import Batch
 from recsys_core.store import events as store_events
 from recsys_core.store.scene import scene_fields
 
-PROTOCOLS = ("next_event", "next_session")
+PROTOCOLS = ("next_event", "next_session", "time_split")
 SESSION_GAP_S = 30 * 60
+TIME_SPLIT_WINDOW_S = 7 * 86400  # the test window's default length and the validation window before the cut
 
 
 def check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {list(PROTOCOLS)}")
     return protocol
+
+
+def parse_cut(text: str, timezone: str) -> int:
+    """UTC seconds of an ISO date or datetime; one without an offset is local time in ``timezone``."""
+    try:
+        stamp = pd.Timestamp(str(text))
+    except ValueError as exc:
+        raise ValueError(f"--cut {text!r} is not an ISO date or datetime (e.g. 2025-12-08 or 2025-12-08T00:00+08:00)") from exc
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(timezone)
+    return int(stamp.tz_convert("UTC").timestamp())
+
+
+def cut_iso(cut: int, timezone: str) -> str:
+    """A cut as ISO 8601 with the data's local offset (what metadata, CLI output and the studio show)."""
+    return pd.Timestamp(int(cut), unit="s", tz="UTC").tz_convert(timezone).isoformat()
+
+
+def protocol_key(protocol: str, cut: int | None = None) -> str:
+    """One name per protocol and cut, for stored evaluations: ``time_split@<UTC seconds>``."""
+    return f"{protocol}@{int(cut)}" if protocol == "time_split" and cut is not None else protocol
 
 
 @dataclass
@@ -111,9 +139,19 @@ class SequenceData:
             features = FeatureSpace.fit(events, store_events.read_items(con), calendar or Calendar(timezone=tz), scene_fields(con))
         return cls.from_frame(events, features)
 
-    def split(self, protocol: str) -> "Split":
-        """Apply a protocol (docs/evaluation.md) (see the module docstring)."""
+    def default_cut(self) -> int:
+        """UTC seconds of local midnight starting the last 7 days of data (the day of the last event and 6 before)."""
+        tz = self.features.calendar.timezone
+        last = pd.Timestamp(int(self.ts.max()), unit="s", tz="UTC").tz_convert(tz)
+        return int((last.normalize() - pd.Timedelta(days=6)).tz_convert("UTC").timestamp())
+
+    def split(self, protocol: str, cut: int | None = None) -> "Split":
+        """Apply a protocol (docs/evaluation.md) (see the module docstring); ``cut`` only for time_split."""
         check_protocol(protocol)
+        if protocol == "time_split":
+            return self._time_split(self.default_cut() if cut is None else int(cut))
+        if cut is not None:
+            raise ValueError(f"--cut applies to the time_split protocol, not to {protocol}")
         n = self.n_users
         starts, ends = self.offsets[:-1], self.offsets[1:]
         train_end = ends.copy()
@@ -139,6 +177,27 @@ class SequenceData:
         )
         split.cutoff_ts = int(self.ts[split.train_rows()].max())
         return split
+
+    def _time_split(self, cut: int) -> "Split":
+        valid_from = cut - TIME_SPLIT_WINDOW_S
+        starts, ends = self.offsets[:-1], self.offsets[1:]
+        # ts is sorted within each shopper, so the first row at/after a time is a per-shopper searchsorted
+        train_end = np.array([s + np.searchsorted(self.ts[s:e], valid_from, side="left") for s, e in zip(starts, ends)], np.int64)
+        sess = np.flatnonzero(self.session_start)
+        owner = np.searchsorted(self.offsets, sess, side="right") - 1
+        has_history = sess > self.offsets[owner]
+        ts = self.ts[sess]
+
+        def cases(part: str, keep: np.ndarray) -> EvalCases:
+            return EvalCases(self, part, owner[keep].astype(np.int64), sess[keep].astype(np.int64))
+
+        valid = cases("valid", has_history & (ts >= valid_from) & (ts < cut))
+        test = cases("test", has_history & (ts >= cut))
+        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, train_end)]) if self.n_users else np.zeros(0, np.int64)
+        if len(rows) == 0:
+            raise ValueError(f"no event before {cut_iso(valid_from, self.features.calendar.timezone)} to train on "
+                             f"(the cut {cut_iso(cut, self.features.calendar.timezone)} leaves 7 days for validation)")
+        return Split(self, "time_split", train_end, valid, test, int(self.ts[rows].max()), cut)
 
 
     def serving_split(self) -> "Split":
@@ -281,6 +340,7 @@ class Split:
 
     train_end[u]: rows ``offsets[u]:train_end[u]`` of shopper u are training events.
     cutoff_ts: UTC seconds of the latest training event (the training cut-off recorded with models).
+    cut: time_split's global cut (UTC seconds), None for the per-shopper protocols.
     """
 
     data: SequenceData
@@ -289,6 +349,7 @@ class Split:
     valid: EvalCases
     test: EvalCases
     cutoff_ts: int
+    cut: int | None = None
 
     def cases(self, part: str) -> EvalCases:
         if part not in ("valid", "test"):
@@ -364,6 +425,7 @@ def training_summary(split: Split) -> dict[str, Any]:
     """Counts that describe a split (for logs and metadata)."""
     return {
         "protocol": split.protocol,
+        **({"cut": cut_iso(split.cut, split.data.features.calendar.timezone)} if split.cut is not None else {}),
         "n_users": split.data.n_users,
         "n_events": split.data.n_events,
         "n_train_events": int(sum(split.train_end - split.data.offsets[:-1])),

@@ -34,7 +34,7 @@ from recsys_core.context import TIME_FIELDS
 from recsys_core.features import FeatureSpace
 from recsys_core.models import Recommender, build_model, model_class
 from recsys_core.registry import save_model
-from recsys_core.sequences import EvalCases, SequenceData, Split, check_protocol, training_summary
+from recsys_core.sequences import EvalCases, SequenceData, Split, check_protocol, cut_iso, parse_cut, training_summary
 from recsys_core.store import connect
 from recsys_core.store import events as store_events
 
@@ -339,12 +339,14 @@ def train(
     on_progress: ProgressCallback | None = None,
     fingerprint: dict[str, Any] | None = None,
     dist: DistContext | None = None,
+    cut: int | None = None,
 ) -> dict[str, Any]:
     """Train ``model_type`` on the store behind ``con`` under ``protocol``, register it at ``out``
     (default ``models/<model_type>``) and return a summary with validation and test metrics.
     ``context``: the target-context fields a context_transformer reads (default: decision-time fields).
     ``dist``: this process's place in a torchrun job; only rank 0 evaluates and writes the folder, the
-    other ranks return ``{"rank": r, "role": "worker"}``."""
+    other ranks return ``{"rank": r, "role": "worker"}``. ``cut``: time_split's cut (UTC seconds; default: the
+    start of the data's last 7 days)."""
     check_protocol(protocol)
     model_class(model_type)  # fails loudly with the allowed types
     cfg = cfg or TrainConfig()
@@ -352,9 +354,10 @@ def train(
     rng = set_seed(cfg.seed, cfg.threads)
     data = data or SequenceData.from_store(con)
     fingerprint = fingerprint or store_events.data_fingerprint(con)  # ``con`` may be None when both are given
-    split = data.split(protocol)
+    split = data.split(protocol, cut)
     if len(split.valid) == 0:
         raise ValueError(f"no shopper has enough history for {protocol} validation (needs 3 events / sessions)")
+    cut_record = {"cut": cut_iso(split.cut, data.features.calendar.timezone)} if split.cut is not None else {}
     if model_type in NEURAL_MODELS:
         model = build_neural_model(model_type, data.features, cfg, context)
         fit_info = fit_neural(model, split, cfg, rng, progress, on_progress, dist)
@@ -386,6 +389,7 @@ def train(
         out,
         {
             "protocol": protocol,
+            **cut_record,
             "context_fields": list(context_fields_read(model)),
             "data_fingerprint": fingerprint,
             "training_cutoff": dt.datetime.fromtimestamp(split.cutoff_ts, dt.timezone.utc).isoformat(),
@@ -397,6 +401,7 @@ def train(
     return {
         "model": model_type,
         "protocol": protocol,
+        **cut_record,
         "context_fields": list(context_fields_read(model)),
         "out": str(path),
         "metrics": {"valid": _headline(metrics["valid"]), "test": _headline(metrics["test"])},
@@ -456,8 +461,12 @@ def train_cli(args: argparse.Namespace) -> dict[str, Any]:
     dist = init_distributed() if getattr(args, "distributed", False) else None
     try:
         data, fingerprint = read_training_data(args.db)
+        cut = getattr(args, "cut", None)
+        if cut is not None and args.protocol != "time_split":
+            raise ValueError("--cut applies with --protocol time_split")
+        cut_ts = parse_cut(cut, data.features.calendar.timezone) if cut is not None else None
         return train(None, args.model, args.protocol, args.out, cfg, progress=True, context=context, data=data,
-                     fingerprint=fingerprint, dist=dist)
+                     fingerprint=fingerprint, dist=dist, cut=cut_ts)
     finally:
         if dist is not None:
             import torch.distributed as tdist
