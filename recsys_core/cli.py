@@ -207,18 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", cmd_evaluate, "Evaluate a model folder with full ranking (docs/evaluation.md).")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--protocol", default=None, choices=PROTOCOLS, help="default: the protocol the model was trained with")
+    p.add_argument("--cut", default=None, metavar="ISO",
+                   help="time_split: the cut (ISO date/datetime; without an offset, the data's local time; default: the model's cut)")
     p.add_argument("--allow-mismatch", action="store_true",
-                   help="evaluate under another protocol or on other data than the model was trained on (output says mismatch)")
+                   help="evaluate under another protocol, cut or data than the model was trained on (output says mismatch)")
 
     p = add("compare", cmd_compare, "Compare model folders on one protocol with bootstrap intervals and paired tests.")
     p.add_argument("model_dirs", nargs="+", metavar="DIR")
     p.add_argument("--protocol", default=None, choices=PROTOCOLS)
+    p.add_argument("--cut", default=None, metavar="ISO",
+                   help="time_split: the cut (ISO date/datetime; without an offset, the data's local time; default: the first model's cut)")
     p.add_argument("--allow-mismatch", action="store_true",
-                   help="compare models trained under another protocol or on other data (output says mismatch)")
+                   help="compare models trained under another protocol, cut or data (output says mismatch)")
 
     p = add("ablate", cmd_ablate, "Retrain a model without each target-context field in turn; paired ΔNDCG@10 per field.")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--protocol", default=None, choices=PROTOCOLS, help="default: the model's protocol")
+    p.add_argument("--cut", default=None, metavar="ISO",
+                   help="time_split: the cut (ISO date/datetime; without an offset, the data's local time; default: the model's cut, the only one accepted)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per retrain (default: as the model was trained)")
     p.add_argument("--out", default=None, help="folder for the retrained models (default: a temporary folder)")
     p.add_argument("--jobs", type=int, default=1, help="retrains run in parallel (one torch thread each)")

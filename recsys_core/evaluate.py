@@ -19,6 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from recsys_core.sequences import cut_iso, parse_cut
+
 log = logging.getLogger(__name__)
 
 CUTOFFS: tuple[int, ...] = (5, 10, 20)
@@ -120,14 +122,38 @@ def popularity_bias_and_novelty(top_item_ids: np.ndarray, popularity: Any) -> tu
 # --- bootstrap intervals and paired tests -------------------------------------------------------
 
 
-def _bootstrap_means(values: np.ndarray, n_resamples: int, rng: np.random.Generator, chunk: int = 100) -> np.ndarray:
-    """(n_resamples, M) means of `values` (n, M) over cases resampled with replacement."""
-    n = values.shape[0]
+def shopper_clusters(values: np.ndarray, shoppers: Sequence[Any] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-shopper sums of ``values`` (n, M) -> (S, M) and case counts (S,), shoppers in order of first case.
+
+    The unit of the intervals and tests: time_split has several cases per shopper, and they are not
+    independent, so resampling cases would make the intervals too narrow. ``shoppers`` None: one case each.
+    """
+    if shoppers is None:
+        return values, np.ones(values.shape[0])
+    shoppers = np.asarray(shoppers)
+    assert len(shoppers) == values.shape[0], f"{len(shoppers)} shopper ids for {values.shape[0]} cases"
+    _, first, inverse = np.unique(shoppers, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first, kind="stable"), kind="stable")  # unique's sorted index -> first-appearance index
+    cluster = order[inverse.reshape(-1)]
+    sums = np.zeros((len(first), values.shape[1]))
+    np.add.at(sums, cluster, values)
+    return sums, np.bincount(cluster, minlength=len(first)).astype(np.float64)
+
+
+def _bootstrap_means(values: np.ndarray, n_resamples: int, rng: np.random.Generator, chunk: int = 100,
+                     shoppers: Sequence[Any] | np.ndarray | None = None) -> np.ndarray:
+    """(n_resamples, M) means of `values` (n, M) over shoppers resampled with replacement, each with all their
+    cases (a cluster bootstrap; with one case per shopper exactly the case bootstrap, the same draws)."""
+    sums, counts = shopper_clusters(values, shoppers)
+    n = sums.shape[0]
     means = np.empty((n_resamples, values.shape[1]))
     for start in range(0, n_resamples, chunk):
         stop = min(start + chunk, n_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))  # (R, n)
-        means[start:stop] = values[idx].mean(axis=1)  # (R, M)
+        idx = rng.integers(0, n, size=(stop - start, n))  # (R, S)
+        if shoppers is None:
+            means[start:stop] = values[idx].mean(axis=1)  # (R, M)
+        else:
+            means[start:stop] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)[:, None]  # (R, M)
     return means
 
 
@@ -136,8 +162,10 @@ def bootstrap_ci(
     n_resamples: int = N_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
     level: float = 0.95,
+    shoppers: Sequence[Any] | np.ndarray | None = None,
 ) -> dict[str, list[float]]:
-    """Percentile bootstrap interval of every mean metric, resampling shoppers (one case each).
+    """Percentile bootstrap interval of every mean metric, resampling shoppers with all their cases
+    (``shoppers``: one id per case; None: one case per shopper, as next_event and next_session have).
 
     All metrics share the same resamples, so the intervals are consistent with each other.
     """
@@ -145,7 +173,7 @@ def bootstrap_ci(
     if not names or len(per_case[names[0]]) == 0:
         return {name: [float("nan"), float("nan")] for name in names}
     values = np.stack([per_case[name] for name in names], axis=1)  # (n, M)
-    means = _bootstrap_means(values, n_resamples, np.random.default_rng(seed))
+    means = _bootstrap_means(values, n_resamples, np.random.default_rng(seed), shoppers=shoppers)
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
     return {name: [float(lo[m]), float(hi[m])] for m, name in enumerate(names)}
@@ -158,34 +186,39 @@ def paired_test(
     n_permutations: int = N_PERMUTATIONS,
     seed: int = DEFAULT_SEED,
     level: float = 0.95,
+    shoppers: Sequence[Any] | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Compare per-case values of two models on the same cases (b minus a).
 
-    The p-value is from a two-sided sign-flip permutation test of the mean paired
-    difference (under the null each case's difference is as likely negative as positive);
-    the interval of the difference and of the relative difference (mean b / mean a - 1)
-    is a paired bootstrap over cases.
+    The unit is the shopper (``shoppers``: one id per case; None: one case each). The p-value is from a
+    two-sided sign-flip permutation test of the mean paired difference: under the null a shopper's summed
+    difference is as likely negative as positive, so all of a shopper's cases flip together. The interval
+    of the difference and of the relative difference (mean b / mean a - 1) is a paired bootstrap over
+    shoppers with their cases. With one case per shopper both are the case-level test, the same draws.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape and a.ndim == 1, "paired values must be 1-d arrays over the same cases"
     n = len(a)
     if n == 0:
-        return {"n": 0, "mean_a": float("nan"), "mean_b": float("nan"), "diff": float("nan"),
+        return {"n": 0, "n_shoppers": 0, "mean_a": float("nan"), "mean_b": float("nan"), "diff": float("nan"),
                 "diff_ci95": [float("nan")] * 2, "rel_diff": float("nan"), "rel_diff_ci95": [float("nan")] * 2,
                 "p_value": float("nan"), "wins": 0, "losses": 0, "ties": 0}
     rng = np.random.default_rng(seed)
     d = b - a
     observed = d.mean()
+    shopper_d = shopper_clusters(d[:, None], shoppers)[0][:, 0]  # (S,) each shopper's summed difference
+    n_shoppers = len(shopper_d)
 
     extreme = 0
     for start in range(0, n_permutations, 200):
         r = min(200, n_permutations - start)
-        signs = rng.integers(0, 2, size=(r, n)) * 2 - 1  # (R, n) of ±1
-        extreme += int((np.abs((signs * d).mean(axis=1)) >= abs(observed) - 1e-12).sum())
+        signs = rng.integers(0, 2, size=(r, n_shoppers)) * 2 - 1  # (R, S) of ±1
+        flipped = (signs * d).mean(axis=1) if shoppers is None else (signs * shopper_d).sum(axis=1) / n
+        extreme += int((np.abs(flipped) >= abs(observed) - 1e-12).sum())
     p_value = (extreme + 1) / (n_permutations + 1)
 
-    means = _bootstrap_means(np.stack([a, b], axis=1), n_resamples, rng)  # (R, 2)
+    means = _bootstrap_means(np.stack([a, b], axis=1), n_resamples, rng, shoppers=shoppers)  # (R, 2)
     alpha = (1.0 - level) / 2.0
     diff_lo, diff_hi = np.quantile(means[:, 1] - means[:, 0], [alpha, 1 - alpha])
     mean_a, mean_b = float(a.mean()), float(b.mean())
@@ -195,6 +228,7 @@ def paired_test(
     rel_lo, rel_hi = np.quantile(rel, [alpha, 1 - alpha]) if len(rel) else (float("nan"), float("nan"))
     return {
         "n": n,
+        "n_shoppers": n_shoppers,
         "mean_a": mean_a,
         "mean_b": mean_b,
         "diff": float(observed),
@@ -234,26 +268,30 @@ def slice_metrics(
     metric_names: Sequence[str] = SLICE_METRICS,
     n_resamples: int = 0,
     seed: int = DEFAULT_SEED,
+    shoppers: Sequence[Any] | np.ndarray | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """{slice: {value: {"n": count, "NDCG@10": mean, ...}}} for every attribute of the cases.
+    """{slice: {value: {"n": cases, "n_shoppers": shoppers, "NDCG@10": mean, ...}}} for every attribute of the cases.
 
     `attributes` maps a slice name (e.g. "device") to one label per case. With
-    `n_resamples` > 0 each value also gets a bootstrap interval "NDCG@10_ci95".
+    `n_resamples` > 0 each value also gets a bootstrap interval "NDCG@10_ci95", over the
+    slice's shoppers (``shoppers``: one id per case; None: one case per shopper).
     """
     out: dict[str, dict[str, dict[str, Any]]] = {}
     n = len(next(iter(per_case.values())))
     headline = per_case.get(HEADLINE)
+    shoppers = None if shoppers is None else np.asarray(shoppers)
     for slice_name, labels in attributes.items():
         labels = np.asarray(labels, dtype=object).astype(str)
         assert len(labels) == n, f"slice {slice_name!r} has {len(labels)} labels for {n} cases"
         groups: dict[str, dict[str, Any]] = {}
         for value in sorted(set(labels.tolist()), key=_slice_order):
             mask = labels == value
-            row: dict[str, Any] = {"n": int(mask.sum())}
+            in_slice = None if shoppers is None else shoppers[mask]
+            row: dict[str, Any] = {"n": int(mask.sum()), "n_shoppers": int(mask.sum()) if in_slice is None else len(np.unique(in_slice))}
             for name in metric_names:
                 row[name] = float(per_case[name][mask].mean())
             if n_resamples and headline is not None:
-                row[f"{HEADLINE}_ci95"] = bootstrap_ci({HEADLINE: headline[mask]}, n_resamples, seed)[HEADLINE]
+                row[f"{HEADLINE}_ci95"] = bootstrap_ci({HEADLINE: headline[mask]}, n_resamples, seed, shoppers=in_slice)[HEADLINE]
             groups[value] = row
         out[slice_name] = groups
     return out
@@ -437,20 +475,42 @@ def case_table(cases: Any) -> Any:
     return table
 
 
+def case_shoppers(table: Any | None) -> np.ndarray | None:
+    """One shopper id per case from a cases table (``user_id``), the unit of intervals and tests; None without one."""
+    return None if table is None or "user_id" not in table else table["user_id"].astype(str).to_numpy()
+
+
 def summarize(results: CaseResults, slices: Any | None = None, n_resamples: int = N_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """Metrics, intervals, coverage and (with the cases' slice table) per-slice metrics of one model."""
+    """Metrics, intervals, coverage and (with the cases' slice table) per-slice metrics of one model.
+    Intervals resample the table's shoppers with their cases; ``n_cases`` counts cases, ``n_users`` shoppers."""
     per_case = results.per_case
+    shoppers = case_shoppers(slices)
     out: dict[str, Any] = {
-        "n_users": int(len(results.ranks)),
+        "n_cases": int(len(results.ranks)),
+        "n_users": int(len(results.ranks)) if shoppers is None else int(len(np.unique(shoppers))),
         "n_items": int(results.n_items),
         "metrics": mean_metrics(per_case),
-        "ci95": bootstrap_ci(per_case, n_resamples, seed),
+        "ci95": bootstrap_ci(per_case, n_resamples, seed, shoppers=shoppers),
         f"coverage@{COVERAGE_K}": catalogue_coverage(results.top_items, results.n_items),
     }
     if slices is not None and len(results.ranks):
         attrs = {name: slices[name].to_numpy() for name in slice_names(slices)}
-        out["slices"] = slice_metrics(per_case, attrs, n_resamples=min(n_resamples, 200), seed=seed)
+        out["slices"] = slice_metrics(per_case, attrs, n_resamples=min(n_resamples, 200), seed=seed, shoppers=shoppers)
     return out
+
+
+def evaluation_line(protocol: str, n_cases: int, n_shoppers: int, cut: str | None = None) -> str:
+    """What every evaluation output says first: ranking, protocol (with time_split's cut) and what was counted."""
+    if protocol == "time_split":
+        return f"full ranking, time_split (cut {cut}), {n_cases} cases of {n_shoppers} shoppers (test targets)"
+    return f"full ranking, {protocol}, {n_shoppers} shoppers (test targets)"
+
+
+def no_cases_message(protocol: str, cut: str | None = None) -> str:
+    if protocol == "time_split":
+        return (f"no session starts at or after the cut {cut} from a shopper with earlier events: nothing to evaluate "
+                "under time_split (choose an earlier --cut)")
+    return f"no shopper has enough history for {protocol} evaluation (needs 3 events / sessions)"
 
 
 def evaluate_model(model: Any, split: Any, part: str = "test", n_resamples: int = N_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict[str, Any]:
@@ -464,6 +524,7 @@ def evaluate_model(model: Any, split: Any, part: str = "test", n_resamples: int 
     return {
         "model": model.model_type,
         "protocol": split.protocol,
+        **({"cut": cut_iso(split.cut, split.data.features.calendar.timezone)} if split.cut is not None else {}),
         "ranking": "full",
         "part": part,
         **summarize(results, cases.slices(), n_resamples, seed),
@@ -474,8 +535,9 @@ def evaluate_model(model: Any, split: Any, part: str = "test", n_resamples: int 
 # --- CLI: evaluate and compare model folders -------------------------------------------------------
 
 
-def _load_cases(con: Any, loaded: Sequence[Any], protocol: str, part: str = "test") -> list[Any]:
-    """The `part` cases of `protocol` for each loaded model, encoded with that model's own vocabularies.
+def _load_cases(con: Any, loaded: Sequence[Any], protocol: str, part: str = "test", cut: int | None = None) -> list[Any]:
+    """The `part` cases of `protocol` (time_split: at ``cut``, UTC seconds) for each loaded model, encoded with
+    that model's own vocabularies.
 
     Events are read once per timezone; models sharing a feature space share one encoding.
     Cases depend only on shoppers and times, so every model sees the same cases; asserted.
@@ -496,7 +558,7 @@ def _load_cases(con: Any, loaded: Sequence[Any], protocol: str, part: str = "tes
                 raise ValueError("the database has no events; run `python -m recsys_core sample` or import data first")
         key = json.dumps(lm.metadata["features"], sort_keys=True)
         if key not in encoded:
-            encoded[key] = SequenceData.from_frame(frames[tz], lm.features).split(protocol).cases(part)
+            encoded[key] = SequenceData.from_frame(frames[tz], lm.features).split(protocol, cut).cases(part)
         out.append(encoded[key])
     first = out[0]
     for cases in out[1:]:
@@ -523,23 +585,56 @@ def _resolve_protocol(requested: str | None, loaded: Sequence[Any]) -> str:
     return check_protocol(requested or loaded[0].protocol or "next_event")
 
 
+def trained_cut(lm: Any) -> int | None:
+    """The time_split cut a model was trained at (UTC seconds), None when it records none."""
+    recorded = lm.metadata.get("cut")
+    return None if not recorded else parse_cut(recorded, "UTC")  # recorded with its offset
+
+
+def resolve_cut(con: Any, protocol: str, requested: str | None, loaded: Sequence[Any]) -> int | None:
+    """time_split's cut in UTC seconds: ``requested`` (ISO; without an offset, the data's local time), else
+    the first model's recorded cut, else the data's default (`sequences.store_default_cut`). None for the
+    other protocols, which take no cut."""
+    from recsys_core.sequences import store_default_cut
+    from recsys_core.store import events as store_events
+
+    if protocol != "time_split":
+        if requested is not None:
+            raise ValueError(f"--cut applies with --protocol time_split, not {protocol}")
+        return None
+    if requested is not None:
+        return parse_cut(requested, store_events.data_timezone(con))
+    recorded = [c for c in (trained_cut(lm) for lm in loaded if lm.protocol == "time_split") if c is not None]
+    return recorded[0] if recorded else store_default_cut(con)
+
+
 class ProtocolMismatchError(ValueError):
     """A model would be scored under another protocol or on other data than it was trained on."""
 
 
-def protocol_guard(con: Any, loaded: Sequence[Any], protocol: str, allow_mismatch: bool = False) -> list[str]:
+ALLOW_MISMATCH_HINT = "use --allow-mismatch to score anyway"
+
+
+def protocol_guard(con: Any, loaded: Sequence[Any], protocol: str, allow_mismatch: bool = False, cut: int | None = None,
+                   hint: str = ALLOW_MISMATCH_HINT) -> list[str]:
     """Refuse to score a model on cases it may have trained on: another protocol than its training one
-    (e.g. a next_event model's training targets are next_session test targets), or other data (its
-    fingerprint differs). Returns the mismatches found (empty when none); raises
-    `ProtocolMismatchError` with a one-line message naming both unless ``allow_mismatch``."""
+    (e.g. a next_event model's training targets are next_session test targets), another time_split cut
+    (a later cut's test targets are its training events), or other data (its fingerprint differs). Returns
+    the mismatches found (empty when none); raises `ProtocolMismatchError` with a one-line message naming
+    both unless ``allow_mismatch`` (``hint`` ends the message: what the caller can do)."""
     from recsys_core.store import events as store_events
 
     problems = []
     here = store_events.data_fingerprint(con)
+    tz = store_events.data_timezone(con)
     for lm in loaded:
         trained = lm.protocol or "unknown"
         if trained != protocol:
             problems.append(f"{lm.path.name} was trained under {trained}, not {protocol}")
+        elif protocol == "time_split" and cut is not None and trained_cut(lm) != cut:
+            theirs = trained_cut(lm)
+            problems.append(f"{lm.path.name} was trained with cut {cut_iso(theirs, tz) if theirs is not None else 'unknown'}, "
+                            f"not {cut_iso(cut, tz)}")
         theirs = lm.metadata.get("data_fingerprint") or {}
         if theirs.get("events_hash") != here["events_hash"] or theirs.get("n_events") != here["n_events"]:
             problems.append(
@@ -547,36 +642,40 @@ def protocol_guard(con: Any, loaded: Sequence[Any], protocol: str, allow_mismatc
                 f"this database has events {here['n_events']} hash {here['events_hash']}"
             )
     if problems and not allow_mismatch:
-        raise ProtocolMismatchError("; ".join(problems) + " — scores would not be comparable (use --allow-mismatch to score anyway)")
+        raise ProtocolMismatchError("; ".join(problems) + f" — scores would not be comparable ({hint})")
     return problems
 
 
 def evaluate_cli(args: Any) -> dict[str, Any]:
-    """Handler of `python -m recsys_core evaluate --model-dir DIR [--protocol P] [--db PATH]` (docs/design.md §7)."""
+    """Handler of `python -m recsys_core evaluate --model-dir DIR [--protocol P [--cut ISO]] [--db PATH]` (docs/design.md §7)."""
     from recsys_core.store import connect
+    from recsys_core.store import events as store_events
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     (lm,) = _load_models([args.model_dir])
     protocol = _resolve_protocol(getattr(args, "protocol", None), [lm])
     con = connect(args.db, read_only=True)
     try:
-        mismatches = protocol_guard(con, [lm], protocol, getattr(args, "allow_mismatch", False))
-        (results,), table = rank_models(con, [lm], protocol, EvaluationStore.beside(args.db))
+        cut = resolve_cut(con, protocol, getattr(args, "cut", None), [lm])
+        cut_text = None if cut is None else cut_iso(cut, store_events.data_timezone(con))
+        mismatches = protocol_guard(con, [lm], protocol, getattr(args, "allow_mismatch", False), cut)
+        (results,), table = rank_models(con, [lm], protocol, EvaluationStore.beside(args.db), cut)
         same_data = _data_check(con, lm)
     finally:
         con.close()
     if len(table) == 0:
-        raise ValueError(f"no shopper has enough history for {protocol} evaluation (needs 3 events / sessions)")
+        raise ValueError(no_cases_message(protocol, cut_text))
     summary = summarize(results, table)
     summary["popularity_pct@10"] = _round(results.extra.get("popularity_pct"), 2)
     summary["novelty@10"] = _round(results.extra.get("novelty"), 3)
     m = summary["metrics"]
     return {
-        "evaluation": f"full ranking, {protocol}, {summary['n_users']} shoppers (test targets)",
+        "evaluation": evaluation_line(protocol, summary["n_cases"], summary["n_users"], cut_text),
         "model": lm.model_type,
         "model_dir": str(lm.path),
         "version": lm.version,
         "protocol": protocol,
+        **({"cut": cut_text} if cut_text else {}),
         "trained_protocol": lm.protocol,
         "ranking": "full",
         "data_matches_training": same_data,
@@ -595,15 +694,17 @@ def _labels(loaded: Sequence[Any]) -> list[str]:
     return [t if types.count(t) == 1 else f"{t}:{lm.path.name}" for t, lm in zip(types, loaded)]
 
 
-def compare_results(labels: Sequence[str], results: Sequence[CaseResults], seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """Table, intervals and paired NDCG@10 tests of several models' results on the same cases.
+def compare_results(labels: Sequence[str], results: Sequence[CaseResults], seed: int = DEFAULT_SEED,
+                    shoppers: Sequence[Any] | np.ndarray | None = None) -> dict[str, Any]:
+    """Table, intervals and paired NDCG@10 tests of several models' results on the same cases
+    (``shoppers``: one id per case, the resampling unit; None: one case per shopper).
 
     Each model is tested against the first (the reference) and against the best by NDCG@10.
     """
     per_case = [r.per_case for r in results]
     models = []
     for label, res, pc in zip(labels, results, per_case):
-        ci = bootstrap_ci(pc, N_BOOTSTRAP, seed)
+        ci = bootstrap_ci(pc, N_BOOTSTRAP, seed, shoppers=shoppers)
         models.append({"model": label, "metrics": mean_metrics(pc), "ci95": ci, f"coverage@{COVERAGE_K}": catalogue_coverage(res.top_items, res.n_items)})
     best = max(range(len(models)), key=lambda i: models[i]["metrics"][HEADLINE])
 
@@ -612,7 +713,7 @@ def compare_results(labels: Sequence[str], results: Sequence[CaseResults], seed:
     def test(i: int, j: int) -> dict[str, Any]:
         if (i, j) not in done:
             done[i, j] = {"a": labels[i], "b": labels[j], "metric": HEADLINE,
-                          **paired_test(per_case[i][HEADLINE], per_case[j][HEADLINE], seed=seed)}
+                          **paired_test(per_case[i][HEADLINE], per_case[j][HEADLINE], seed=seed, shoppers=shoppers)}
         return dict(done[i, j])
 
     table = [
@@ -648,31 +749,39 @@ def compare_cli(args: Any) -> dict[str, Any]:
     con = connect(args.db, read_only=True)
     try:
         return compare_models(con, list(args.model_dirs), getattr(args, "protocol", None), getattr(args, "allow_mismatch", False),
-                              store=EvaluationStore.beside(args.db))
+                              store=EvaluationStore.beside(args.db), cut=getattr(args, "cut", None))
     finally:
         con.close()
 
 
 def compare_models(con: Any, dirs: Sequence[str], protocol: str | None = None, allow_mismatch: bool = False,
-                   store: EvaluationStore | None = None, with_cases: bool = False) -> dict[str, Any]:
+                   store: EvaluationStore | None = None, with_cases: bool = False, cut: str | None = None) -> dict[str, Any]:
     """Every model on the same cases of the open database, with bootstrap intervals and paired tests (each vs
     the first, and vs the best), catalogue coverage, popularity bias and novelty — what `compare` prints and the
     Models page shows. With ``store``, rankings already stored are reused and new ones stored. ``with_cases``
-    adds "cases": the case table with each model's 1-based rank of the target (a DataFrame, for the page)."""
+    adds "cases": the case table with each model's 1-based rank of the target (a DataFrame, for the page).
+    ``cut``: time_split's cut (ISO; default: the first model's recorded cut, else the data's default)."""
+    from recsys_core.store import events as store_events
+
     if len(dirs) < 2:
         raise ValueError("compare needs at least two model folders")
     loaded = _load_models(list(dirs))
     protocol = _resolve_protocol(protocol, loaded)
-    mismatches = protocol_guard(con, loaded, protocol, allow_mismatch)
+    cut_ts = resolve_cut(con, protocol, cut, loaded)
+    cut_text = None if cut_ts is None else cut_iso(cut_ts, store_events.data_timezone(con))
+    mismatches = protocol_guard(con, loaded, protocol, allow_mismatch, cut_ts)
     labels = _labels(loaded)
-    results, table = rank_models(con, loaded, protocol, store)
+    results, table = rank_models(con, loaded, protocol, store, cut_ts)
     if len(table) == 0:
-        raise ValueError(f"no shopper has enough history for {protocol} evaluation (needs 3 events / sessions)")
+        raise ValueError(no_cases_message(protocol, cut_text))
     same_data = {label: _data_check(con, lm) for label, lm in zip(labels, loaded)}
-    out = compare_results(labels, results)
+    shoppers = case_shoppers(table)
+    n_shoppers = int(len(np.unique(shoppers)))
+    out = compare_results(labels, results, shoppers=shoppers)
     for entry, res, lm in zip(out["models"], results, loaded):
-        entry["slices"] = slice_metrics(res.per_case, {name: table[name].to_numpy() for name in slice_names(table)})
+        entry["slices"] = slice_metrics(res.per_case, {name: table[name].to_numpy() for name in slice_names(table)}, shoppers=shoppers)
         entry.update({"model_type": lm.model_type, "model_dir": str(lm.path), "version": lm.version, "trained_protocol": lm.protocol,
+                      **({"trained_cut": lm.metadata["cut"]} if lm.metadata.get("cut") else {}),
                       "popularity_pct@10": _round(res.extra.get("popularity_pct"), 2), "novelty@10": _round(res.extra.get("novelty"), 3)})
     for row, entry in zip(out["table"], out["models"]):
         row["popularity_pct@10"], row["novelty@10"] = entry["popularity_pct@10"], entry["novelty@10"]
@@ -683,10 +792,12 @@ def compare_models(con: Any, dirs: Sequence[str], protocol: str | None = None, a
             cases[f"rank:{label}"] = res.ranks + 1
         extra["cases"] = cases
     return {
-        "evaluation": f"full ranking, {protocol}, {len(table)} shoppers (test targets)",
+        "evaluation": evaluation_line(protocol, len(table), n_shoppers, cut_text),
         "protocol": protocol,
+        **({"cut": cut_text} if cut_text else {}),
         "ranking": "full",
-        "n_users": len(table),
+        "n_cases": len(table),
+        "n_users": n_shoppers,
         "data_matches_training": same_data,
         "mismatch": bool(mismatches),
         "mismatches": mismatches,
@@ -700,24 +811,32 @@ def _round(x: float | None, digits: int) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), digits)
 
 
-def rank_models(con: Any, loaded: Sequence[Any], protocol: str, store: EvaluationStore | None = None) -> tuple[list[CaseResults], Any]:
-    """Each model's `CaseResults` on the test cases of ``protocol`` (with popularity bias and novelty in ``extra``)
-    and the cases' table (`case_table`); from ``store`` when it has them, ranked (and stored) otherwise."""
+def rank_models(con: Any, loaded: Sequence[Any], protocol: str, store: EvaluationStore | None = None,
+                cut: int | None = None) -> tuple[list[CaseResults], Any]:
+    """Each model's `CaseResults` on the test cases of ``protocol`` (time_split: at ``cut``, UTC seconds; with
+    popularity bias and novelty in ``extra``) and the cases' table (`case_table`); from ``store`` when it has
+    them, ranked (and stored) otherwise. Stored under `protocol_key`, so two cuts never share results."""
+    from recsys_core.sequences import protocol_key
     from recsys_core.store import events as store_events
 
+    if protocol == "time_split" and cut is None:
+        from recsys_core.sequences import store_default_cut
+
+        cut = store_default_cut(con)
+    key = protocol_key(protocol, cut)
     events_hash = store_events.data_fingerprint(con)["events_hash"]
-    results: list[CaseResults | None] = [store.load_results(lm.version, events_hash, protocol) if store else None for lm in loaded]
-    table = store.load_cases(events_hash, protocol) if store else None
+    results: list[CaseResults | None] = [store.load_results(lm.version, events_hash, key) if store else None for lm in loaded]
+    table = store.load_cases(events_hash, key) if store else None
     if table is not None and any(r is not None and len(r.ranks) != len(table) for r in results):
         results, table = [None] * len(loaded), None  # inconsistent files: recompute everything
     missing = [i for i, r in enumerate(results) if r is None]
     if missing or table is None:
         need = missing or [0]
-        all_cases = _load_cases(con, [loaded[i] for i in need], protocol)
+        all_cases = _load_cases(con, [loaded[i] for i in need], protocol, cut=cut)
         if table is None:
             table = case_table(all_cases[0])
             if store:
-                store.save_cases(events_hash, protocol, table)
+                store.save_cases(events_hash, key, table)
         if missing:
             popularity = item_popularity(con)
             for i, cases in zip(missing, all_cases):
@@ -727,6 +846,6 @@ def rank_models(con: Any, loaded: Sequence[Any], protocol: str, store: Evaluatio
                 pct, novelty = popularity_bias_and_novelty(top_ids, popularity)
                 res.extra = {"popularity_pct": pct, "novelty": novelty}
                 if store:
-                    store.save_results(loaded[i].version, events_hash, protocol, res)
+                    store.save_results(loaded[i].version, events_hash, key, res)
                 results[i] = res
     return results, table

@@ -33,6 +33,7 @@ From a `Split`:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterator, Sequence
@@ -59,14 +60,33 @@ def check_protocol(protocol: str) -> str:
 
 
 def parse_cut(text: str, timezone: str) -> int:
-    """UTC seconds of an ISO date or datetime; one without an offset is local time in ``timezone``."""
+    """UTC seconds of an ISO date or datetime; one without an offset is local time in ``timezone``.
+    Only dates written out are accepted (pandas would also take "", "NaT" or "now", which are no cut)."""
+    bad = ValueError(f"--cut {text!r} is not an ISO date or datetime (e.g. 2025-12-08 or 2025-12-08T00:00+08:00)")
+    if not re.match(r"^\d{4}-\d{2}-\d{2}([T ]|$)", str(text).strip()):
+        raise bad
     try:
-        stamp = pd.Timestamp(str(text))
-    except ValueError as exc:
-        raise ValueError(f"--cut {text!r} is not an ISO date or datetime (e.g. 2025-12-08 or 2025-12-08T00:00+08:00)") from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize(timezone)
-    return int(stamp.tz_convert("UTC").timestamp())
+        stamp = pd.Timestamp(str(text).strip())
+        if stamp.tzinfo is None:
+            stamp = stamp.tz_localize(timezone, nonexistent="shift_forward", ambiguous=False)
+        return int(stamp.tz_convert("UTC").timestamp())
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise bad from exc
+
+
+def default_cut_at(last_ts: int, timezone: str) -> int:
+    """time_split's default cut for data whose last event is at ``last_ts`` (UTC seconds): local midnight
+    starting the last 7 days (the day of the last event and the 6 before)."""
+    last = pd.Timestamp(int(last_ts), unit="s", tz="UTC").tz_convert(timezone)
+    return int((last.normalize() - pd.Timedelta(days=6)).tz_convert("UTC").timestamp())
+
+
+def store_default_cut(con: duckdb.DuckDBPyConnection) -> int:
+    """`default_cut_at` of the database's last event, in its timezone, without reading the events."""
+    (last,) = con.execute("SELECT epoch(max(ts))::BIGINT FROM events").fetchone()
+    if last is None:
+        raise ValueError("the database has no events; run `python -m recsys_core sample` or import data first")
+    return default_cut_at(int(last), store_events.data_timezone(con))
 
 
 def cut_iso(cut: int, timezone: str) -> str:
@@ -141,9 +161,7 @@ class SequenceData:
 
     def default_cut(self) -> int:
         """UTC seconds of local midnight starting the last 7 days of data (the day of the last event and 6 before)."""
-        tz = self.features.calendar.timezone
-        last = pd.Timestamp(int(self.ts.max()), unit="s", tz="UTC").tz_convert(tz)
-        return int((last.normalize() - pd.Timedelta(days=6)).tz_convert("UTC").timestamp())
+        return default_cut_at(int(self.ts.max()), self.features.calendar.timezone)
 
     def split(self, protocol: str, cut: int | None = None) -> "Split":
         """Apply a protocol (docs/evaluation.md) (see the module docstring); ``cut`` only for time_split."""
@@ -223,6 +241,11 @@ class EvalCases:
 
     def __len__(self) -> int:
         return len(self.users)
+
+    @property
+    def n_shoppers(self) -> int:
+        """Distinct shoppers among the cases (time_split has several cases per shopper, the others one)."""
+        return int(len(np.unique(self.users)))
 
     def batches(self, batch_size: int = 256, max_len: int = 50) -> Iterator[Batch]:
         """Evaluation batches in case order: the last ``max_len`` history events, the target context, the target."""
@@ -429,5 +452,6 @@ def training_summary(split: Split) -> dict[str, Any]:
         "n_users": split.data.n_users,
         "n_events": split.data.n_events,
         "n_train_events": int(sum(split.train_end - split.data.offsets[:-1])),
-        "n_eval_users": len(split.test),
+        "n_eval_cases": len(split.test),  # several per shopper under time_split
+        "n_eval_users": split.test.n_shoppers,
     }

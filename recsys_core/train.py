@@ -355,9 +355,11 @@ def train(
     data = data or SequenceData.from_store(con)
     fingerprint = fingerprint or store_events.data_fingerprint(con)  # ``con`` may be None when both are given
     split = data.split(protocol, cut)
-    if len(split.valid) == 0:
-        raise ValueError(f"no shopper has enough history for {protocol} validation (needs 3 events / sessions)")
     cut_record = {"cut": cut_iso(split.cut, data.features.calendar.timezone)} if split.cut is not None else {}
+    if len(split.valid) == 0:
+        raise ValueError(f"no session of a returning shopper starts in the 7 days before the cut {cut_record['cut']}: nothing to "
+                         "validate time_split on (choose another --cut)" if cut_record else
+                         f"no shopper has enough history for {protocol} validation (needs 3 events / sessions)")
     if model_type in NEURAL_MODELS:
         model = build_neural_model(model_type, data.features, cfg, context)
         fit_info = fit_neural(model, split, cfg, rng, progress, on_progress, dist)
@@ -380,7 +382,8 @@ def train(
         "protocol": protocol,
         "valid": ranking_metrics(model, split.valid, cfg.eval_batch_size),
         "test": ranking_metrics(model, split.test, cfg.eval_batch_size),
-        "n_eval_users": len(split.test),
+        "n_eval_cases": len(split.test),  # several per shopper under time_split
+        "n_eval_users": split.test.n_shoppers,
     }
     out = Path(out) if out else DEFAULT_MODELS_ROOT / model_type
     path = save_model(
@@ -405,7 +408,8 @@ def train(
         "context_fields": list(context_fields_read(model)),
         "out": str(path),
         "metrics": {"valid": _headline(metrics["valid"]), "test": _headline(metrics["test"])},
-        "n_eval_users": len(split.test),
+        "n_eval_cases": len(split.test),
+        "n_eval_users": split.test.n_shoppers,
         **{k: v for k, v in fit_info.items() if k != "history"},
     }
 
