@@ -853,6 +853,31 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     # (end of serving API block)
     # --- time split, updates, monitoring page and router (keep new keys of this feature inside this block)
     # -- time split: protocol, cut fields (keys "ts.*")
+    "ts.cut": {"en": "Cut (time_split)", "zh": "切分时间点（time_split）"},
+    "ts.cut_help": {
+        "en": "time_split: the test cases are the first events of sessions starting on or after this day (00:00 local time), "
+        "validation uses the 7 days before it and training everything earlier. Default: the compared models' training cut, "
+        "else the start of the data's last 7 days. Another cut than a model's training cut is refused.",
+        "zh": "time_split：测试样本为当天（本地时间 00:00）及之后开始的每个会话的第一个事件，验证使用其前 7 天，训练使用更早的全部事件。"
+        "默认：所对比模型训练时的切分点，否则为数据最后 7 天的起点。与模型训练切分点不同的切分点会被拒绝。",
+    },
+    "ts.train_cut_help": {
+        "en": "Only used with the time_split protocol: test cases are sessions starting on or after this day (00:00 local time), "
+        "validation the 7 days before it, training everything earlier. Default: the start of the data's last 7 days.",
+        "zh": "仅用于 time_split 协议：测试样本为当天（本地时间 00:00）及之后开始的会话，验证为其前 7 天，训练为更早的全部事件。"
+        "默认：数据最后 7 天的起点。",
+    },
+    "ts.protocol_help": {
+        "en": "Every model is scored under this protocol; a model trained under another protocol or cut is refused, as on the command line.",
+        "zh": "所有模型都按此协议评分；在其他协议或其他切分点下训练的模型会被拒绝，与命令行一致。",
+    },
+    "ts.protocol_cut": {"en": "{protocol} (cut {cut})", "zh": "{protocol}（切分点 {cut}）"},
+    "ts.paired_caption": {
+        "en": "NDCG@10 differences on the same {cases} cases of {shoppers} shoppers. Under time_split a shopper has several cases, "
+        "so the bootstrap interval resamples shoppers with all their cases and the permutation test flips each shopper's cases together.",
+        "zh": "同一批样本（{shoppers} 位用户的 {cases} 个样本）上的 NDCG@10 差异。time_split 下一位用户有多个样本，"
+        "因此自助法区间按用户（连同其全部样本）重抽样，置换检验对同一用户的样本一起翻转符号。",
+    },
     # -- (end of time split)
     # -- updates and lineage (keys "update.*", "lineage.*")
     # -- (end of updates)

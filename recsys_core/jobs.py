@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from recsys_core.sequences import PROTOCOLS
+from recsys_core.sequences import PROTOCOLS, parse_cut
 
 MODEL_TYPES = ("context_transformer", "sasrec", "covisit", "context_pop", "pop")
 NEURAL = ("context_transformer", "sasrec")
@@ -54,6 +54,7 @@ class JobSpec:
     epochs: int = 10
     seed: int = 7
     context: tuple[str, ...] | None = None  # None: the decision-time default
+    cut: str | None = None  # time_split's cut, ISO (without an offset: the data's local time); None: the default
 
     def check(self) -> "JobSpec":
         if self.model_type not in MODEL_TYPES:
@@ -62,6 +63,10 @@ class JobSpec:
             raise ValueError(f"protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
         if not 1 <= int(self.epochs) <= 200:
             raise ValueError(f"epochs must be between 1 and 200, not {self.epochs}")
+        if self.cut is not None:
+            if self.protocol != "time_split":
+                raise ValueError(f"a cut applies to the time_split protocol, not to {self.protocol}")
+            parse_cut(self.cut, "UTC")  # the form only; the worker reads it in the data's timezone
         return self
 
 
@@ -249,8 +254,9 @@ def run(job_dir: str | os.PathLike) -> int:
             report({"stage": "fitting"})
         cfg = TrainConfig(seed=int(spec["seed"]), epochs=int(spec["epochs"]))
         context = list(spec["context"]) if spec.get("context") is not None else None
+        cut = parse_cut(spec["cut"], data.features.calendar.timezone) if spec.get("cut") else None
         summary = train(None, spec["model_type"], spec["protocol"], spec["out"], cfg, progress=False, data=data,
-                        context=context, on_progress=report, fingerprint=fingerprint)
+                        context=context, on_progress=report, fingerprint=fingerprint, cut=cut)
         _write_json(job / "result.json", {"state": "done", "out": summary["out"], "metrics": summary["metrics"], "ended_at": ended()})
         return 0
     except _Cancelled:

@@ -8,7 +8,8 @@ import pytest
 
 from recsys_core.context import scene_field
 from recsys_core.features import Calendar, FeatureSpace
-from recsys_core.sequences import SequenceData, serving_batch
+from recsys_core.sequences import (TIME_SPLIT_WINDOW_S, SequenceData, cut_iso, parse_cut, protocol_key, serving_batch,
+                                   store_default_cut, training_summary)
 from recsys_core.store import connect
 from tests.tiny_world import build_tiny_store
 
@@ -155,3 +156,95 @@ def test_from_store_reads_in_local_time(tmp_db):
     con.close()
     assert data.n_users == 24 and data.features.calendar.timezone == "Asia/Shanghai"
     assert set(np.unique(data.fields["hour"][data.session_start]).tolist()) <= {9, 16, 23}  # local 8, 15, 22 h (+1)
+
+
+# --- time_split: one global cut ------------------------------------------------------------------------------
+
+DAY = 24 * 60  # minutes
+
+# T0 is 2025-11-03 08:00 local (Asia/Shanghai); the cut below is 2025-11-17 00:00 local = day 14 - 8 h after T0.
+# a: trains (days 0, 1), one validation session (day 9) and two test sessions (days 14, 15) with a mid-session event;
+# b: only trains; c: a session starting before the cut that runs across it (not a test target), then one after;
+# d: new after the cut (one session: no earlier event, so no target); e: a new item "z" first seen after the cut.
+TS_SPEC = {
+    "a": [(0, "a"), (5, "b"), (DAY, "c"), (9 * DAY, "d"), (14 * DAY, "e"), (14 * DAY + 3, "f"), (15 * DAY, "a")],
+    "b": [(0, "b"), (2 * DAY, "c")],
+    "c": [(0, "c"), (14 * DAY - 8 * 60 - 10, "d"), (14 * DAY - 8 * 60 + 10, "e"), (16 * DAY, "b")],
+    "d": [(15 * DAY, "a"), (15 * DAY + 5, "b")],
+    "e": [(DAY, "a"), (14 * DAY + 60, "z"), (16 * DAY, "z")],
+}
+
+
+@pytest.fixture
+def ts_data() -> SequenceData:
+    frame = _frame(TS_SPEC)
+    items = pd.DataFrame({"item_id": list("abcdefz"), "category": list("xxyyzzz"), "price": [1.0, 2, 3, 4, 5, 6, 7]})
+    scene = [scene_field(f) for f in ("device", "channel", "location")]
+    return SequenceData.from_frame(frame, FeatureSpace.fit(frame, items, Calendar(timezone="Asia/Shanghai"), scene))
+
+
+CUT = parse_cut("2025-11-17", "Asia/Shanghai")
+
+
+def test_time_split_never_trains_at_or_after_the_cut_nor_inside_the_validation_window(ts_data):
+    s = ts_data.split("time_split", CUT)
+    assert s.cut == CUT and cut_iso(CUT, "Asia/Shanghai") == "2025-11-17T00:00:00+08:00"
+    train_ts = ts_data.ts[s.train_rows()]
+    assert len(train_ts) > 0 and (train_ts < CUT - TIME_SPLIT_WINDOW_S).all()
+    assert s.cutoff_ts == train_ts.max()
+    # and everything before the validation window trains: a's first three events, all of b, c's first, e's first
+    assert (s.train_end - ts_data.offsets[:-1]).tolist() == [3, 2, 1, 0, 1]
+    for batch in s.training_windows(max_len=4).batches(8):  # no window reaches a later row
+        rows = batch.targets[batch.targets > 0]
+        assert set(rows.tolist()) <= set(ts_data.fields["item"][s.train_rows()].tolist())
+
+
+def test_time_split_targets_are_session_starts_at_or_after_the_cut_with_earlier_history(ts_data):
+    s = ts_data.split("time_split", CUT)
+    test_ts, valid_ts = ts_data.ts[s.test.targets], ts_data.ts[s.valid.targets]
+    assert (test_ts >= CUT).all() and ((valid_ts >= CUT - TIME_SPLIT_WINDOW_S) & (valid_ts < CUT)).all()
+    assert ts_data.session_start[s.test.targets].all() and (s.test.targets > ts_data.offsets[s.test.users]).all()
+    got = [(ts_data.user_ids[u], item_of(ts_data, r)) for u, r in zip(s.test.users, s.test.targets)]
+    # a: two sessions after the cut (not the mid-session "f"); c: not the session that crossed the cut;
+    # d: no earlier event; e: the new item "z" is a target twice
+    assert got == [("a", "e"), ("a", "a"), ("c", "b"), ("e", "z"), ("e", "z")]
+    assert [(ts_data.user_ids[u], item_of(ts_data, r)) for u, r in zip(s.valid.users, s.valid.targets)] == [("a", "d"), ("c", "d")]
+    # the history of a test case is everything of the shopper before the target, validation window included
+    batch = next(s.test.batches(8, max_len=7))
+    assert [ts_data.features.items.decode(int(i)) for i in batch.history["item"][1]] == ["unknown", "a", "b", "c", "d", "e", "f"]
+    summary = training_summary(s)
+    assert summary["cut"] == "2025-11-17T00:00:00+08:00"
+    assert (summary["n_eval_cases"], summary["n_eval_users"]) == (5, 3)  # several cases per shopper: both said
+
+
+def test_time_split_default_cut_is_the_start_of_the_last_seven_local_days(ts_data):
+    last_local = pd.Timestamp(int(ts_data.ts.max()), unit="s", tz="UTC").tz_convert("Asia/Shanghai")
+    assert str(last_local.date()) == "2025-11-19"
+    assert cut_iso(ts_data.default_cut(), "Asia/Shanghai") == "2025-11-13T00:00:00+08:00"
+    assert ts_data.split("time_split").cut == ts_data.default_cut()
+
+
+def test_time_split_refuses_bad_cuts_in_one_line(ts_data):
+    with pytest.raises(ValueError, match="--cut applies to the time_split protocol"):
+        ts_data.split("next_event", CUT)
+    with pytest.raises(ValueError, match="no event before 2025-11-03.* to train on"):
+        ts_data.split("time_split", parse_cut("2025-11-10", "Asia/Shanghai"))
+    for bad in ("", "NaT", "now", "yesterday", "2025-13-01", "2025-11-31", "17/11/2025", "2025-11-17T25:00"):
+        with pytest.raises(ValueError, match=r"^--cut .* is not an ISO date or datetime \(e\.g\. 2025-12-08") as err:
+            parse_cut(bad, "Asia/Shanghai")
+        assert "\n" not in str(err.value)
+    # an offset wins over the data's timezone; without one the cut is local time
+    assert parse_cut("2025-11-16T16:00:00+00:00", "Asia/Shanghai") == CUT == parse_cut("2025-11-17 00:00", "Asia/Shanghai")
+
+
+def test_protocol_key_names_the_cut():
+    assert protocol_key("next_session") == "next_session" and protocol_key("time_split", CUT) == f"time_split@{CUT}"
+    assert protocol_key("time_split", CUT) != protocol_key("time_split", CUT + 86400)
+
+
+def test_store_default_cut_equals_the_data_default(tmp_db):
+    con = connect(build_tiny_store(tmp_db), read_only=True)
+    try:
+        assert store_default_cut(con) == SequenceData.from_store(con).default_cut()
+    finally:
+        con.close()

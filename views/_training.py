@@ -7,6 +7,7 @@ server: the jobs folder is the server's.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,20 @@ def _data_fit(model: str, mtime: int, path: str, version: tuple[int, int]) -> di
 
     with read_cursor(path) as cur:
         return recommend.data_fit(loaded_model(model), cur)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _default_cut(path: str, version: tuple[int, int]) -> str:
+    from recsys_core.sequences import cut_iso, store_default_cut
+    from recsys_core.store.events import data_timezone
+
+    with read_cursor(path) as cur:
+        return cut_iso(store_default_cut(cur), data_timezone(cur))
+
+
+def default_cut(store: Store) -> str:
+    """time_split's default cut of the open database (ISO with its offset: the start of its last 7 local days)."""
+    return _default_cut(store.path, store.version)
 
 
 def data_fit(key: str, store: Store) -> dict[str, Any]:
@@ -88,7 +103,7 @@ def require_model_for_data(store: Store, key: str | None) -> None:
 
 
 def training_form(store: Store) -> None:
-    """Model type, protocol, context fields, epochs, seed, folder name → a background job."""
+    """Model type, protocol (time_split with its cut date), context fields, epochs, seed, folder name → a background job."""
     st.caption(tr("train.caption", events=format_int(store.stats["events"])))
     default = jobs.default_spec(int(store.stats["events"]), store.path, models_root())
     schema = scene_schema(store)
@@ -96,10 +111,12 @@ def training_form(store: Store) -> None:
 
     fields = list(TIME_FIELDS) + [f.name for f in schema]
     decision = list(TIME_FIELDS) + [f.name for f in schema if f.known_at_decision]
+    cut_default = dt.date.fromisoformat(default_cut(store)[:10])
     with st.form("train_form"):
-        c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
+        c1, c2, c5, c3, c4 = st.columns([2, 2, 2, 1, 1])
         model_type = c1.selectbox(tr("train.model_type"), jobs.MODEL_TYPES, key="train_model_type")
         protocol = c2.selectbox(tr("train.protocol"), jobs.PROTOCOLS, index=jobs.PROTOCOLS.index(default.protocol), key="train_protocol")
+        cut = c5.date_input(tr("ts.cut"), cut_default, key="train_cut", help=tr("ts.train_cut_help"))
         epochs = c3.number_input(tr("train.epochs"), 1, 200, default.epochs, key="train_epochs")
         seed = c4.number_input(tr("train.seed"), 0, 2**31 - 1, default.seed, key="train_seed")
         context = st.multiselect(tr("train.context"), fields, default=decision, key="train_context",
@@ -112,7 +129,8 @@ def training_form(store: Store) -> None:
         st.error(tr("train.bad_name"))
         return
     spec = jobs.JobSpec(model_type, protocol, str(models_root() / name), store.path, int(epochs), int(seed),
-                        None if set(context) == set(decision) else tuple(context))
+                        None if set(context) == set(decision) else tuple(context),
+                        cut.isoformat() if protocol == "time_split" and cut else None)  # local midnight of that day
     try:
         jobs.start(spec, jobs_dir())
     except (jobs.JobBusyError, ValueError) as exc:

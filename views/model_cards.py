@@ -2,9 +2,11 @@
 evaluations, so opening the page again is instant); where each model wins, down to the cases of a slice;
 learning curves; and training a new model in the background.
 
-The page state (models compared, reference, slice) lives in the URL: a copied link opens the same view.
+The page state (models compared, reference, protocol and time_split cut, slice) lives in the URL: a copied link
+opens the same view.
 """
 
+import datetime as dt
 import urllib.parse
 from pathlib import Path
 
@@ -30,9 +32,10 @@ from views._common import (
     tr,
     vocab,
 )
-from views._training import data_fit, job_panel, training_form
+from views._training import data_fit, default_cut, job_panel, training_form
 from recsys_core import evaluate, registry
 from recsys_core import scenario as sc
+from recsys_core.sequences import PROTOCOLS
 from recsys_core.i18n import TRANSLATIONS, format_int, format_pct
 
 MAX_COMPARED = 6
@@ -48,7 +51,8 @@ events_hash = store_events_hash(store.path, store.version)
 
 @st.cache_data(show_spinner=False)
 def card(folder: str, mtime: int, events_hash: str, erasures: list[dict] | None = None) -> dict:
-    return registry.model_card(folder, events_hash, erasures)
+    out = registry.model_card(folder, events_hash, erasures)
+    return out if "error" in out else out | {"cut": registry.read_metadata(folder).get("cut")}  # time_split's cut
 
 
 @st.cache_data(show_spinner=False)
@@ -57,10 +61,11 @@ def history(folder: str, mtime: int) -> list[dict]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def comparison(path: str, version: tuple[int, int], folders: tuple[str, ...], mtimes: tuple[int, ...]) -> dict:
+def comparison(path: str, version: tuple[int, int], folders: tuple[str, ...], mtimes: tuple[int, ...], protocol: str,
+               cut: str | None) -> dict:
     store_dir = evaluate.EvaluationStore.beside(path)
     with read_cursor(path) as cur:
-        return evaluate.compare_models(cur, list(folders), store=store_dir, with_cases=True)
+        return evaluate.compare_models(cur, list(folders), protocol, store=store_dir, with_cases=True, cut=cut)
 
 
 folders = [model_key(d) for d in model_dirs()]
@@ -88,7 +93,7 @@ for c in cards:
         tr("models.col.folder"): c["key"],
         tr("models.col.type"): c["model_type"],
         tr("models.col.version"): c["version"],
-        tr("models.col.protocol"): c["protocol"] or "–",
+        tr("models.col.protocol"): tr("ts.protocol_cut", protocol=c["protocol"], cut=c["cut"]) if c.get("cut") else c["protocol"] or "–",
         tr("models.col.reads"): ", ".join(c["context_fields"]) or "–",
         tr("models.col.data"): data_word(c),
         tr("models.col.events"): format_int(c["data_events"]) if c["data_events"] is not None else "–",
@@ -128,11 +133,30 @@ chosen = st.multiselect(tr("models.pick", n=MAX_COMPARED), comparable, max_selec
 if chosen and st.session_state.get("models_ref") not in chosen:
     st.session_state["models_ref"] = params.get("ref") if params.get("ref") in chosen else chosen[0]
 reference = st.selectbox(tr("models.reference"), chosen, key="models_ref") if chosen else None
+by_key = {c["key"]: c for c in readable}
+if "models_protocol" not in st.session_state:  # the URL's, else the reference's training protocol
+    trained = (by_key.get(reference) or {}).get("protocol")
+    st.session_state["models_protocol"] = next(p for p in (params.get("protocol"), trained, "next_event") if p in PROTOCOLS)
+protocol = st.selectbox(tr("train.protocol"), list(PROTOCOLS), key="models_protocol", help=tr("ts.protocol_help"))
+cut = None
+if protocol == "time_split":
+    # default: the compared models' recorded cut (the reference's first), else the data's default
+    recorded = [by_key[m]["cut"] for m in [reference, *chosen] if by_key.get(m, {}).get("protocol") == "time_split" and by_key[m].get("cut")]
+    default = recorded[0] if recorded else default_cut(store)
+    if "models_cut" not in st.session_state:
+        try:
+            st.session_state["models_cut"] = dt.date.fromisoformat(str(params.get("cut") or default)[:10])
+        except ValueError:
+            st.session_state["models_cut"] = dt.date.fromisoformat(default[:10])
+    picked_day = st.date_input(tr("ts.cut"), key="models_cut", help=tr("ts.cut_help"))
+    # the default's day keeps the default's exact time; another day is that day's local midnight
+    cut = default if picked_day.isoformat() == default[:10] else picked_day.isoformat()
 
 
 def write_url(slice_key: str | None) -> None:
-    """The page state in the URL, so a copied link opens the same comparison and slice."""
-    wanted = {"models": ",".join(chosen), "ref": reference or "", "lang": lang(), **({"slice": slice_key} if slice_key else {})}
+    """The page state in the URL, so a copied link opens the same comparison, protocol, cut and slice."""
+    wanted = {"models": ",".join(chosen), "ref": reference or "", "protocol": protocol, **({"cut": cut} if cut else {}),
+              "lang": lang(), **({"slice": slice_key} if slice_key else {})}
     if {k: st.query_params.get(k) for k in st.query_params} != wanted:
         st.query_params.from_dict(wanted)
 
@@ -149,7 +173,8 @@ if not asked or set(asked) != set(chosen):  # a changed selection waits for "Com
 ordered = [reference] + [m for m in chosen if m != reference]
 try:
     with st.spinner(tr("models.comparing", n=len(ordered))):
-        result = comparison(store.path, store.version, tuple(str(model_path(f)) for f in ordered), tuple(model_mtime(f) for f in ordered))
+        result = comparison(store.path, store.version, tuple(str(model_path(f)) for f in ordered), tuple(model_mtime(f) for f in ordered),
+                            protocol, cut)
 except ValueError as exc:  # another protocol or other data than the models were trained on
     st.error(tr("models.refused", error=exc), icon=":material/block:")
     st.stop()
@@ -185,7 +210,8 @@ tests = pd.DataFrame([
     for t_ in result["tests"]
 ])
 show_table(tests, "model_paired_tests", key="model_paired_tests")
-st.caption(tr("models.paired_caption"))
+st.caption(tr("ts.paired_caption", cases=format_int(result["n_cases"]), shoppers=format_int(result["n_users"]))
+           if protocol == "time_split" else tr("models.paired_caption"))
 
 # --- where each model wins, down to the cases ------------------------------------------------------------------
 
