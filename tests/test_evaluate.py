@@ -108,6 +108,44 @@ def test_paired_test_noise_only_gives_a_large_p_value():
     assert ev.paired_test(a, b, n_resamples=100, n_permutations=999)["p_value"] > 0.5
 
 
+# --- several cases per shopper (time_split): shoppers are the unit ----------------------------------------
+
+
+def test_cluster_bootstrap_and_paired_test_equal_the_case_level_ones_with_one_case_per_shopper():
+    rng = np.random.default_rng(6)
+    a, b = rng.random(150), rng.random(150)
+    ids = rng.permutation([f"u{i}" for i in range(150)])  # unsorted ids: the order of the cases is kept
+    per_case = {"NDCG@10": a, "HR@10": b}
+    assert ev.bootstrap_ci(per_case, 200, seed=2, shoppers=ids) == ev.bootstrap_ci(per_case, 200, seed=2)
+    clustered = ev.paired_test(a, b, 200, 999, seed=3, shoppers=ids)
+    plain = ev.paired_test(a, b, 200, 999, seed=3)
+    assert clustered == plain and plain["n_shoppers"] == plain["n"] == 150
+    pc, labels = ev.per_case_metrics(rng.integers(0, 40, 150)), {"d": np.array(["x", "y"] * 75)}
+    sl = ev.slice_metrics(pc, labels, n_resamples=50, shoppers=ids)
+    assert sl == ev.slice_metrics(pc, labels, n_resamples=50) and sl["d"]["x"]["n"] == sl["d"]["x"]["n_shoppers"] == 75
+
+
+def test_cluster_bootstrap_resamples_shoppers_with_all_their_cases():
+    rng = np.random.default_rng(7)
+    shopper_values = rng.random(40)
+    repeats = rng.integers(1, 6, 40)  # 1 to 5 identical cases per shopper
+    values = np.repeat(shopper_values, repeats)
+    ids = np.repeat([f"s{i}" for i in range(40)], repeats)
+    clustered = ev.bootstrap_ci({"m": values}, 500, seed=1, shoppers=ids)["m"]
+    naive = ev.bootstrap_ci({"m": values}, 500, seed=1)["m"]
+    assert clustered[0] < values.mean() < clustered[1]
+    assert clustered[1] - clustered[0] > 1.3 * (naive[1] - naive[0])  # cases of one shopper are not independent
+    # by hand: the same draws over shoppers, each draw's mean over all the drawn shoppers' cases
+    draws = np.random.default_rng(1).integers(0, 40, size=(500, 40))
+    means = (shopper_values * repeats)[draws].sum(1) / repeats[draws].sum(1)
+    assert clustered == pytest.approx(list(np.quantile(means, [0.025, 0.975])))
+    # the paired test counts shoppers and flips a shopper's cases together
+    test = ev.paired_test(values, values + 0.01 * np.repeat(rng.normal(size=40), repeats), 200, 999, shoppers=ids)
+    assert (test["n"], test["n_shoppers"]) == (len(values), 40)
+    sl = ev.slice_metrics(ev.per_case_metrics(np.zeros(len(values), np.int64)), {"all": ["x"] * len(values)}, shoppers=ids)
+    assert (sl["all"]["x"]["n"], sl["all"]["x"]["n_shoppers"]) == (len(values), 40)
+
+
 # --- slices --------------------------------------------------------------------------------------
 
 
