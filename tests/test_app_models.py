@@ -201,3 +201,59 @@ def test_a_case_link_opens_the_scenario_page_at_that_shopper_and_moment(monkeypa
     assert scenario.session_state["user"] == params["user"] == cases[t("models.col.user", "en")].iloc[0]
     assert scenario.session_state["day"] == moment.date() and scenario.session_state["hour"] == moment.hour
     assert scenario.session_state["scene_device"] == "pc"
+
+
+def test_time_split_models_are_compared_at_their_cut_and_another_cut_is_refused(monkeypatch, world, tmp_path):
+    import datetime as dt
+
+    import views._common as common
+    import views._training as training
+    from recsys_core import jobs, registry
+    from recsys_core.sequences import parse_cut
+
+    db, _ = world
+    con = connect(db, read_only=True)
+    try:
+        for model_type in ("pop", "context_pop"):
+            train.train(con, model_type, "time_split", tmp_path / f"{model_type}_ts", train.TrainConfig(seed=3), progress=False,
+                        cut=parse_cut("2024-11-12", "Asia/Shanghai"))
+    finally:
+        con.close()
+    dirs = [tmp_path / "pop_ts", tmp_path / "context_pop_ts"]
+    cut = "2024-11-12T00:00:00+08:00"
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs, params={"models": ",".join(str(d) for d in dirs)})
+    assert list(at.dataframe[0].value[t("models.col.protocol", "en")]) == [f"time_split (cut {cut})"] * 2
+    # the protocol follows the reference's training, the cut its recorded one; both go into the URL
+    assert at.selectbox(key="models_protocol").value == "time_split"
+    assert at.date_input(key="models_cut").value == dt.date(2024, 11, 12)
+    assert at.query_params["protocol"] == "time_split" and at.query_params["cut"] == cut
+    captions = [c.value for c in at.caption]
+    line = next(c for c in captions if "full ranking, time_split" in c)
+    assert f"time_split (cut {cut})" in line and " cases of " in line
+    assert any("resamples shoppers with all their cases" in c for c in captions)
+    cli = evaluate.compare_cli(argparse.Namespace(db=str(db), model_dirs=[str(d) for d in dirs], protocol=None, allow_mismatch=False, cut=None))
+    for row, model in zip(at.dataframe[1].value["NDCG@10"], cli["models"]):
+        assert row.startswith(f"{model['metrics']['NDCG@10']:.4f} [{model['ci95']['NDCG@10'][0]:.4f}, ")
+    # another day is another cut: refused, naming both
+    at.date_input(key="models_cut").set_value(dt.date(2024, 11, 10)).run()
+    assert not at.exception and at.query_params["cut"] == "2024-11-10"
+    assert at.error and cut in at.error[0].value and "2024-11-10T00:00:00+08:00" in at.error[0].value
+
+    # the training form takes time_split with a cut date (default: the start of the data's last 7 days)
+    monkeypatch.setattr(training, "models_root", lambda: tmp_path / "models")
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs)
+    monkeypatch.setattr(common, "model_dirs", lambda: list(dirs) + registry.list_model_dirs(tmp_path / "models"))
+    assert at.date_input(key="train_cut").value == dt.date(2024, 11, 11)
+    at.selectbox(key="train_model_type").set_value("pop")
+    at.selectbox(key="train_protocol").set_value("time_split")
+    at.date_input(key="train_cut").set_value(dt.date(2024, 11, 9))
+    at.text_input(key="train_name").set_value("pop-ts-from-page")
+    at.button[[b.label for b in at.button].index(t("train.start", "en"))].click().run()
+    assert not at.exception and not at.error
+    import time
+
+    deadline = time.monotonic() + 120
+    while jobs.status(tmp_path / "models" / ".jobs")["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert jobs.status(tmp_path / "models" / ".jobs")["state"] == "done"
+    assert registry.read_metadata(tmp_path / "models" / "pop-ts-from-page")["cut"] == "2024-11-09T00:00:00+08:00"

@@ -98,3 +98,21 @@ def test_default_spec_scales_epochs_with_the_data(tmp_path):
     big = jobs.default_spec(5_000_000, "x.duckdb", tmp_path)
     assert small.epochs > big.epochs and small.check() and Path(small.out).parent == tmp_path
     assert json.loads(json.dumps(small.__dict__))["protocol"] == "next_session"
+
+
+def test_time_split_job_trains_at_its_cut(tmp_path, tiny_db):
+    out = tmp_path / "m" / "pop-ts"
+    jobs.start(jobs.JobSpec("pop", "time_split", str(out), str(tiny_db), cut="2025-11-12"), tmp_path / "jobs")
+    st = wait_for(tmp_path / "jobs", lambda s: s["state"] != "running")
+    assert st["state"] == "done", st
+    assert st["spec"]["cut"] == "2025-11-12"
+    meta = load_model(out).metadata
+    assert meta["protocol"] == "time_split" and meta["cut"] == "2025-11-12T00:00:00+08:00"  # local midnight of the data
+
+
+def test_a_cut_needs_time_split_and_an_iso_date(tmp_path, tiny_db):
+    with pytest.raises(ValueError, match="a cut applies to the time_split protocol, not to next_session"):
+        jobs.start(jobs.JobSpec("pop", "next_session", str(tmp_path / "a"), str(tiny_db), cut="2025-11-12"), tmp_path / "jobs")
+    with pytest.raises(ValueError, match="--cut 'soon' is not an ISO date"):
+        jobs.start(jobs.JobSpec("pop", "time_split", str(tmp_path / "a"), str(tiny_db), cut="soon"), tmp_path / "jobs")
+    assert jobs.status(tmp_path / "jobs") is None  # nothing started
