@@ -4,8 +4,8 @@ The model is retrained once without each field it reads in the target context (h
 all their fields), and once with none (sasrec: no time or scene anywhere), with the same data,
 protocol (time_split: the model's cut), hyper-parameters and seed. Each retrain is scored on the same test
 cases as the model, and ΔNDCG@10 = model − retrained is reported with a paired bootstrap interval and a
-sign-flip p-value over shoppers: a field whose interval lies above 0 carries part of the gain. Retrains run in parallel processes
-(``--jobs``), one torch thread each.
+sign-flip p-value over shoppers: a field whose interval lies above 0 carries part of the gain. Retrains run
+in parallel processes (``--jobs``), one torch thread each.
 """
 
 from __future__ import annotations

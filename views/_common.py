@@ -436,6 +436,8 @@ def _metric_line(meta: dict[str, Any]) -> str:
     ndcg = (metrics.get("test") or {}).get("NDCG@10", metrics.get("NDCG@10"))
     if ndcg is None or not protocol:
         return tr("sidebar.model_no_metric")
+    if meta.get("cut"):  # time_split: the protocol says its cut
+        protocol = tr("ts.protocol_cut", protocol=protocol, cut=meta["cut"])
     return tr("sidebar.model_metric", value=f"{ndcg:.3f}", protocol=tr("protocol.full_ranking", protocol=protocol))
 
 
