@@ -54,7 +54,7 @@ class UpdateConfig:
     new_items: str = "category_mean"  # initial rows of new items (`ContextTransformer.grow`)
 
 
-def _utc_seconds(iso: str) -> int:
+def utc_seconds(iso: str) -> int:
     stamp = pd.Timestamp(iso)
     return int((stamp if stamp.tzinfo else stamp.tz_localize("UTC")).timestamp())
 
@@ -165,7 +165,7 @@ def update(model_dir: str | Path, until: str, out: str | Path, cfg: UpdateConfig
     features, model = parent.features, parent.model
     tz = features.calendar.timezone
     until_ts = parse_cut(until, tz)
-    since_ts = _utc_seconds(parent_meta["training_cutoff"])
+    since_ts = utc_seconds(parent_meta["training_cutoff"])
     if until_ts <= since_ts:
         raise ValueError(f"--until {cut_iso(until_ts, tz)} is not after the model's training cut-off {cut_iso(since_ts, tz)}")
     events, items, fingerprint, erasures = read if read is not None else read_update_data(db)
