@@ -191,6 +191,38 @@ def init_check(db: str, read, cut: int, work: Path, frozen_dir: str, epochs: int
     return out
 
 
+def choose(read, frozen_dir: str, cut: int, lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3), max_epochs: int = 5, seed: int = 0) -> list[dict]:
+    """How many epochs, at which rate? Chosen WITHOUT the test week: FROZEN is updated with the events before
+    S = cut - 3 days and scored (NDCG@10 per shopper) on the sessions starting in [S, cut) after every epoch."""
+    events, items, _, _ = read
+    select_cut = cut - 3 * 86400
+    utc = events["ts"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+    rows = []
+    for lr in lrs:
+        lm = load_model(frozen_dir)
+        meta = lm.metadata
+        since = upd.utc_seconds(meta["training_cutoff"])
+        lm.features.extend(events[utc < select_cut], items)
+        f = lm.features
+        lm.model.grow(f.vocab_sizes(), torch.from_numpy(f.item_category), torch.from_numpy(f.item_price_band))
+        data = SequenceData.from_frame(events, f)
+        cases = data.split("time_split", select_cut).test
+        keep = data.ts[cases.targets] < cut
+        cases = EvalCases(data, "test", cases.users[keep], cases.targets[keep])
+        cfg = TrainConfig(**{k: v for k, v in meta["training"]["config"].items() if k in TrainConfig.__dataclass_fields__ and k != "augment"})
+        windows = upd.update_windows(data, since, select_cut, lm.model.history_len, *cfg.position_weights("time_split"))
+
+        def score(epoch: int) -> None:
+            v = evaluate.rank_cases(lm.model, cases).per_case[evaluate.HEADLINE]
+            rows.append({"lr": lr, "epoch": epoch, "NDCG@10_shoppers": round(float(per_shopper(v, cases.users).mean()), 4)})
+
+        score(0)
+        set_seed(seed, 1)
+        upd.fine_tune(lm.model, windows, upd.UpdateConfig(epochs=max_epochs, lr=lr, seed=seed), cfg.batch_size, np.random.default_rng(seed),
+                      on_progress=lambda step: score(step["epoch"]) if step["stage"] == "epoch" else None)
+    return rows
+
+
 def print_table(report: dict) -> None:
     print(f"{report['db']}: cut {report['cut']}, full ranking over {report['n_items']} items; load average at start {report['load_start']}, "
           f"end {report['load_end']}")
@@ -222,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frozen-epochs", type=int, default=40, help="upper bound of FROZEN's epochs (early stopping)")
     ap.add_argument("--work", default="/tmp/bench_update", help="folder for the model folders written")
     ap.add_argument("--init-check", action="store_true", help="also measure how new item rows should start")
+    ap.add_argument("--choose", action="store_true",
+                    help="only choose the update's epochs and rate on the week before the cut (needs --frozen), not the test week")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -239,6 +273,18 @@ def main(argv: list[str] | None = None) -> int:
         cut = int((last.normalize() - pd.Timedelta(days=6)).tz_localize(data_tz).tz_convert("UTC").timestamp())
     else:
         cut = parse_cut(args.cut, data_tz)
+    if args.choose:
+        if not args.frozen:
+            raise SystemExit("--choose needs --frozen DIR")
+        rows = choose(read, args.frozen.split(",")[0], cut)
+        if args.json:
+            print(json.dumps({"cut": cut_iso(cut, data_tz), "select_cut": cut_iso(cut - 3 * 86400, data_tz), "rows": rows}))
+        else:
+            print(f"selection: update with events before {cut_iso(cut - 3 * 86400, data_tz)}, scored on sessions until {cut_iso(cut, data_tz)}")
+            print("| lr | epoch | NDCG@10 (per shopper) |\n|---|---|---|")
+            for r in rows:
+                print(f"| {r['lr']:g} | {r['epoch']} | {r['NDCG@10_shoppers']} |")
+        return 0
     seeds = [int(s) for s in args.seeds.split(",")]
     frozen = args.frozen.split(",") if args.frozen else [None] * len(seeds)
     if len(frozen) != len(seeds):
