@@ -181,3 +181,17 @@ def test_cli_json_and_errors(world, tmp_path, capsys):
                      "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and "not a model folder" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_models_page_shows_the_lineage(monkeypatch, world):
+    from recsys_core.i18n import t
+    from tests.app_db import open_app_page
+
+    at = open_app_page(monkeypatch, world["db"], "views/model_cards.py", model_dirs=[world["parent"], world["child"]])
+    assert not at.exception
+    lines = [el.value for el in at.text]
+    parent_version = registry.read_metadata(world["parent"])["version"]
+    assert len(lines) == 1 and "child: " + t("lineage.updated_from", "en", parent=parent_version, events="", since="", until="",
+                                             seconds="", new_items="")[:13] in lines[0]
+    assert parent_version in lines[0] and f"with {registry.read_metadata(world['child'])['lineage']['events_added']} events" in lines[0]
+    assert "2025-11-15T00:00:00+08:00" in lines[0] and "1 new items" in lines[0]
