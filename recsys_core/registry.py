@@ -9,7 +9,8 @@ metadata.json holds: format_version, package_version, model_type, version (a sho
 id used in push records), config, features (vocabularies incl. item id ↔ dense id,
 calendar), protocol, data_fingerprint, training_cutoff (UTC ISO), trained_at,
 metrics, training (hyper-parameters, epochs, timings), differential_privacy (DP-SGD runs only: the ε spent, δ,
-noise and clipping, accountant), weights_sha256.
+noise and clipping, accountant), lineage (updated versions only, `recsys_core.update`: parent version and
+folder, the events added, seconds), weights_sha256.
 """
 
 from __future__ import annotations

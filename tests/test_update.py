@@ -195,3 +195,13 @@ def test_models_page_shows_the_lineage(monkeypatch, world):
                                              seconds="", new_items="")[:13] in lines[0]
     assert parent_version in lines[0] and f"with {registry.read_metadata(world['child'])['lineage']['events_added']} events" in lines[0]
     assert "2025-11-15T00:00:00+08:00" in lines[0] and "1 new items" in lines[0]
+
+
+def test_a_parent_trained_on_an_erased_shopper_is_not_updated(world, tmp_path):
+    from recsys_core import privacy
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(world["db"], db)
+    privacy.forget(str(db), "u5", models_root=str(tmp_path / "no-models"))
+    with pytest.raises(ValueError, match="erased shopper: retrain it"):
+        upd.update(world["parent"], UNTIL, tmp_path / "c", db=str(db))
