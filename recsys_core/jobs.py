@@ -80,13 +80,12 @@ class UpdateSpec:
     kind: str = "update"
 
     def check(self) -> "UpdateSpec":
-        from recsys_core.sequences import parse_cut
-        from recsys_core.update import utc_seconds, check_parent
+        from recsys_core.update import check_parent, parse_until, utc_seconds
 
         meta = check_parent(self.parent)
         if not 1 <= int(self.epochs) <= 50:
             raise ValueError(f"epochs must be between 1 and 50, not {self.epochs}")
-        until = parse_cut(self.until, meta["features"]["calendar"]["timezone"])
+        until = parse_until(self.until, meta["features"]["calendar"]["timezone"])
         if until <= utc_seconds(meta["training_cutoff"]):
             raise ValueError(f"--until {self.until} is not after the model's training cut-off {meta['training_cutoff']}")
         return self

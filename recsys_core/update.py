@@ -63,6 +63,14 @@ def _iso(ts: int) -> str:
     return dt.datetime.fromtimestamp(int(ts), dt.timezone.utc).isoformat()
 
 
+def parse_until(text: str, timezone: str) -> int:
+    """UTC seconds of ``--until`` (`sequences.parse_cut`, with an error that names the flag)."""
+    try:
+        return parse_cut(text, timezone)
+    except ValueError:
+        raise ValueError(f"--until {text!r} is not an ISO date or datetime (e.g. 2025-12-08 or 2025-12-08T00:00+08:00)") from None
+
+
 def check_parent(model_dir: str | Path) -> dict[str, Any]:
     """The parent's metadata, or a one-line ValueError when it cannot be updated."""
     path = Path(model_dir)
@@ -164,7 +172,7 @@ def update(model_dir: str | Path, until: str, out: str | Path, cfg: UpdateConfig
     parent = load_model(model_dir)
     features, model = parent.features, parent.model
     tz = features.calendar.timezone
-    until_ts = parse_cut(until, tz)
+    until_ts = parse_until(until, tz)
     since_ts = utc_seconds(parent_meta["training_cutoff"])
     if until_ts <= since_ts:
         raise ValueError(f"--until {cut_iso(until_ts, tz)} is not after the model's training cut-off {cut_iso(since_ts, tz)}")

@@ -144,6 +144,8 @@ def test_refusals_are_one_line(world, tmp_path):
     with pytest.raises(ValueError, match="not after the model's training cut-off"):
         upd.update(parent, "2025-11-01", tmp_path / "a", db=db)
     one_second_later = (pd.Timestamp(cutoff) + pd.Timedelta(seconds=1)).isoformat()
+    with pytest.raises(ValueError, match="--until 'yesterday' is not an ISO date"):
+        upd.update(parent, "yesterday", tmp_path / "a", db=db)
     with pytest.raises(ValueError, match="no events between"):
         upd.update(parent, one_second_later, tmp_path / "a", db=db)
     with pytest.raises(ValueError, match="must differ"):
