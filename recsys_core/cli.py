@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", required=True, metavar="ISO",
                    help="learn the events before this moment (ISO date/datetime; local time without an offset)")
     p.add_argument("--out", required=True, help="model folder to write (the new version; the parent stays)")
-    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: 3, chosen by measurement)")
+    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: 1, chosen by measurement: docs/living_model.md)")
     p.add_argument("--seed", type=int, default=42)
 
     add("migrate", cmd_migrate, "Bring a database written by an older ScenePush up to date (in place, one transaction).")

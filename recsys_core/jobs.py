@@ -74,7 +74,7 @@ class UpdateSpec:
     until: str
     out: str
     db: str
-    epochs: int = 3
+    epochs: int = 1  # update.DEFAULT_EPOCHS
     seed: int = 42
     model_type: str = "context_transformer"
     kind: str = "update"
