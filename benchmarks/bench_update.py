@@ -19,8 +19,9 @@ FULL RETRAIN's fit of the vocabularies, encoding and training — both after the
 
 ``--frozen`` reuses FROZEN folders (one per seed, in order) trained as above. ``--init-check`` also measures
 how new item rows should start (`ContextTransformer.grow`): 10% of the items are made "new" in FROZEN
-(their rows reset to the category mean, or to small random rows) before the update, and the cases whose
-target is such an item are scored.
+(their rows reset to the category mean, or to small random rows) before an update with the events before
+C - 3 days, and the sessions of [C - 3 days, C) whose target is such an item are scored. ``--choose`` picks the
+update's rate and epochs on the same days. Neither looks at the test week.
 """
 
 from __future__ import annotations
@@ -158,8 +159,17 @@ def run_seed(seed: int, db: str, read, cut: int, work: Path, frozen_dir: str | N
     }
 
 
+def selection_cases(events, features: FeatureSpace, cut: int) -> EvalCases:
+    """The sessions starting in [cut - 3 days, cut): where choices are measured, never the test week."""
+    data = SequenceData.from_frame(events, features)
+    cases = data.split("time_split", cut - 3 * 86400).test
+    keep = data.ts[cases.targets] < cut
+    return EvalCases(data, "test", cases.users[keep], cases.targets[keep])
+
+
 def init_check(db: str, read, cut: int, work: Path, frozen_dir: str, epochs: int, seed: int = 0, share: float = 0.1) -> dict:
-    """How should a new item's rows start? Make ``share`` of the items "new" in FROZEN (rows reset) and update."""
+    """How should a new item's rows start? Make ``share`` of the items "new" in FROZEN (rows reset), update it with
+    the events before cut - 3 days and score the sessions of the 3 days before the cut (not the test week)."""
     events, _, _, _ = read
     frozen = load_model(frozen_dir)
     meta = read_metadata(frozen_dir)
@@ -181,11 +191,11 @@ def init_check(db: str, read, cut: int, work: Path, frozen_dir: str, epochs: int
                     m.item_emb.weight[i], m.item_bias[i] = torch.randn(m.item_emb.weight.shape[1]) * 0.02, 0.0
         reset = work / f"reset-{init}"
         save_model(m, frozen.features, reset, {k: v for k, v in meta.items() if k not in upd._OWN_KEYS})
-        upd.update(reset, cut_iso(cut, tz), work / f"reset-{init}-updated", upd.UpdateConfig(seed=seed, epochs=epochs), read=read)
+        upd.update(reset, cut_iso(cut - 3 * 86400, tz), work / f"reset-{init}-updated", upd.UpdateConfig(seed=seed, epochs=epochs), read=read)
         updated = load_model(work / f"reset-{init}-updated")
-        values, users, targets = shopper_ndcg(updated.model, updated.features, events, cut)
-        item = SequenceData.from_frame(events, updated.features).fields["item"][targets]
-        hit = np.isin(item, picked)
+        cases = selection_cases(events, updated.features, cut)
+        values = evaluate.rank_cases(updated.model, cases).per_case[evaluate.HEADLINE]
+        hit = np.isin(cases.data.fields["item"][cases.targets], picked)
         out[init] = {"NDCG@10_new_item_cases": round(float(values[hit].mean()), 4), "cases": int(hit.sum()),
                      "NDCG@10_all_cases": round(float(values.mean()), 4)}
     return out
@@ -205,10 +215,8 @@ def choose(read, frozen_dir: str, cut: int, lrs: tuple[float, ...] = (1e-4, 3e-4
         lm.features.extend(events[utc < select_cut], items)
         f = lm.features
         lm.model.grow(f.vocab_sizes(), torch.from_numpy(f.item_category), torch.from_numpy(f.item_price_band))
-        data = SequenceData.from_frame(events, f)
-        cases = data.split("time_split", select_cut).test
-        keep = data.ts[cases.targets] < cut
-        cases = EvalCases(data, "test", cases.users[keep], cases.targets[keep])
+        cases = selection_cases(events, f, cut)
+        data = cases.data
         cfg = TrainConfig(**{k: v for k, v in meta["training"]["config"].items() if k in TrainConfig.__dataclass_fields__ and k != "augment"})
         windows = upd.update_windows(data, since, select_cut, lm.model.history_len, *cfg.position_weights("time_split"))
 
