@@ -207,3 +207,18 @@ def test_a_parent_trained_on_an_erased_shopper_is_not_updated(world, tmp_path):
     privacy.forget(str(db), "u5", models_root=str(tmp_path / "no-models"))
     with pytest.raises(ValueError, match="erased shopper: retrain it"):
         upd.update(world["parent"], UNTIL, tmp_path / "c", db=str(db))
+
+
+def test_update_windows_target_every_new_event_once_and_nothing_older(world):
+    lm = registry.load_model(world["child"])
+    con = duckdb.connect(str(world["db"]), read_only=True)
+    data = SequenceData.from_store(con, features=lm.features)
+    con.close()
+    since = upd.utc_seconds(registry.read_metadata(world["parent"])["training_cutoff"])
+    until = parse_cut(UNTIL, TZ)
+    windows = upd.update_windows(data, since, until, 8, 1.0, 1.0)  # short windows: several per shopper
+    new = (data.ts > since) & (data.ts < until)
+    assert len(windows) > data.n_users  # the planted shopper u0 needs more than one window of 8
+    targets = torch.cat([b.targets[b.targets > 0] for b in windows.batches(16)])
+    assert len(targets) == int(new.sum())
+    assert sorted(targets.tolist()) == sorted(data.fields["item"][new].tolist())
