@@ -89,7 +89,7 @@ def test_old_ids_keep_their_ids_and_rows_new_ones_are_appended(world):
     assert torch.equal(grown.score_all(batch)[:, : n + 1], parent.model.score_all(batch))
 
 
-def test_a_new_item_in_an_existing_category_starts_from_its_category_mean(world):
+def test_new_item_rows_start_random_or_from_their_category_mean(world):
     lm = registry.load_model(world["parent"])
     f = lm.features
     con = duckdb.connect(str(world["db"]), read_only=True)
@@ -100,9 +100,15 @@ def test_a_new_item_in_an_existing_category_starts_from_its_category_mean(world)
     m = lm.model
     old = m.item_emb.weight.detach().clone()
     coffee = (m.item_category == f.category.id("coffee")).nonzero().flatten()
-    m.grow(f.vocab_sizes(), torch.from_numpy(f.item_category), torch.from_numpy(f.item_price_band))
+    m.grow(f.vocab_sizes(), torch.from_numpy(f.item_category), torch.from_numpy(f.item_price_band), new_items="category_mean")
     new = f.items.id("c99")
     assert torch.allclose(m.item_emb.weight[new], old[coffee].mean(0))
+    # the default: a small random row and no bias
+    lm = registry.load_model(world["parent"])
+    lm.features.extend(events, items)
+    lm.model.grow(f.vocab_sizes(), torch.from_numpy(f.item_category), torch.from_numpy(f.item_price_band))
+    row = lm.model.item_emb.weight[new].detach()
+    assert 0 < float(row.norm()) < 0.02 * 5 * row.numel() ** 0.5 and float(lm.model.item_bias[new].detach()) == 0.0
     with pytest.raises(ValueError, match="category_mean"):
         m.grow(f.vocab_sizes(), torch.from_numpy(f.item_category), torch.from_numpy(f.item_price_band), new_items="zeros")
 

@@ -402,13 +402,14 @@ class ContextTransformer(Recommender):
 
     @torch.no_grad()
     def grow(self, vocab_sizes: dict[str, int], item_category: torch.Tensor, item_price_band: torch.Tensor,
-             new_items: str = "category_mean", generator: torch.Generator | None = None) -> dict[str, int]:
+             new_items: str = "random", generator: torch.Generator | None = None) -> dict[str, int]:
         """Grow every id table to ``vocab_sizes`` (`FeatureSpace.vocab_sizes()` after `FeatureSpace.extend`),
         keeping the old rows bit for bit; the item side tables become ``item_category`` / ``item_price_band``
-        (n_items + 1,). New item rows (embedding and bias) start from the mean of the old items of their
-        category (``new_items="category_mean"``; small random rows for a new or missing category) or from
-        small random rows (``"random"``); other new rows (scene values, categories, behaviours) are small random
-        rows, as at initialisation. Returns the number of rows added per table."""
+        (n_items + 1,). New item rows start as small random rows with bias 0 (``new_items="random"``, the
+        default: measured better, docs/living_model.md) or from the mean embedding and bias of the old items of
+        their category (``"category_mean"``; random for a new or missing category); other new rows (scene
+        values, categories, behaviours) are small random rows, as at initialisation. Returns the number of rows
+        added per table."""
         if new_items not in ("category_mean", "random"):
             raise ValueError(f"new_items must be 'category_mean' or 'random', not {new_items!r}")
         old_n, n = self.n_items, int(vocab_sizes["item"]) - 1
