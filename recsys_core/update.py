@@ -154,7 +154,7 @@ def fine_tune(model: torch.nn.Module, windows: TrainingWindows, cfg: UpdateConfi
                 on_progress({"stage": "batch", "epoch": epoch, "epochs": cfg.epochs, "done": min(1.0, steps / n_batches)})
         loss = total / max(1, steps)
         if not np.isfinite(loss) or any(not torch.isfinite(p).all() for p in model.parameters()):
-            raise RuntimeError(f"fine-tuning diverged at epoch {epoch}; try a lower --lr")
+            raise RuntimeError(f"fine-tuning diverged at epoch {epoch} (non-finite loss or weights); try a lower UpdateConfig.lr")
         history.append({"epoch": epoch, "loss": round(loss, 5), "valid_NDCG@10": None, "train_s": round(time.perf_counter() - t0, 2)})
         if on_progress is not None:
             on_progress({"stage": "epoch", "epochs": cfg.epochs, **history[-1]})
