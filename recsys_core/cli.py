@@ -89,6 +89,12 @@ def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
     return ablate.ablate_cli(args)
 
 
+def cmd_update(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import update
+
+    return update.update_cli(args)
+
+
 def cmd_migrate(args: argparse.Namespace) -> dict[str, Any]:
     from recsys_core.store import connect
     from recsys_core.store.scene import scene_names
@@ -228,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="epochs per retrain (default: as the model was trained)")
     p.add_argument("--out", default=None, help="folder for the retrained models (default: a temporary folder)")
     p.add_argument("--jobs", type=int, default=1, help="retrains run in parallel (one torch thread each)")
+
+    p = add("update", cmd_update, "Warm-start a trained network on the events since its training cut-off (a new version with lineage).")
+    p.add_argument("--model-dir", required=True, help="the model folder to update (context_transformer or sasrec)")
+    p.add_argument("--until", required=True, metavar="ISO",
+                   help="learn the events before this moment (ISO date/datetime; local time without an offset)")
+    p.add_argument("--out", required=True, help="model folder to write (the new version; the parent stays)")
+    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: 1, chosen by measurement: docs/living_model.md)")
+    p.add_argument("--seed", type=int, default=42)
 
     add("migrate", cmd_migrate, "Bring a database written by an older ScenePush up to date (in place, one transaction).")
 

@@ -87,6 +87,18 @@ class Vocabulary:
     def to_list(self) -> list[str]:
         return list(self.values)
 
+    def extend(self, values: Iterable[Any]) -> list[str]:
+        """Append the values not yet known (sorted, so the result does not depend on row order) as ids
+        n+1, n+2, ...; existing ids never change. Returns the values added."""
+        fresh = Vocabulary.fit(values).values
+        added = [v for v in fresh if v not in self._index]
+        for v in added:
+            self._index[v] = len(self.values) + 1
+            self.values.append(v)
+        if added:
+            self._pd_index = pd.Index(self.values, dtype=object)
+        return added
+
 
 @dataclass
 class Calendar:
@@ -261,6 +273,32 @@ class FeatureSpace:
             item_category=item_category,
             item_price_band=item_price_band,
         )
+
+    def extend(self, events: "Any", items: "Any") -> dict[str, list[str]]:
+        """Grow the vocabularies with what new data holds (a warm-started update, `recsys_core.update`): items of
+        ``events`` or ``items``, categories of ``items``, behaviours and values of the existing scene fields of
+        ``events``. Old ids keep their ids; new ones are appended; the new items' category and price band
+        (under the existing price edges) extend ``item_category`` / ``item_price_band``. A scene field the
+        space does not have is not added (the model has no embedding for it). Returns the added values per
+        vocabulary ("items", "category", "behavior", each scene field), empty lists included."""
+        n_before = len(self.items)
+        item_ids = list(events["item_id"].astype(str)) + (list(items["item_id"].astype(str)) if len(items) else [])
+        added = {"items": self.items.extend(item_ids),
+                 "category": self.category.extend(items["category"].dropna().astype(str)) if len(items) else [],
+                 "behavior": self.behavior.extend(events["behavior"].dropna().astype(str))}
+        for f in self.scene_fields:
+            added[f.name] = self.scene[f.name].extend(events[f.name].dropna()) if f.name in events else []
+        grow = len(self.items) - n_before
+        self.item_category = np.concatenate([self.item_category, np.zeros(grow, np.int64)])
+        self.item_price_band = np.concatenate([self.item_price_band, np.zeros(grow, np.int64)])
+        if grow and len(items):
+            dense = self.items.encode(items["item_id"].astype(str).tolist())
+            new = dense >= n_before
+            cats = self.category.encode(items["category"].astype(object).where(items["category"].notna(), None).tolist())
+            bands = price_bands(items["price"].to_numpy(dtype=np.float64, na_value=np.nan), self.price_edges)
+            self.item_category[dense[new]] = cats[new]
+            self.item_price_band[dense[new]] = bands[new]
+        return added
 
     def encode_events(self, frame: "Any") -> dict[str, np.ndarray]:
         """Ids of every history field for events of ONE OR MORE shoppers sorted by (user, ts, seq).

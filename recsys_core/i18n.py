@@ -880,6 +880,15 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     },
     # -- (end of time split)
     # -- updates and lineage (keys "update.*", "lineage.*")
+    "lineage.title": {"en": "Updated models (lineage)", "zh": "更新过的模型（谱系）"},
+    "lineage.updated_from": {
+        "en": "Updated from {parent} with {events} events ({since} → {until}) in {seconds} s; {new_items} new items",
+        "zh": "由 {parent} 更新：加入 {events} 条行为（{since} → {until}），用时 {seconds} 秒；新增 {new_items} 个商品",
+    },
+    "lineage.protocol": {
+        "en": "Tested under time_split, cut {cut} (full ranking): the sessions after the events it learned.",
+        "zh": "按 time_split 评估，切分点 {cut}（全量排序）：即它学过的行为之后的会话。",
+    },
     # -- (end of updates)
     # -- monitoring page (keys "monitor.*", "nav.monitoring")
     # -- (end of monitoring)

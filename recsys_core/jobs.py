@@ -2,7 +2,7 @@
 
 A job is a folder under ``jobs_dir`` (the app keeps it in ``models/.jobs``):
 
-    spec.json       what to train (`JobSpec`)
+    spec.json       what to train (`JobSpec`) or update (`UpdateSpec`, `start_update`)
     pid             the worker's process id
     progress.jsonl  one line per step the worker reports (`train.ProgressCallback`), appended and flushed
     result.json     written once, atomically, when the worker ends: {"state": done|failed|cancelled, ...}
@@ -68,6 +68,47 @@ class JobSpec:
                 raise ValueError(f"a cut applies to the time_split protocol, not to {self.protocol}")
             parse_cut(self.cut, "UTC")  # the form only; the worker reads it in the data's timezone
         return self
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateSpec:
+    """What an update job does: `recsys_core.update.update` of the model at ``parent`` with the events before
+    ``until`` (ISO), written to ``out``. ``model_type`` is the parent's (filled in by `start_update`)."""
+
+    parent: str
+    until: str
+    out: str
+    db: str
+    epochs: int = 1  # update.DEFAULT_EPOCHS
+    seed: int = 42
+    model_type: str = "context_transformer"
+    kind: str = "update"
+
+    def check(self) -> "UpdateSpec":
+        from recsys_core.update import check_parent, parse_until, utc_seconds
+
+        meta = check_parent(self.parent)
+        if not 1 <= int(self.epochs) <= 50:
+            raise ValueError(f"epochs must be between 1 and 50, not {self.epochs}")
+        until = parse_until(self.until, meta["features"]["calendar"]["timezone"])
+        if until <= utc_seconds(meta["training_cutoff"]):
+            raise ValueError(f"--until {self.until} is not after the model's training cut-off {meta['training_cutoff']}")
+        return self
+
+
+def start_update(model_dir: str | os.PathLike, until: str, out: str | os.PathLike, db: str | os.PathLike,
+                 jobs_dir: str | os.PathLike, epochs: int | None = None, seed: int = 42) -> str:
+    """Start a background update ("Update now" on the Monitoring page): fine-tune the model at ``model_dir`` on
+    the events after its training cut-off and before ``until`` (ISO date/datetime, local time without an
+    offset) and write the new version to ``out``. Returns the job id; watch it with `status` (progress per
+    epoch; ``valid_NDCG@10`` is None: an update has no validation window) and stop it with `cancel`, as a
+    training job. Raises ValueError (one line) for a model that cannot be updated (count model, router, DP),
+    an ``until`` not after its cut-off or an existing ``out``; `JobBusyError` while another job runs."""
+    from recsys_core.update import DEFAULT_EPOCHS, check_parent
+
+    meta = check_parent(model_dir)
+    spec = UpdateSpec(str(model_dir), str(until), str(out), str(db), int(epochs or DEFAULT_EPOCHS), int(seed), meta["model_type"])
+    return start(spec, jobs_dir)
 
 
 def default_spec(n_events: int, db: str, models_root: str | os.PathLike, model_type: str = "context_transformer") -> JobSpec:
@@ -171,7 +212,7 @@ def status(jobs_dir: str | os.PathLike) -> dict[str, Any] | None:
     }
 
 
-def start(spec: JobSpec, jobs_dir: str | os.PathLike) -> str:
+def start(spec: JobSpec | UpdateSpec, jobs_dir: str | os.PathLike) -> str:
     """Start ``spec`` in a new worker process; returns the job id. Raises `JobBusyError` while another runs,
     and ValueError for a bad spec or an existing output folder (a job never replaces a model)."""
     spec.check()
@@ -249,6 +290,14 @@ def run(job_dir: str | os.PathLike) -> int:
     ended = lambda: dt.datetime.now(dt.timezone.utc).isoformat()  # noqa: E731
     try:
         report({"stage": "loading"})
+        if spec.get("kind") == "update":
+            from recsys_core.update import UpdateConfig, update
+
+            summary = update(spec["parent"], spec["until"], spec["out"], UpdateConfig(epochs=int(spec["epochs"]), seed=int(spec["seed"])),
+                             db=spec["db"], on_progress=report)
+            _write_json(job / "result.json", {"state": "done", "out": summary["out"], "metrics": summary["metrics"], "ended_at": ended(),
+                                              "update": {k: summary[k] for k in ("events_added", "new_items", "seconds", "protocol_note")}})
+            return 0
         data, fingerprint = read_training_data(spec["db"])
         if spec["model_type"] not in NEURAL:
             report({"stage": "fitting"})

@@ -9,7 +9,8 @@ metadata.json holds: format_version, package_version, model_type, version (a sho
 id used in push records), config, features (vocabularies incl. item id ↔ dense id,
 calendar), protocol, data_fingerprint, training_cutoff (UTC ISO), trained_at,
 metrics, training (hyper-parameters, epochs, timings), differential_privacy (DP-SGD runs only: the ε spent, δ,
-noise and clipping, accountant), weights_sha256.
+noise and clipping, accountant), lineage (updated versions only, `recsys_core.update`: parent version and
+folder, the events added, seconds), weights_sha256.
 """
 
 from __future__ import annotations
@@ -237,7 +238,39 @@ def model_card(model_dir: str | os.PathLike, events_hash: str | None = None,
         # differential privacy (train --dp-epsilon): the ε spent and δ, per shopper; None for ordinary training
         "dp_epsilon": (meta.get("differential_privacy") or {}).get("epsilon"),
         "dp_delta": (meta.get("differential_privacy") or {}).get("delta"),
+        # warm-started updates (`recsys_core.update`): where this version comes from; None for a trained model
+        "lineage": _lineage_summary(meta),
+        "updated_from": lineage_text(_lineage_summary(meta)) if meta.get("lineage") else None,
     }
+
+
+def _lineage_summary(meta: dict[str, Any]) -> dict[str, Any] | None:
+    lin = meta.get("lineage")
+    if not isinstance(lin, dict):
+        return None
+    keys = ("parent_version", "parent_dir", "since", "until", "events_added", "shoppers", "new_items", "new_scene_values", "seconds", "epochs")
+    tz = ((meta.get("features") or {}).get("calendar") or {}).get("timezone") or "UTC"
+    return {**{k: lin.get(k) for k in keys}, "timezone": tz, "cut": meta.get("cut")}
+
+
+def lineage_text(lineage: dict[str, Any] | None, lang: str = "en") -> str:
+    """One line for a model card: "Updated from v… with N events (since → until) in S s; K new items"
+    (times in the data's local time); "" for a model that was not updated."""
+    if not lineage:
+        return ""
+    import pandas as pd
+
+    from recsys_core.i18n import format_int, t
+
+    def local(iso: Any) -> str:
+        try:
+            return pd.Timestamp(iso).tz_convert(lineage.get("timezone") or "UTC").strftime("%Y-%m-%d %H:%M")
+        except (ValueError, TypeError):
+            return str(iso)
+
+    return t("lineage.updated_from", lang, parent=lineage.get("parent_version"), events=format_int(lineage.get("events_added")),
+             since=local(lineage.get("since")), until=local(lineage.get("until")), seconds=lineage.get("seconds"),
+             new_items=format_int(lineage.get("new_items")))
 
 
 def _numel(shape: list[int]) -> int:

@@ -294,6 +294,9 @@ class TrainingWindows:
     max_len: int
     session_start_weight: float = 1.0
     within_session_weight: float = 1.0
+    # per window, the earliest row that may be a target (None: every row): a warm-started update
+    # (`recsys_core.update`) learns only the new events, with the older ones as history
+    min_target: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.last)
@@ -301,7 +304,7 @@ class TrainingWindows:
     def subset(self, keep: np.ndarray) -> "TrainingWindows":
         """The windows where ``keep`` (bool, one per window) is True, same settings."""
         return TrainingWindows(self.data, self.first[keep], self.last[keep], self.max_len, self.session_start_weight,
-                               self.within_session_weight)
+                               self.within_session_weight, None if self.min_target is None else self.min_target[keep])
 
     def for_rank(self, rank: int, world_size: int, epoch_seed: Sequence[int]) -> "TrainingWindows":
         """This rank's share for one epoch, split BY SHOPPER (a shopper's windows all go to one rank):
@@ -342,6 +345,8 @@ class TrainingWindows:
             nxt = rows + 1  # (B, T) target rows
             # a target exists where the input is a real event, or just before the first event (cold start)
             has_target = (rows >= first[:, None]) | (nxt == first[:, None])
+            if self.min_target is not None:
+                has_target &= nxt >= self.min_target[w][:, None]
             nxt = np.clip(nxt, 0, d.n_events - 1)
             weights = np.where(d.session_start[nxt], self.session_start_weight, self.within_session_weight)
             weights = np.where(has_target, weights, 0.0)

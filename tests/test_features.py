@@ -118,3 +118,31 @@ def test_encode_moment_and_promo_override():
 def test_slice_labels():
     assert hour_bucket(np.array([0, 1, 9, 13, 16, 20])).tolist() == ["unknown", "night", "morning", "midday", "afternoon", "evening"]
     assert [log2_bucket_label(n) for n in (0, 1, 2, 3, 5, 16, 17)] == ["0", "1-2", "1-2", "3-4", "5-8", "9-16", "17-32"]
+
+
+def test_vocabulary_extend_appends_new_values_and_keeps_old_ids():
+    v = Vocabulary.fit(["pc", "mobile"])
+    assert v.extend(["watch", "pc", None, "unknown", "car", "watch"]) == ["car", "watch"]  # sorted, known/unknown skipped
+    assert v.to_list() == ["mobile", "pc", "car", "watch"] and v.id("mobile") == 1 and v.id("pc") == 2 and v.id("watch") == 4
+    assert v.encode(["watch"] * 300).tolist() == [4] * 300  # the vectorised path sees the new ids too
+    assert v.extend(["pc"]) == [] and len(v) == 5
+
+
+def test_feature_space_extend_grows_items_categories_and_scene_values():
+    items = pd.DataFrame({"item_id": ["a", "b"], "category": ["coffee", "games"], "price": [10.0, 200.0]})
+    events = pd.DataFrame({"item_id": ["a", "b"], "behavior": ["pv", "buy"], "device": ["pc", "mobile"]})
+    fs = FeatureSpace.fit(events, items, Calendar(), [scene_field("device")])
+    before = fs.to_dict()
+    new_items = pd.DataFrame({"item_id": ["a", "b", "t0", "z9"], "category": ["coffee", "games", "tea", None],
+                              "price": [10.0, 200.0, 150.0, None]})
+    new_events = pd.DataFrame({"item_id": ["t0", "a", "z9", "x1"], "behavior": ["pv", "pv", "cart", "pv"],
+                               "device": ["watch", "pc", "unknown", "mobile"]})
+    added = fs.extend(new_events, new_items)
+    assert added == {"items": ["t0", "x1", "z9"], "category": ["tea"], "behavior": [], "device": ["watch"]}
+    assert fs.items.to_list()[:2] == before["items"] and fs.items.id("t0") == 3 and fs.n_items == 5
+    assert fs.item_category.tolist()[:3] == before["item_category"] and fs.item_category[3] == fs.category.id("tea") == 3
+    assert fs.item_category[4] == 0 and fs.item_category[5] == 0  # x1: no catalogue row; z9: no category
+    assert fs.item_price_band[3] == price_bands(np.array([150.0]), before["price_edges"])[0] and fs.price_edges == before["price_edges"]
+    assert fs.scene["device"].to_list() == before["scene"]["device"] + ["watch"]
+    assert fs.vocab_sizes()["item"] == 6 and fs.vocab_sizes()["device"] == 4
+    assert FeatureSpace.from_dict(fs.to_dict()).items == fs.items  # saved and read back as grown

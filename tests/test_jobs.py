@@ -116,3 +116,52 @@ def test_a_cut_needs_time_split_and_an_iso_date(tmp_path, tiny_db):
     with pytest.raises(ValueError, match="--cut 'soon' is not an ISO date"):
         jobs.start(jobs.JobSpec("pop", "time_split", str(tmp_path / "a"), str(tiny_db), cut="soon"), tmp_path / "jobs")
     assert jobs.status(tmp_path / "jobs") is None  # nothing started
+
+
+def test_update_job_writes_a_new_version_with_lineage(tmp_path, tiny_db):
+    from recsys_core.train import TrainConfig, read_training_data, train
+
+    data, fingerprint = read_training_data(str(tiny_db))
+    parent = tmp_path / "models" / "parent"
+    train(None, "context_transformer", "time_split", parent, TrainConfig(epochs=1, max_len=20, d_model=16), progress=False,
+          data=data, fingerprint=fingerprint)
+    jobs_dir, out = tmp_path / "models" / ".jobs", tmp_path / "models" / "updated"
+    jobs.start_update(parent, "2025-11-15", out, tiny_db, jobs_dir, epochs=2)
+    st = wait_for(jobs_dir, lambda s: s["state"] != "running")
+    assert st["state"] == "done", st
+    assert st["spec"]["kind"] == "update" and st["epoch"] == 2 and st["progress"] == 1.0 and st["valid_NDCG@10"] is None
+    assert st["out"] == str(out)
+    lineage = load_model(out).metadata["lineage"]
+    assert lineage["parent_dir"] == str(parent) and lineage["epochs"] == 2 and lineage["events_added"] > 0
+    # refused before a process starts: the model's cut-off, a count model, an existing folder
+    with pytest.raises(ValueError, match="not after the model's training cut-off"):
+        jobs.start_update(parent, "2025-11-01", tmp_path / "models" / "x", tiny_db, jobs_dir)
+    with pytest.raises(ValueError, match="already exists"):
+        jobs.start_update(parent, "2025-11-15", out, tiny_db, jobs_dir)
+    train(None, "pop", "time_split", tmp_path / "models" / "pop", progress=False, data=data, fingerprint=fingerprint)
+    with pytest.raises(ValueError, match="count models are refit"):
+        jobs.start_update(tmp_path / "models" / "pop", "2025-11-15", tmp_path / "models" / "y", tiny_db, jobs_dir)
+
+
+def test_update_job_can_be_cancelled_without_leaving_a_folder(tmp_path):
+    import dataclasses
+    import datetime as dt
+
+    from recsys_core.registry import save_model
+    from recsys_core.train import TrainConfig, build_neural_model, read_training_data
+
+    db = tmp_path / "sample.duckdb"
+    synth.build_sample_database(db)  # an update epoch takes seconds here: the job is surely running when cancelled
+    data, _ = read_training_data(str(db))
+    split = data.split("time_split")
+    cfg = TrainConfig(max_len=20, d_model=16)
+    parent = tmp_path / "models" / "parent"  # an untrained time_split parent is enough to fine-tune
+    save_model(build_neural_model("sasrec", data.features, cfg), data.features, parent,
+               {"protocol": "time_split", "training": {"config": dataclasses.asdict(cfg)},
+                "training_cutoff": dt.datetime.fromtimestamp(split.cutoff_ts, dt.timezone.utc).isoformat()})
+    jobs_dir, out = tmp_path / "models" / ".jobs", tmp_path / "models" / "upd"
+    jobs.start_update(parent, "2025-12-08", out, db, jobs_dir, epochs=20)
+    wait_for(jobs_dir, lambda s: s["stage"] == "batch")
+    assert jobs.cancel(jobs_dir) is True
+    assert jobs.status(jobs_dir)["state"] == "cancelled"
+    assert not out.exists() and not list(out.parent.glob(".upd.tmp-*"))

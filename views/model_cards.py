@@ -110,6 +110,13 @@ for c in cards:
 if rows:
     show_table(pd.DataFrame(rows), "model_cards", key="model_cards")
 
+# --- lineage of updated models (recsys_core.update): where each new version comes from ---
+updated = [c for c in cards if c.get("lineage")]
+if updated:
+    with st.expander(tr("lineage.title"), icon=":material/history:"):
+        for c in updated:
+            st.text(f"{c['key']}: {registry.lineage_text(c['lineage'], lang())}. {tr('lineage.protocol', cut=c['lineage']['cut'])}")
+
 with st.expander(tr("train.title"), icon=":material/model_training:"):
     training_form(store)
 job_panel()

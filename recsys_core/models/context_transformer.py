@@ -398,6 +398,59 @@ class ContextTransformer(Recommender):
             self.train(was)
         return maps
 
+    # --- growing vocabularies (warm-started updates, recsys_core.update) ----------------------
+
+    @torch.no_grad()
+    def grow(self, vocab_sizes: dict[str, int], item_category: torch.Tensor, item_price_band: torch.Tensor,
+             new_items: str = "random", generator: torch.Generator | None = None) -> dict[str, int]:
+        """Grow every id table to ``vocab_sizes`` (`FeatureSpace.vocab_sizes()` after `FeatureSpace.extend`),
+        keeping the old rows bit for bit; the item side tables become ``item_category`` / ``item_price_band``
+        (n_items + 1,). New item rows start as small random rows with bias 0 (``new_items="random"``, the
+        default: measured better, docs/living_model.md) or from the mean embedding and bias of the old items of
+        their category (``"category_mean"``; random for a new or missing category); other new rows (scene
+        values, categories, behaviours) are small random rows, as at initialisation. Returns the number of rows
+        added per table."""
+        if new_items not in ("category_mean", "random"):
+            raise ValueError(f"new_items must be 'category_mean' or 'random', not {new_items!r}")
+        old_n, n = self.n_items, int(vocab_sizes["item"]) - 1
+        if n < old_n or any(int(vocab_sizes.get(f, 0)) < v for f, v in self.cfg.vocab_sizes.items()):
+            raise ValueError("a vocabulary cannot shrink: old ids keep their rows")
+        device = self.item_emb.weight.device
+
+        def grown(old: torch.Tensor, rows: int) -> torch.Tensor:  # (n_old, ...) → (rows, ...): old rows, then N(0, 0.02)
+            extra = torch.randn(rows - old.shape[0], *old.shape[1:], generator=generator).to(device) * 0.02
+            return torch.cat([old, extra.to(old.dtype)])
+
+        def grow_embedding(emb: nn.Embedding, rows: int) -> int:
+            added = rows - emb.num_embeddings
+            if added > 0:
+                emb.weight = nn.Parameter(grown(emb.weight.data, rows))
+                emb.num_embeddings = rows
+            return max(0, added)
+
+        counts = {"item": n - old_n}
+        item_w, bias = grown(self.item_emb.weight.data, n + 1), grown(self.item_bias.data[:, None], n + 1)[:, 0]
+        bias[old_n + 1 :] = 0.0
+        if new_items == "category_mean" and n > old_n:
+            cats = item_category.to(device)
+            for i in range(old_n + 1, n + 1):
+                same = (self.item_category[1:] == cats[i]).nonzero().flatten() + 1  # old items of the category
+                if int(cats[i]) > 0 and len(same):
+                    item_w[i], bias[i] = item_w[same].mean(0), bias[same].mean()
+        self.item_emb.weight, self.item_emb.num_embeddings = nn.Parameter(item_w), n + 1
+        self.item_bias = nn.Parameter(bias)
+        self.item_category = item_category.long().clone().to(device)
+        self.item_price_band = item_price_band.long().clone().to(device)
+        assert self.item_category.shape == (n + 1,), "item_category must have n_items + 1 entries"
+        counts["category"] = grow_embedding(self.category_emb, int(vocab_sizes["category"]))
+        counts["behavior"] = grow_embedding(self.behavior_emb, int(vocab_sizes["behavior"]))
+        for table in (self.history_emb, self.context_emb):
+            for f, emb in table.items():
+                counts[f] = max(counts.get(f, 0), grow_embedding(emb, int(vocab_sizes[f])))
+        self.n_items = self.cfg.n_items = n
+        self.cfg.vocab_sizes = {**self.cfg.vocab_sizes, **{k: int(v) for k, v in vocab_sizes.items()}}
+        return counts
+
     # --- persistence -------------------------------------------------------------------
 
     def config_dict(self) -> dict[str, Any]:
