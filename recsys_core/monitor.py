@@ -176,7 +176,7 @@ def _round(x: float | None, digits: int = 4) -> float | None:
 
 def _mix(counts: pd.Series, digits: int = 4) -> dict[str, float]:
     total = counts.sum()
-    return {str(k): round(float(v) / total, digits) for k, v in counts.sort_values(ascending=False).items()} if total else {}
+    return {str(k): round(float(v) / float(total), digits) for k, v in counts.sort_values(ascending=False).items()} if total else {}
 
 
 def _window_cases(data: SequenceData, first_start: int) -> EvalCases:

@@ -132,7 +132,7 @@ if first_ndcg:
     fig.add_hline(y=first_ndcg * (1 - thresholds.ndcg_drop), line_dash="dash", line_color="#DB2B39",
                   annotation_text=plot_text(tr("monitor.ndcg_line", share=format_pct(thresholds.ndcg_drop, 0))))
 fig.update_layout(xaxis_title=tr("monitor.window_start"), yaxis_title=tr("monitor.metric"), xaxis={"type": "category"})
-show_chart(fig, "monitor_quality")
+show_chart(fig, "monitor_chart_quality")
 
 # --- input and prediction drift ------------------------------------------------------------------------------
 
@@ -143,7 +143,7 @@ for i, name in enumerate(result["fields"]):
                              mode="lines+markers", line={"color": PALETTE[i % len(PALETTE)], "dash": "dot" if name == mon.PREDICTION_FIELD else "solid"}))
 fig.add_hline(y=thresholds.psi, line_dash="dash", line_color="#DB2B39", annotation_text=f"PSI {thresholds.psi:g}")
 fig.update_layout(xaxis_title=tr("monitor.window_start"), yaxis_title="PSI", xaxis={"type": "category"})
-show_chart(fig, "monitor_psi")
+show_chart(fig, "monitor_chart_psi")
 ref = result["reference"]
 st.caption(tr("monitor.drift_caption", start=ref["start"][:10], end=ref["end"][:10], weeks=ref["weeks"], events=format_int(ref["n_events"])))
 
@@ -162,7 +162,7 @@ for i, c in enumerate(categories):
                          marker_color=colour), row=1, col=2)
 fig.update_layout(barmode="stack", yaxis={"tickformat": ".0%", "title": tr("monitor.share")})
 fig.update_xaxes(type="category")
-show_chart(fig, "monitor_mix", height=460)
+show_chart(fig, "monitor_chart_mix", height=460)
 
 st.subheader(tr("monitor.coverage"))
 fig = go.Figure()
@@ -172,7 +172,7 @@ for i, name in enumerate(mon.NEW_FIELDS):
     fig.add_trace(go.Scatter(x=x, y=[w["share"][name] for w in windows], name=plot_text(tr(f"monitor.share_of.{name}")),
                              mode="lines+markers", line={"color": PALETTE[i + 1], "dash": "dot"}))
 fig.update_layout(xaxis_title=tr("monitor.window_start"), yaxis={"tickformat": ".1%", "title": tr("monitor.share")}, xaxis={"type": "category"})
-show_chart(fig, "monitor_coverage")
+show_chart(fig, "monitor_chart_coverage")
 st.caption(tr("monitor.coverage_caption"))
 
 st.subheader(tr("monitor.table"))
