@@ -903,13 +903,15 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     "monitor.measuring": {"en": "Ranking every session start after the cut-off…", "zh": "正在对截止之后的每个会话起点做全量排序…"},
     "monitor.refused": {"en": "Cannot monitor this model here: {error}", "zh": "无法在此监控该模型：{error}"},
     "monitor.as_of_line": {
-        "en": "As of **{as_of}**: {n} windows of {window} after the training cut-off {cutoff} · **{alerts}** alerts",
-        "zh": "截至 **{as_of}**：训练截止 {cutoff} 之后共 {n} 个 {window} 窗口 · **{alerts}** 条告警",
+        "en": "As of **{as_of}** (end of day): {n} windows of {window} after the training cut-off {cutoff} · **{alerts}** alerts",
+        "zh": "截至 **{as_of}**（当日结束）：训练截止 {cutoff} 之后共 {n} 个 {window}窗口 · **{alerts}** 条告警",
     },
     "monitor.protocol": {
-        "en": "Quality: {evaluation}; the model's protocol {protocol}, cut {cut}; {cases} session starts in all.",
-        "zh": "质量：{evaluation}；模型协议 {protocol}，切分点 {cut}；共 {cases} 个会话起点。",
+        "en": "Quality: full ranking over the whole catalogue, on each window's session starts (history = every earlier event of "
+        "the shopper); the model's protocol {protocol}, cut {cut}; {cases} session starts in all.",
+        "zh": "质量：全量排序（整个商品目录），评估每个窗口内的会话起点（历史 = 该顾客此前的全部行为）；模型协议 {protocol}，切分点 {cut}；共 {cases} 个会话起点。",
     },
+    "monitor.days": {"en": "{n} days", "zh": "{n} 天"},
     "monitor.alerts": {"en": "Alerts", "zh": "告警"},
     "monitor.no_alerts": {"en": "No alert at these thresholds.", "zh": "在当前阈值下没有告警。"},
     "monitor.col.window": {"en": "Window", "zh": "窗口"},

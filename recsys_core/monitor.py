@@ -31,7 +31,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from recsys_core.evaluate import COVERAGE_K, MIN_SLICE_CASES, EvaluationStore, catalogue_coverage, per_case_metrics, rank_cases
+from recsys_core.evaluate import (COVERAGE_K, MIN_SLICE_CASES, CaseResults, EvaluationStore, catalogue_coverage, per_case_metrics,
+                                  rank_cases)
 from recsys_core.sequences import TIME_SPLIT_WINDOW_S, EvalCases, SequenceData, cut_iso
 
 log = logging.getLogger(__name__)
@@ -189,14 +190,17 @@ def _window_cases(data: SequenceData, first_start: int) -> EvalCases:
                      np.concatenate([split.valid.targets, split.test.targets]))
 
 
-def measure_windows(con: Any, lm: Any, days: int, as_of: int | None = None) -> dict[str, Any]:
-    """The windows of `monitor` (everything but the alerts): quality, input and prediction drift per window."""
+def measure_windows(con: Any, lm: Any, days: int, as_of: int | None = None, store: EvaluationStore | None = None) -> dict[str, Any]:
+    """The windows of `monitor` (everything but the alerts): quality, input and prediction drift per window.
+    With ``store`` the ranking of every session start after the cut-off is stored and reused: a case's history
+    never reaches past its target, so another window length or as-of ranks nothing again."""
     from recsys_core.store import events as store_events
     from recsys_core.store.scene import scene_names
 
     tz = lm.features.calendar.timezone
     cutoff = training_cutoff(lm.metadata)
-    frame = store_events.read_events(con, tz)
+    all_events = store_events.read_events(con, tz)
+    frame = all_events
     ts = frame["ts"].to_numpy(dtype="datetime64[s]").astype(np.int64) if len(frame) else np.zeros(0, np.int64)
     if as_of is not None:
         keep = ts < as_of
@@ -235,11 +239,20 @@ def measure_windows(con: Any, lm: Any, days: int, as_of: int | None = None) -> d
     ref_counts = {name: _counts(col[reference]) for name, col in columns.items()}
 
     # quality and predictions: the model ranks every session start after the cut-off once, with its own vocabularies
-    data = SequenceData.from_frame(frame, lm.features)
+    data = SequenceData.from_frame(all_events, lm.features)
     cases = _window_cases(data, first_start)
-    results = rank_cases(lm.model, cases)
-    per_case = per_case_metrics(results.ranks, cutoffs=(10,))
+    events_hash = store_events.data_fingerprint(con)["events_hash"] if store else ""
+    ranking_key = f"monitor_from@{first_start}"
+    results = store.load_results(lm.version, events_hash, ranking_key) if store else None
+    if results is None or len(results.ranks) != len(cases):
+        results = rank_cases(lm.model, cases)
+        if store:
+            store.save_results(lm.version, events_hash, ranking_key, results)
     case_ts = data.ts[cases.targets]
+    before = case_ts < data_end  # the cases an as-of leaves
+    results = CaseResults(results.ranks[before], results.top_items[before], results.n_items)
+    case_ts = case_ts[before]
+    per_case = per_case_metrics(results.ranks, cutoffs=(10,))
     dense_ids = np.asarray(lm.features.items.values, dtype=object)
     dense_category = np.array([UNKNOWN] + [category_of.get(str(i), lm.features.category.decode(int(c)))
                                            for i, c in zip(dense_ids, lm.features.item_category[1:])], dtype=object)
@@ -293,7 +306,7 @@ def measure_windows(con: Any, lm: Any, days: int, as_of: int | None = None) -> d
         "reference": {"start": cut_iso(ref_start, tz), "end": cut_iso(first_start, tz), "weeks": weeks,
                       "n_events": int(reference.sum()), "category_mix": _mix(ref_counts["category"])},
         "fields": list(columns) + list(NEW_FIELDS) + [PREDICTION_FIELD],
-        "n_cases": int(len(cases)),
+        "n_cases": int(len(case_ts)),
         "windows": windows,
     }
 
@@ -342,8 +355,10 @@ class MonitorStore(EvaluationStore):
             return None
 
     def save_windows(self, version: str, events_hash: str, days: int, as_of: int | None, measured: dict[str, Any]) -> None:
+        from pathlib import Path
+
         text = json.dumps(measured, ensure_ascii=False)
-        self._write(self._name(version, events_hash, days, as_of), lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
+        self._write(self._name(version, events_hash, days, as_of), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 # --- entry points ------------------------------------------------------------------------------------------
@@ -353,26 +368,30 @@ def monitor(con: Any, model_dir: str, window: str = DEFAULT_WINDOW, as_of: str |
             thresholds: Thresholds | None = None, store: MonitorStore | None = None) -> dict[str, Any]:
     """Backtest and drift of the model folder ``model_dir`` on the open database, per ``window`` after its
     training cut-off, with the alerts of ``thresholds``. With ``store`` the windows are reused when stored."""
-    from recsys_core.registry import load_model
+    from pathlib import Path
+
+    from recsys_core.features import Calendar
+    from recsys_core.registry import load_model, read_metadata
     from recsys_core.store import events as store_events
 
     thresholds = (thresholds or Thresholds()).check()
     days = parse_window(window)
-    lm = load_model(model_dir)
-    end = parse_as_of(as_of, lm.features.calendar.timezone) if as_of else None
+    meta = read_metadata(model_dir)  # the weights are loaded only when the windows are not stored
+    tz = Calendar.from_dict(meta["features"].get("calendar", {})).timezone
+    end = parse_as_of(as_of, tz) if as_of else None
     events_hash = store_events.data_fingerprint(con)["events_hash"]
-    measured = store.load_windows(lm.version, events_hash, days, end) if store else None
+    measured = store.load_windows(meta["version"], events_hash, days, end) if store else None
     if measured is None:
-        measured = measure_windows(con, lm, days, end)
+        measured = measure_windows(con, load_model(model_dir), days, end, store)
         if store:
-            store.save_windows(lm.version, events_hash, days, end, measured)
+            store.save_windows(meta["version"], events_hash, days, end, measured)
     alerts = find_alerts(measured["windows"], thresholds)
     return {
-        "model": lm.model_type,
-        "model_dir": str(lm.path),
-        "version": lm.version,
-        "protocol": lm.protocol,
-        **({"cut": lm.metadata["cut"]} if lm.metadata.get("cut") else {}),
+        "model": meta["model_type"],
+        "model_dir": str(Path(model_dir)),
+        "version": meta["version"],
+        "protocol": meta.get("protocol"),
+        **({"cut": meta["cut"]} if meta.get("cut") else {}),
         "window": f"{days}d",
         "as_of": measured["data_end"],
         "training_cutoff": measured["training_cutoff"],

@@ -60,7 +60,8 @@ def test_windows_charts_and_alerts(monkeypatch, world, lang):
 
 def test_thresholds_rejudge_the_same_windows(monkeypatch, world):
     db, dirs = world
-    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs)
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs[::-1])
+    assert at.selectbox(key="monitor_model").value == str(dirs[0])  # the time_split model is picked first
     assert len(at.dataframe) == 2  # alerts, windows
     at.number_input(key="monitor_psi").set_value(5.0).run()
     at.number_input(key="monitor_ndcg_drop").set_value(0.99).run()

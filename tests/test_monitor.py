@@ -244,6 +244,7 @@ def test_stored_windows_are_reused_and_thresholds_need_no_remeasuring(world, mon
         (["--ndcg-drop", "1.5"], "--ndcg-drop 1.5 must be a share between 0 and 1"),
         (["--psi", "0"], "--psi 0.0 must be above 0"),
         (["--as-of", "2025-11-05"], "no events after the model's training cut-off"),
+        (["--model-dir", "/nowhere/model"], "model folder /nowhere/model does not exist"),
     ],
 )
 def test_bad_input_gives_one_clear_line(world, capsys, flags, message):
@@ -263,3 +264,15 @@ def test_a_model_trained_on_everything_has_nothing_to_monitor(world, capsys):
     assert cli.main(["monitor", "--db", str(db), "--model-dir", str(folder / "all")]) == 2
     err = capsys.readouterr().err
     assert "no events after the model's training cut-off" in err and "time_split" in err
+
+
+def test_another_window_or_as_of_reuses_the_stored_ranking(world, monkeypatch):
+    seven = run(world, "late")  # ranks every session start after the cut-off once (or finds them stored)
+    monkeypatch.setattr(monitor, "rank_cases", lambda *a, **k: pytest.fail("ranked again"))
+    fortnight = run(world, "late", "--window", "14d", "--as-of", "2025-12-07")
+    assert [w["start"][:10] for w in fortnight["windows"]] == ["2025-11-10", "2025-11-24"]
+    assert fortnight["windows"][0]["n_cases"] == seven["windows"][0]["n_cases"] + seven["windows"][1]["n_cases"]
+    assert fortnight["windows"][1]["n_cases"] == seven["windows"][2]["n_cases"] + seven["windows"][3]["n_cases"]
+    both = [seven["windows"][i] for i in (0, 1)]
+    pooled = sum(w["metrics"]["NDCG@10"] * w["n_cases"] for w in both) / sum(w["n_cases"] for w in both)
+    assert fortnight["windows"][0]["metrics"]["NDCG@10"] == pytest.approx(pooled, abs=2e-4)

@@ -29,7 +29,7 @@ from views._common import (
     tr,
 )
 from views._training import job_panel, jobs_dir
-from recsys_core import jobs
+from recsys_core import jobs, registry
 from recsys_core import monitor as mon
 from recsys_core.i18n import TRANSLATIONS, format_int, format_pct
 
@@ -49,6 +49,14 @@ def monitoring(path: str, version: tuple[int, int], folder: str, mtime: int, win
         return mon.monitor(cur, folder, window, as_of, store=mon.MonitorStore.beside(path))
 
 
+@st.cache_data(show_spinner=False)
+def protocol_of(folder: str, mtime: int) -> str | None:
+    try:
+        return registry.read_metadata(folder).get("protocol")
+    except ValueError:  # an unreadable folder: the page says why once it is picked
+        return None
+
+
 def field_name(name: str) -> str:
     key = f"monitor.field.{name}"
     return tr(key) if key in TRANSLATIONS else field_label(name, schema)
@@ -64,13 +72,15 @@ folders = [model_key(d) for d in model_dirs()]
 if not folders:
     st.info(tr("monitor.no_model"))
     st.stop()
+# time_split models first in mind: they are the ones with weeks of data after their training cut-off
+time_split = next((i for i, f in enumerate(folders) if protocol_of(str(model_path(f)), model_mtime(f)) == "time_split"), 0)
 first_day = dt.date.fromisoformat(store.stats["first_event_local"][:10])
 last_day = dt.date.fromisoformat(store.stats["last_event_local"][:10])
 with st.container(border=True):
     c1, c2, c3, c4, c5 = st.columns([3, 1, 2, 1, 1])
-    model = c1.selectbox(tr("monitor.model"), folders, key="monitor_model", format_func=lambda f: Path(f).name,
+    model = c1.selectbox(tr("monitor.model"), folders, index=time_split, key="monitor_model", format_func=lambda f: Path(f).name,
                          help=tr("monitor.model_help"))
-    window = c2.selectbox(tr("monitor.window"), WINDOWS, key="monitor_window")
+    window = c2.selectbox(tr("monitor.window"), WINDOWS, key="monitor_window", format_func=lambda w: tr("monitor.days", n=int(w[:-1])))
     as_of_day = c3.date_input(tr("monitor.as_of"), value=last_day, min_value=first_day, max_value=last_day, key="monitor_as_of",
                               help=tr("monitor.as_of_help"))
     ndcg_drop = c4.number_input(tr("monitor.ndcg_drop"), 0.01, 0.99, mon.DEFAULT_NDCG_DROP, 0.05, key="monitor_ndcg_drop",
@@ -100,10 +110,11 @@ thresholds = mon.Thresholds(float(ndcg_drop), float(psi_limit))
 alerts = mon.find_alerts(result["windows"], thresholds)
 windows = result["windows"]
 x = [w["start"][:10] for w in windows]
-st.markdown(tr("monitor.as_of_line", as_of=result["as_of"][:16].replace("T", " "), n=len(windows), window=result["window"],
+last_included = (pd.Timestamp(result["as_of"]) - pd.Timedelta(seconds=1)).strftime("%Y-%m-%d")  # as_of is the exclusive end
+st.markdown(tr("monitor.as_of_line", as_of=last_included, n=len(windows), window=tr("monitor.days", n=int(result["window"][:-1])),
                cutoff=result["training_cutoff"][:16].replace("T", " "), alerts=len(alerts)))
-st.caption(tr("monitor.protocol", evaluation=result["evaluation"], protocol=result["protocol"] or "–",
-              cut=(result.get("cut") or "–")[:10], cases=format_int(result["n_cases"])))
+st.caption(tr("monitor.protocol", protocol=result["protocol"] or "–", cut=(result.get("cut") or "–")[:10],
+              cases=format_int(result["n_cases"])))
 
 # --- alerts ---------------------------------------------------------------------------------------------------
 
