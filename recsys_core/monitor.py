@@ -190,6 +190,33 @@ def _window_cases(data: SequenceData, first_start: int) -> EvalCases:
                      np.concatenate([split.valid.targets, split.test.targets]))
 
 
+def _ranked_cases(con: Any, lm: Any, events: pd.DataFrame, first_start: int, data_end: int,
+                  store: EvaluationStore | None) -> tuple[np.ndarray, CaseResults]:
+    """(target UTC seconds, `CaseResults`) of the session starts from ``first_start`` to ``data_end``, ranked by the
+    model with its own vocabularies over ALL ``events`` once (stored under ``monitor_from@<first_start>``)."""
+    from recsys_core.store import events as store_events
+
+    data = SequenceData.from_frame(events, lm.features)
+    cases = _window_cases(data, first_start)
+    events_hash = store_events.data_fingerprint(con)["events_hash"] if store else ""
+    key = f"monitor_from@{first_start}"
+    results = store.load_results(lm.version, events_hash, key) if store else None
+    if results is None or len(results.ranks) != len(cases):
+        results = rank_cases(lm.model, cases)
+        if store:
+            store.save_results(lm.version, events_hash, key, results)
+    case_ts = data.ts[cases.targets]
+    kept = case_ts < data_end  # the cases an as-of leaves
+    return case_ts[kept], CaseResults(results.ranks[kept], results.top_items[kept], results.n_items)
+
+
+def _scores(window: pd.Series, reference: pd.Series | None) -> dict[str, float | None]:
+    """Rounded PSI and JS of a window against a reference; both None when either is empty."""
+    if reference is None or not window.sum() or not reference.sum():
+        return {"psi": None, "js": None}
+    return {k: _round(v) for k, v in drift(window, reference).items()}
+
+
 def measure_windows(con: Any, lm: Any, days: int, as_of: int | None = None, store: EvaluationStore | None = None) -> dict[str, Any]:
     """The windows of `monitor` (everything but the alerts): quality, input and prediction drift per window.
     With ``store`` the ranking of every session start after the cut-off is stored and reused: a case's history
@@ -238,20 +265,7 @@ def measure_windows(con: Any, lm: Any, days: int, as_of: int | None = None, stor
     is_new = {"new_items": ~frame["item_id"].isin(known_items).to_numpy(), "new_shoppers": ~frame["user_id"].isin(known_shoppers).to_numpy()}
     ref_counts = {name: _counts(col[reference]) for name, col in columns.items()}
 
-    # quality and predictions: the model ranks every session start after the cut-off once, with its own vocabularies
-    data = SequenceData.from_frame(all_events, lm.features)
-    cases = _window_cases(data, first_start)
-    events_hash = store_events.data_fingerprint(con)["events_hash"] if store else ""
-    ranking_key = f"monitor_from@{first_start}"
-    results = store.load_results(lm.version, events_hash, ranking_key) if store else None
-    if results is None or len(results.ranks) != len(cases):
-        results = rank_cases(lm.model, cases)
-        if store:
-            store.save_results(lm.version, events_hash, ranking_key, results)
-    case_ts = data.ts[cases.targets]
-    before = case_ts < data_end  # the cases an as-of leaves
-    results = CaseResults(results.ranks[before], results.top_items[before], results.n_items)
-    case_ts = case_ts[before]
+    case_ts, results = _ranked_cases(con, lm, all_events, first_start, data_end, store)
     per_case = per_case_metrics(results.ranks, cutoffs=(10,))
     dense_ids = np.asarray(lm.features.items.values, dtype=object)
     dense_category = np.array([UNKNOWN] + [category_of.get(str(i), lm.features.category.decode(int(c)))
@@ -282,20 +296,17 @@ def measure_windows(con: Any, lm: Any, days: int, as_of: int | None = None, stor
         }
         for name, col in columns.items():
             # a weekday mix is comparable only over whole weeks (a 3-day window holds 3 weekdays by construction)
-            if not in_window.any() or (name == "weekday" and span_days % 7):
-                row["drift"][name] = {"psi": None, "js": None}
-                continue
-            row["drift"][name] = {k: _round(v) for k, v in drift(_counts(col[in_window]), ref_counts[name]).items()}
-        for name, flags in is_new.items():
+            whole = name != "weekday" or span_days % 7 == 0
+            row["drift"][name] = _scores(_counts(col[in_window]), ref_counts[name] if whole else None)
+        for name, flags in is_new.items():  # against the first window: the share the model lacked right after training
             counts = pd.Series({"new": int(flags[in_window].sum()), "known": int((~flags[in_window]).sum())})
             row["share"][name] = _round(counts["new"] / counts.sum() if counts.sum() else None)
-            if counts.sum() and name not in first_new:
-                first_new[name] = counts
-            row["drift"][name] = ({k: _round(v) for k, v in drift(counts, first_new[name]).items()} if counts.sum() else {"psi": None, "js": None})
-        if len(top_counts) and first_top is None:
+            if counts.sum():
+                first_new.setdefault(name, counts)
+            row["drift"][name] = _scores(counts, first_new.get(name))
+        if first_top is None and len(top_counts):
             first_top = top_counts
-        row["drift"][PREDICTION_FIELD] = ({k: _round(v) for k, v in drift(top_counts, first_top).items()}
-                                          if len(top_counts) else {"psi": None, "js": None})
+        row["drift"][PREDICTION_FIELD] = _scores(top_counts, first_top)
         windows.append(row)
 
     return {
