@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd  # noqa: F401 — before plotly (docs/pitfalls.md)
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 import streamlit as st
 from plotly.subplots import make_subplots
 
@@ -35,6 +36,7 @@ from recsys_core.i18n import TRANSLATIONS, format_int, format_pct
 
 WINDOWS = ["7d", "3d", "1d", "14d"]
 PALETTE = ["#29335C", "#F3A712", "#DB2B39", "#2CA02C", "#8E6C8A", "#17BECF", "#7F7F7F", "#BCBD22", "#E377C2", "#8C564B"]
+MANY = qualitative.Dark24 + qualitative.Light24  # one colour per category or field, however many the data has
 
 st.title(tr("monitor.title"))
 st.caption(tr("monitor.caption"))
@@ -151,7 +153,7 @@ st.subheader(tr("monitor.drift"))
 fig = go.Figure()
 for i, name in enumerate(result["fields"]):
     fig.add_trace(go.Scatter(x=x, y=[w["drift"][name]["psi"] for w in windows], name=plot_text(field_name(name)),
-                             mode="lines+markers", line={"color": PALETTE[i % len(PALETTE)], "dash": "dot" if name == mon.PREDICTION_FIELD else "solid"}))
+                             mode="lines+markers", line={"color": MANY[i % len(MANY)], "dash": "dot" if name == mon.PREDICTION_FIELD else "solid"}))
 fig.add_hline(y=thresholds.psi, line_dash="dash", line_color="#DB2B39", annotation_text=f"PSI {thresholds.psi:g}")
 fig.update_layout(xaxis_title=tr("monitor.window_start"), yaxis_title="PSI", xaxis={"type": "category"})
 show_chart(fig, "monitor_chart_psi")
@@ -162,10 +164,10 @@ st.subheader(tr("monitor.mix"))
 categories = list(ref["category_mix"])
 for w in windows:
     categories += [c for c in list(w["category_mix"]) + list(w["top10_category_mix"]) if c not in categories]
-fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=[plot_text(tr("monitor.mix_inputs")), plot_text(tr("monitor.mix_top10"))])
+fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04)
 input_x = [tr("monitor.training")] + x
 for i, c in enumerate(categories):
-    colour = PALETTE[i % len(PALETTE)]
+    colour = MANY[i % len(MANY)]
     name = plot_text(category_name(c))
     fig.add_trace(go.Bar(x=input_x, y=[ref["category_mix"].get(c, 0)] + [w["category_mix"].get(c, 0) for w in windows], name=name,
                          legendgroup=c, marker_color=colour), row=1, col=1)
@@ -173,6 +175,8 @@ for i, c in enumerate(categories):
                          marker_color=colour), row=1, col=2)
 fig.update_layout(barmode="stack", yaxis={"tickformat": ".0%", "title": tr("monitor.share")})
 fig.update_xaxes(type="category")
+fig.update_xaxes(title_text=tr("monitor.mix_inputs"), row=1, col=1)  # axis titles, not subplot titles: the legend sits on top
+fig.update_xaxes(title_text=tr("monitor.mix_top10"), row=1, col=2)
 show_chart(fig, "monitor_chart_mix", height=460)
 
 st.subheader(tr("monitor.coverage"))
