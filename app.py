@@ -27,6 +27,7 @@ PAGES = [
     ("views/why.py", "nav.why", ":material/psychology_alt:", "why-pushed"),
     ("views/push_review.py", "nav.push_review", ":material/fact_check:", "push-review"),
     ("views/model_cards.py", "nav.models", ":material/leaderboard:", "models"),
+    ("views/monitoring.py", "nav.monitoring", ":material/monitor_heart:", "model-monitoring"),
 ]
 
 page = st.navigation(

@@ -106,6 +106,12 @@ def cmd_migrate(args: argparse.Namespace) -> dict[str, Any]:
         con.close()
 
 
+def cmd_monitor(args: argparse.Namespace) -> dict[str, Any]:
+    from recsys_core import monitor
+
+    return monitor.monitor_cli(args)
+
+
 def cmd_recommend(args: argparse.Namespace) -> dict[str, Any]:
     from recsys_core import recommend
 
@@ -244,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
 
     add("migrate", cmd_migrate, "Bring a database written by an older ScenePush up to date (in place, one transaction).")
+
+    p = add("monitor", cmd_monitor, "Backtest and drift per time window after the model's training cut-off, with alerts.")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--window", default="7d", help="window length in whole days: 7d (default), 3d, 24h, 2w; windows start at local midnight")
+    p.add_argument("--as-of", default=None, metavar="ISO",
+                   help="consider only data before this moment (a date: up to the end of that local day)")
+    p.add_argument("--ndcg-drop", type=float, default=0.2, metavar="S",
+                   help="alert when NDCG@10 is more than this share below its first window's (default 0.2)")
+    p.add_argument("--psi", type=float, default=0.2, metavar="P", help="alert when a field's PSI exceeds P (default 0.2)")
 
     p = add("recommend", cmd_recommend, "Top-k items for a shopper at a time and scene.")
     p.add_argument("--user", required=True)

@@ -891,6 +891,107 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     },
     # -- (end of updates)
     # -- monitoring page (keys "monitor.*", "nav.monitoring")
+    "nav.monitoring": {"en": "Monitoring", "zh": "模型监控"},
+    "monitor.title": {"en": "Monitoring", "zh": "模型监控"},
+    "monitor.caption": {
+        "en": "Has the model got worse, has behaviour shifted since it was trained? Per time window after its training cut-off: "
+        "ranking quality, drift of time, scene and category against the training window, and what the model pushes.",
+        "zh": "模型是否在变差？训练之后用户行为是否发生了变化？按训练截止之后的时间窗口展示：排序质量、时间/场景/类目相对训练窗口的漂移，以及模型推送的内容。",
+    },
+    "monitor.no_model": {
+        "en": "No model folder yet. Train one with `python -m recsys_core train --protocol time_split --cut <date>` or on the Models page.",
+        "zh": "尚无模型目录。请运行 `python -m recsys_core train --protocol time_split --cut <日期>`，或在模型页训练。",
+    },
+    "monitor.model": {"en": "Model", "zh": "模型"},
+    "monitor.model_help": {
+        "en": "Monitoring needs data after the model's training cut-off: a time_split model (trained with a cut) has weeks of it.",
+        "zh": "监控需要模型训练截止之后的数据：按时间切分（time_split，指定切分点）训练的模型之后有数周数据。",
+    },
+    "monitor.window": {"en": "Window", "zh": "窗口"},
+    "monitor.as_of": {"en": "As of", "zh": "截至"},
+    "monitor.as_of_help": {
+        "en": "Consider the data up to the end of this day only, as if monitoring had run then.",
+        "zh": "只使用截至该日结束的数据，如同当天运行监控。",
+    },
+    "monitor.ndcg_drop": {"en": "NDCG drop alert", "zh": "NDCG 下降告警"},
+    "monitor.ndcg_drop_help": {
+        "en": "Alert when NDCG@10 falls by more than this share of its first window's value (0.2 = a fifth lower).",
+        "zh": "当 NDCG@10 比第一个窗口下降超过该比例时告警（0.2 即下降五分之一）。",
+    },
+    "monitor.psi": {"en": "PSI alert", "zh": "PSI 告警"},
+    "monitor.psi_help": {
+        "en": "Alert when a field's population stability index exceeds this (0.2: a significant shift).",
+        "zh": "当某字段的群体稳定性指数（PSI）超过该值时告警（0.2 表示显著变化）。",
+    },
+    "monitor.update_now": {"en": "Update now", "zh": "立即更新"},
+    "monitor.update_help": {
+        "en": "Update the model on the newest data in the background (`update`), like training from the Models page.",
+        "zh": "在后台用最新数据更新模型（`update`），与模型页的训练一样。",
+    },
+    "monitor.update_unavailable": {
+        "en": "Not available yet: this ScenePush has no `update` job.",
+        "zh": "暂不可用：当前版本尚无 `update` 后台任务。",
+    },
+    "monitor.update_started": {"en": "Update of {model} started in the background.", "zh": "已在后台开始更新 {model}。"},
+    "monitor.update_refused": {"en": "Update not started: {error}", "zh": "未开始更新：{error}"},
+    "monitor.measuring": {"en": "Ranking every session start after the cut-off…", "zh": "正在对截止之后的每个会话起点做全量排序…"},
+    "monitor.refused": {"en": "Cannot monitor this model here: {error}", "zh": "无法在此监控该模型：{error}"},
+    "monitor.as_of_line": {
+        "en": "As of **{as_of}** (end of day): {n} windows of {window} after the training cut-off {cutoff} · **{alerts}** alerts",
+        "zh": "截至 **{as_of}**（当日结束）：训练截止 {cutoff} 之后共 {n} 个 {window}窗口 · **{alerts}** 条告警",
+    },
+    "monitor.protocol": {
+        "en": "Quality: full ranking over the whole catalogue, on each window's session starts (history = every earlier event of "
+        "the shopper); the model's protocol {protocol}, cut {cut}; {cases} session starts in all.",
+        "zh": "质量：全量排序（整个商品目录），评估每个窗口内的会话起点（历史 = 该顾客此前的全部行为）；模型协议 {protocol}，切分点 {cut}；共 {cases} 个会话起点。",
+    },
+    "monitor.days": {"en": "{n} days", "zh": "{n} 天"},
+    "monitor.alerts": {"en": "Alerts", "zh": "告警"},
+    "monitor.no_alerts": {"en": "No alert at these thresholds.", "zh": "在当前阈值下没有告警。"},
+    "monitor.col.window": {"en": "Window", "zh": "窗口"},
+    "monitor.col.kind": {"en": "Kind", "zh": "类型"},
+    "monitor.col.field": {"en": "Field", "zh": "字段"},
+    "monitor.col.value": {"en": "Value", "zh": "数值"},
+    "monitor.col.threshold": {"en": "Threshold", "zh": "阈值"},
+    "monitor.col.events": {"en": "Events", "zh": "行为数"},
+    "monitor.col.cases": {"en": "Session starts", "zh": "会话起点数"},
+    "monitor.kind.ndcg_drop": {"en": "NDCG drop (share of the first window)", "zh": "NDCG 下降（相对第一个窗口的比例）"},
+    "monitor.kind.psi": {"en": "PSI drift", "zh": "PSI 漂移"},
+    "monitor.field.hour": {"en": "Hour", "zh": "小时"},
+    "monitor.field.weekday": {"en": "Weekday", "zh": "星期"},
+    "monitor.field.category": {"en": "Category mix", "zh": "类目分布"},
+    "monitor.field.new_items": {"en": "New items", "zh": "新商品"},
+    "monitor.field.new_shoppers": {"en": "New shoppers", "zh": "新顾客"},
+    "monitor.field.top10_category": {"en": "Top-10 category mix (predictions)", "zh": "Top-10 类目分布（预测）"},
+    "monitor.field.NDCG@10": {"en": "NDCG@10", "zh": "NDCG@10 排序指标"},
+    "monitor.quality": {"en": "Ranking quality per window", "zh": "各窗口的排序质量"},
+    "monitor.window_start": {"en": "Window start", "zh": "窗口开始"},
+    "monitor.metric": {"en": "Metric", "zh": "指标"},
+    "monitor.ndcg_line": {"en": "alert: {share} below the first window", "zh": "告警线：比第一个窗口低 {share}"},
+    "monitor.drift": {"en": "Drift per field (PSI)", "zh": "各字段漂移（PSI）"},
+    "monitor.drift_caption": {
+        "en": "Time, scene and category against the training window's last {weeks} whole weeks ({start} – {end}, {events} events); "
+        "new items / shoppers and the top-10 mix against the first window. JS distances are in the table below.",
+        "zh": "时间、场景和类目对比训练窗口最后 {weeks} 个整周（{start} 至 {end}，{events} 条行为）；新商品/新顾客与 Top-10 分布对比第一个窗口。JS 距离见下表。",
+    },
+    "monitor.mix": {"en": "Category mix: what shoppers did vs what the model pushes", "zh": "类目分布：用户行为与模型推荐对比"},
+    "monitor.mix_inputs": {"en": "Events (inputs)", "zh": "用户行为（输入）"},
+    "monitor.mix_top10": {"en": "Top-10 lists (predictions)", "zh": "Top-10 列表（预测）"},
+    "monitor.training": {"en": "training", "zh": "训练窗口"},
+    "monitor.share": {"en": "Share", "zh": "占比"},
+    "monitor.coverage": {"en": "Coverage and what the model never saw", "zh": "覆盖率与模型从未见过的部分"},
+    "monitor.coverage_line": {"en": "Catalogue coverage@10", "zh": "目录覆盖率@10"},
+    "monitor.share_of.new_items": {"en": "events on new items", "zh": "新商品上的行为占比"},
+    "monitor.share_of.new_shoppers": {"en": "events by new shoppers", "zh": "新顾客的行为占比"},
+    "monitor.coverage_caption": {
+        "en": "Coverage: share of the catalogue in at least one top-10 list of the window. New: absent from the training window.",
+        "zh": "覆盖率：窗口内至少出现在一个 Top-10 列表中的商品占目录比例。新：训练窗口中没有出现过。",
+    },
+    "monitor.table": {"en": "Every window", "zh": "全部窗口"},
+    "monitor.table_caption": {
+        "en": "* a window cut short by the data's end or the as-of date (its weekday mix is not compared unless it holds whole weeks).",
+        "zh": "* 被数据结尾或截至日期截短的窗口（除非包含整周，否则不比较星期分布）。",
+    },
     # -- (end of monitoring)
     # -- scene-switching router (keys "router.*")
     # -- (end of router)
