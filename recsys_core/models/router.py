@@ -329,10 +329,11 @@ def routed(loaded: "LoadedModel", scenario: Any) -> "LoadedModel":
 
 
 def routing(loaded: "LoadedModel", scenario: Any) -> Route:
-    """The `Route` a router takes for ``scenario`` (a `context.Scenario`)."""
+    """The `Route` a router takes for ``scenario`` (a `context.Scenario`, or anything `explain.cases.scenario_of` reads)."""
+    from recsys_core.explain.cases import scenario_of
     from recsys_core.recommend import context_ids
 
-    return loaded.model.route(context_ids(loaded, scenario))
+    return loaded.model.route(context_ids(loaded, scenario_of(scenario)))
 
 
 def routing_note(loaded: "LoadedModel", scenario: Any) -> dict[str, Any]:

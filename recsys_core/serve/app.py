@@ -385,9 +385,11 @@ def create_app(config: ServeConfig) -> FastAPI:
         from recsys_core.explain import build_case, explain_built, with_cold_start_note
         from recsys_core.explain.attributions import check_explainable
 
-        lm = models.current
+        from recsys_core.models.router import routed
+
+        sc = scenario(models.current, req.at, req.scene)
+        lm = routed(models.current, sc)  # a router is explained through the member it routes this moment to
         check_explainable(lm.model)
-        sc = scenario(lm, req.at, req.scene)
         with reader.cursor() as cur:  # the history is read here; the explanation itself needs no database
             case = build_case(lm, cur, req.user, req.item, sc)
         out = explain_built(lm, case, req.k)
