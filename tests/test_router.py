@@ -291,3 +291,38 @@ def test_explain_on_a_router_explains_the_routed_member(world, neural_router):
     assert out["rank"] == direct["rank"] and out["model_score"] == pytest.approx(direct["model_score"])
     with pytest.raises(ValueError, match="'context_pop' has no embeddings"):  # evenings go to the count model
         explain(lm, con, "u1", "c1", Scenario(dt.datetime(2025, 11, 20, 22, tzinfo=SH), {"device": "mobile"}), n_steps=4)
+
+
+# --- the Why page -----------------------------------------------------------------------------------------
+
+
+def test_why_page_names_the_member_that_answered_and_why(monkeypatch, tmp_path):
+    from recsys_core.i18n import t
+    from recsys_core.models.router import RouterConfig
+    from tests.app_db import build_small_store, open_app_page
+    from tests.explain_models import save_tiny_model
+
+    db = build_small_store(tmp_path / "small.duckdb")
+    a, b = (load_model(save_tiny_model(tmp_path / name, std=std)) for name, std in (("a", 0.25), ("b", 0.35)))
+    labels = ["context_transformer:a", "context_transformer:b"]
+    cfg = RouterConfig(
+        members=[{"label": lab, "path": str(lm.path.resolve()), "model_type": lm.model_type, "version": lm.version,
+                  "weights_sha256": lm.metadata["weights_sha256"]} for lab, lm in zip(labels, (a, b))],
+        route_by=["hour_bucket"], fallback=1, n_items=a.model.n_items, history_len=a.model.history_len,
+        context_fields=list(a.context_fields), valid_overall={labels[0]: 0.2, labels[1]: 0.25},
+        routes=[{"slice": {"hour_bucket": "morning"}, "member": 0, "rule": "best", "n_valid": 412, "valid_NDCG@10": {labels[0]: 0.21, labels[1]: 0.18}},
+                {"slice": {"hour_bucket": "evening"}, "member": 1, "rule": "thin", "n_valid": 12, "valid_NDCG@10": {labels[0]: 0.3, labels[1]: 0.1}}],
+    )
+    router = save_model(Router(cfg, [a, b]), a.features, tmp_path / "router", {"protocol": "next_session", "context_fields": cfg.context_fields})
+    params = {"user": "u0", "item": "i3", "at": "2024-11-18T08:00", "device": "mobile", "channel": "push", "location": "commute", "k": "5"}
+    at = open_app_page(monkeypatch, db, "views/why.py", params, model_dirs=[router])
+    infos = [i.value for i in at.info]
+    assert t("router.why.best", "en", member=labels[0], slice="morning", score="0.210", other="0.180", n=412) in infos
+    assert any(m.startswith(("Ranked", "Pushed")) for m in infos)  # the explanation of member a is shown
+    assert a.version in " ".join(c.value for c in at.caption)
+    at.slider(key="why_hour").set_value(21).run()
+    assert not at.exception
+    infos = [i.value for i in at.info]
+    assert t("router.why.thin", "en", member=labels[1], slice="evening", n=12, min=50) in infos
+    assert b.version in " ".join(c.value for c in at.caption)
+    assert at.query_params["model"] in (str(router), [str(router)])  # the URL keeps naming the router

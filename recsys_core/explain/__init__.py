@@ -299,8 +299,12 @@ def explain_cli(args: argparse.Namespace) -> dict[str, Any]:
 
     loaded = recommend.load_model(args.model_dir)  # one torch thread (docs/pitfalls.md: stable latency on shared cores)
     scenario = recommend.scenario_from_args(args, loaded)
-    if not routed(loaded, scenario).explainable:
-        check_explainable(routed(loaded, scenario).model)
+    member = routed(loaded, scenario)
+    if member is not loaded and not member.explainable:
+        where = routing_note(loaded, scenario)["routed"]
+        raise ValueError(f"the router sends this moment ({' × '.join(where['slice'].values())}) to {where['member']}, which has no "
+                         "embeddings to attribute to; explanations need a context_transformer or sasrec member")
+    check_explainable(member.model)
     con = connect(args.db, read_only=True)
     try:
         return explain(loaded, con, args.user, args.item, scenario)
