@@ -17,8 +17,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -66,7 +64,7 @@ def bench(db: str | None, member_dirs: list[str], routes: list[str], out_root: P
                 slices.append({"slice": key, "n_test": int(mask.sum()), "n_valid": r["n_valid"] if r else 0, "member": member,
                                "rule": r["rule"] if r else "unseen", "router": round(float(mine[mask].mean()), 4),
                                best: round(float(ndcg[best][mask].mean()), 4), "diff": round(float(mine[mask].mean() - ndcg[best][mask].mean()), 4),
-                               "diff_ci95": [round(lo, 4), round(hi, 4)], "verdict": "win" if lo > 0 else "loss" if hi < 0 else "level"})
+                               "diff_ci95": [round(lo, 4), round(hi, 4)], "p_value": round(test["p_value"], 4) if test else 1.0, "verdict": "win" if lo > 0 else "loss" if hi < 0 else "level"})
             rows.append({
                 "route_by": route_by, "router_NDCG@10": round(float(mine.mean()), 4), "best_member": best,
                 "best_NDCG@10": round(float(ndcg[best].mean()), 4), "diff": round(overall["diff"], 4),
@@ -102,8 +100,8 @@ def print_table(out: dict) -> None:
         if away:
             print(f"\n{r['route_by']}: slices answered by another member than {r['best_member']}")
             for s in away:
-                print(f"  {s['slice']:<28} n={s['n_test']:<5} {s['member']:<20} router {s['router']:.4f} vs {s['best_member'] if 'best_member' in s else r['best_member']} "
-                      f"{s[r['best_member']]:.4f}  diff {s['diff']:+.4f} [{s['diff_ci95'][0]:+.4f}, {s['diff_ci95'][1]:+.4f}] {s['verdict']}")
+                print(f"  {s['slice']:<28} n={s['n_test']:<5} {s['member']:<20} router {s['router']:.4f} vs {r['best_member']} "
+                      f"{s[r['best_member']]:.4f}  diff {s['diff']:+.4f} [{s['diff_ci95'][0]:+.4f}, {s['diff_ci95'][1]:+.4f}] p {s['p_value']:.3f} {s['verdict']}")
 
 
 def main() -> None:
