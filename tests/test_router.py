@@ -293,6 +293,33 @@ def test_explain_on_a_router_explains_the_routed_member(world, neural_router):
         explain(lm, con, "u1", "c1", Scenario(dt.datetime(2025, 11, 20, 22, tzinfo=SH), {"device": "mobile"}), n_steps=4)
 
 
+def test_push_reasons_and_the_api_go_through_the_routed_member(world, neural_router, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from recsys_core.push import reasons_at_push_time
+    from recsys_core.serve.app import ServeConfig, create_app
+
+    con, db, _ = world
+    lm, (ct, _) = neural_router
+    morning = Scenario(dt.datetime(2025, 11, 20, 8, tzinfo=SH), {"device": "mobile"})
+    evening = Scenario(dt.datetime(2025, 11, 20, 22, tzinfo=SH), {"device": "mobile"})
+    top = rec.recommend(lm, con, "u1", morning, k=3)
+    reasons = reasons_at_push_time(con, lm, "u1", morning, top[["item_id", "rank", "score"]])
+    assert len(reasons) == 3 and {r["model_version"] for r in reasons} == {ct.version}
+    assert reasons_at_push_time(con, lm, "u1", evening, top[["item_id", "rank", "score"]]) is None  # context_pop: none
+    shutil.copy(db, tmp_path / "serve.duckdb")  # the API opens its own file
+    app = create_app(ServeConfig(db=tmp_path / "serve.duckdb", api_key="k" * 20, model_dir=lm.path, merge_interval_s=3600, model_check_s=3600))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        h = {"X-API-Key": "k" * 20}
+        body = client.post("/recommend", headers=h, json={"user": "u1", "at": "2025-11-20T08:00:00+08:00", "k": 3}).json()
+        assert body["routed"]["member"] == "context_transformer" and body["model_version"] == lm.version
+        r = client.post("/explain", headers=h, json={"user": "u1", "item": "c1", "at": "2025-11-20T08:00:00+08:00", "k": 5})
+        assert r.status_code == 200, r.text
+        assert r.json()["routed"]["member"] == "context_transformer" and r.json()["model_version"] == ct.version
+        r = client.post("/explain", headers=h, json={"user": "u1", "item": "c1", "at": "2025-11-20T22:00:00+08:00", "k": 5})
+        assert r.status_code == 422 and "context_pop" in r.text
+
+
 # --- the Why page -----------------------------------------------------------------------------------------
 
 
