@@ -25,7 +25,7 @@ from recsys_core.models.router import (
     routing_sentence,
     slice_labels,
 )
-from recsys_core.registry import ModelFolderError, load_model, save_model
+from recsys_core.registry import ModelFolderError, list_model_dirs, load_model, model_card, save_model
 from recsys_core.sequences import SequenceData
 from recsys_core.store import connect
 from recsys_core.store import events as store_events
@@ -175,6 +175,9 @@ def test_save_load_round_trip_without_pickle(own_members, monkeypatch):
     monkeypatch.setattr(torch, "load", no_pickle)
     lm = load_model(d / "router")
     assert lm.model_type == "router" and lm.version == meta["version"]
+    card = model_card(d / "router")
+    assert card["model_type"] == "router" and card["test_NDCG@10"] == meta["metrics"]["test"]["NDCG@10"] and "error" not in card
+    assert d / "router" in list_model_dirs(d)
     split = data_of(con, members).split("next_event")
     batch = next(split.test.batches(64, max_len=lm.model.history_len))
     fresh = build_router(members, split, ["hour", "device"])

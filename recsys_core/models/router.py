@@ -349,9 +349,13 @@ def routing_note(loaded: "LoadedModel", scenario: Any) -> dict[str, Any]:
 def routing_sentence(route: Route, lang: str = "en") -> str:
     """One line: which member answered and why, e.g. "evening × mobile: sasrec had validation NDCG@10 0.21 vs 0.18
     (412 cases)" or "thin slice (12 cases): fallback to the best overall member"."""
-    from recsys_core.i18n import t
+    from recsys_core.i18n import TRANSLATIONS, label, t
 
-    where = slice_key(list(route.slice.values()))
+    def shown(field: str, value: str) -> str:  # the Models page's words for time slices, the scene's own labels
+        key = f"models.value.{value}"
+        return t(key, lang) if field in TIME_ROUTES and key in TRANSLATIONS else label(field, value, lang)
+
+    where = slice_key([shown(f, v) for f, v in route.slice.items()])
     if route.rule == "best":
         others = [v for k, v in route.valid_scores.items() if k != route.label]
         return t("router.why.best", lang, slice=where, member=route.label, score=f"{route.valid_scores.get(route.label, 0.0):.3f}",
