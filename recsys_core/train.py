@@ -504,9 +504,10 @@ def router_cli(args: argparse.Namespace) -> dict[str, Any]:
 def train_router(data: SequenceData, fingerprint: dict[str, Any], members: Sequence[Any], route_by: Sequence[str],
                  protocol: str | None = None, cut: str | None = None, out: str | Path | None = None,
                  min_cases: int | None = None) -> dict[str, Any]:
-    """Build a router over loaded ``members`` (``data`` encoded with their features) from their validation NDCG@10 per slice of ``route_by`` under the
-    members' protocol (and cut), test it, and save it at ``out`` (default models/router). ``protocol`` / ``cut``
-    (ISO) must agree with the members': they were selected on those validation cases and never saw the test ones."""
+    """Build a router over loaded ``members`` (``data`` encoded with their features) from their validation NDCG@10
+    per slice of ``route_by`` under the members' protocol (and cut), test it, and save it at ``out`` (default
+    models/router). ``protocol`` / ``cut`` (ISO) must agree with the members': the table is chosen on those
+    validation cases, and the members never saw those test cases."""
     from recsys_core.models.router import MIN_SLICE_CASES, RouterError, build_router, check_members
 
     check_members(members)

@@ -225,6 +225,23 @@ def test_refuses_members_of_other_data_or_protocol_and_late_route_fields(world, 
     assert not (tmp_path / "r").exists()
 
 
+def test_time_split_router_takes_the_members_cut_and_refuses_another(world, tmp_path, capsys):
+    con, db, _ = world
+    for m in ("pop", "covisit"):
+        train(con, m, "time_split", out=tmp_path / m, progress=False)
+    dirs = f"{tmp_path / 'pop'},{tmp_path / 'covisit'}"
+    code = cli.main(["train", "--model", "router", "--members", dirs, "--route-by", "day_type", "--db", str(db),
+                     "--out", str(tmp_path / "router"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    member_cut = load_model(tmp_path / "pop").metadata["cut"]
+    assert code == 0 and out["protocol"] == "time_split" and out["cut"] == member_cut
+    assert load_model(tmp_path / "router").metadata["cut"] == member_cut
+    code = cli.main(["train", "--model", "router", "--members", dirs, "--route-by", "day_type", "--cut", "2025-11-10",
+                     "--db", str(db), "--out", str(tmp_path / "other")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"the members were trained with the cut {member_cut}" in err and not (tmp_path / "other").exists()
+
+
 # --- CLI, recommend and explain -------------------------------------------------------------------------
 
 
