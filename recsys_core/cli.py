@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from recsys_core.store import DatabaseLockedError
 
-MODEL_TYPES = ["context_transformer", "sasrec", "pop", "context_pop", "covisit"]
+MODEL_TYPES = ["context_transformer", "sasrec", "pop", "context_pop", "covisit", "router"]
 PROTOCOLS = ["next_event", "next_session", "time_split"]
 IMPORT_FORMATS = ["taobao", "tianchi", "retailrocket", "movielens", "csv", "parquet"]
 
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", cmd_train, "Train a model and register it in a model folder.")
     p.add_argument("--model", required=True, choices=MODEL_TYPES)
-    p.add_argument("--protocol", default="next_event", choices=PROTOCOLS)
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS, help="default: next_event (router: its members' protocol)")
     p.add_argument("--cut", default=None, metavar="ISO",
                    help="time_split: the global cut (ISO date/datetime, local time without an offset; default: start of the last 7 days)")
     p.add_argument("--out", default=None, help="model folder to write (default: models/<model>)")
@@ -215,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dp-delta", type=float, default=None, metavar="D", help="the δ of --dp-epsilon (default: min(1e-5, 1/(10·shoppers)))")
     p.add_argument("--augment", default=None, metavar="K1,K2",
                    help="augment histories for sparse shoppers: any of crop, mask, reorder, synthetic")
+    p.add_argument("--members", default=None, metavar="DIR,DIR",
+                   help="router: the trained model folders it switches between (same data, protocol and cut)")
+    p.add_argument("--route-by", default=None, metavar="F1,F2",
+                   help="router: context slices that pick the member, any of hour_bucket (hour), day_type, promo_day and the decision-time scene fields")
 
     p = add("evaluate", cmd_evaluate, "Evaluate a model folder with full ranking (docs/evaluation.md).")
     p.add_argument("--model-dir", required=True)

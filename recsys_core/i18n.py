@@ -994,6 +994,22 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     },
     # -- (end of monitoring)
     # -- scene-switching router (keys "router.*")
+    "router.why.best": {
+        "en": "Answered by {member} — {slice}: {member} had validation NDCG@10 {score} vs {other} for the next best member ({n} cases).",
+        "zh": "由 {member} 作答 —— {slice}：{member} 在验证集上的 NDCG@10 为 {score}，次优成员为 {other}（{n} 个样本）。",
+    },
+    "router.why.thin": {
+        "en": "Answered by {member} — {slice}: thin slice ({n} validation cases, fewer than {min}): fallback to the best overall member.",
+        "zh": "由 {member} 作答 —— {slice}：样本过少（验证样本 {n} 个，少于 {min} 个），回退到整体最优的成员。",
+    },
+    "router.why.unseen": {
+        "en": "Answered by {member} — {slice}: no validation case in this slice: fallback to the best overall member.",
+        "zh": "由 {member} 作答 —— {slice}：该切片没有验证样本，回退到整体最优的成员。",
+    },
+    "router.why.not_explainable": {
+        "en": "The router sends this moment to `{model}`, a baseline with no inputs to attribute to; pick another moment or model.",
+        "zh": "路由器把这一时刻交给 `{model}` 基线模型作答，它没有可归因的输入；请换一个时刻或模型。",
+    },
     # -- (end of router)
     # (end of living-model block)
     # --- pseudonyms and erasure (keep new keys of this feature inside this block)

@@ -100,7 +100,9 @@ def reasons_at_push_time(
     in English and Chinese, the Shapley values, the top inputs, a counterfactual and the model version.
     None for a model without inputs to attribute to (the count-based baselines). Reads only."""
     from recsys_core.explain import push_reasons
+    from recsys_core.models.router import routed
 
+    loaded_model = routed(loaded_model, scenario)  # a router: the member that answered this moment
     if not loaded_model.explainable:
         log.info("no reasons for pushes by a %s model", loaded_model.model_type)
         return None

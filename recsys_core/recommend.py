@@ -47,6 +47,7 @@ import torch
 
 from recsys_core import registry
 from recsys_core.context import Scenario, parse_moment
+from recsys_core.models.router import routing_note
 from recsys_core.registry import LoadedModel
 from recsys_core.sequences import serving_batch
 from recsys_core.store import connect
@@ -394,6 +395,7 @@ def recommendation_dict(lm: LoadedModel, scenario: Scenario, top: pd.DataFrame, 
         "history_length": top.attrs["history_length"],
         "model_version": lm.version,
         "model": {"type": lm.model_type, "version": lm.version, "path": str(lm.path), "protocol": lm.protocol},
+        **routing_note(lm, scenario),  # a router: the member that answered this moment, and why
     }
 
 

@@ -427,7 +427,9 @@ def attach_reasons(read: Callable[[], ContextManager[Any]], write: Callable[[], 
     from recsys_core.store.push_reasons import set_push_reasons
     from recsys_core.store.pushes import get_pushes
 
-    if not push_ids or not loaded_model.explainable:
+    from recsys_core.models.router import routed
+
+    if not push_ids or not routed(loaded_model, scenario).explainable:  # a router: its member for this moment
         return 0
     with read() as cur:
         rows = get_pushes(cur, list(push_ids)).sort_values("rank")

@@ -453,6 +453,11 @@ def train_cli(args: argparse.Namespace) -> dict[str, Any]:
     """Handler of `python -m recsys_core train` (see cli.py for the arguments)."""
     from recsys_core.augment import parse_kinds
 
+    if args.model == "router":
+        return router_cli(args)
+    if getattr(args, "members", None) or getattr(args, "route_by", None):
+        raise ValueError("--members and --route-by apply with --model router")
+    args.protocol = args.protocol or "next_event"
     cfg = TrainConfig(seed=args.seed)
     epsilon = getattr(args, "dp_epsilon", None)
     cfg = replace(cfg, augment=parse_kinds(getattr(args, "augment", None)), dp_epsilon=epsilon, dp_delta=getattr(args, "dp_delta", None))
@@ -476,6 +481,91 @@ def train_cli(args: argparse.Namespace) -> dict[str, Any]:
             import torch.distributed as tdist
 
             tdist.destroy_process_group()
+
+
+def router_cli(args: argparse.Namespace) -> dict[str, Any]:
+    """`train --model router --members DIR,DIR[,...] --route-by FIELD[,FIELD]`: build a scene-switching router
+    (`recsys_core.models.router`) over trained members on the database's validation cases, and register it."""
+    from recsys_core.registry import load_model
+
+    members = [d.strip() for d in str(getattr(args, "members", None) or "").split(",") if d.strip()]
+    if not members or not getattr(args, "route_by", None):
+        raise ValueError("--model router needs --members DIR,DIR[,...] and --route-by FIELD[,FIELD]")
+    for flag in ("epochs", "context", "dp_epsilon", "dp_delta", "augment"):
+        if getattr(args, flag, None) not in (None, False):
+            raise ValueError(f"--{flag.replace('_', '-')} does not apply to --model router (it trains nothing)")
+    if getattr(args, "distributed", False):
+        raise ValueError("--distributed does not apply to --model router (it trains nothing)")
+    loaded = [load_model(d) for d in members]
+    con = connect(args.db, read_only=True)
+    try:  # encoded with the members' own vocabularies (`check_members`: they share one)
+        data, fingerprint = SequenceData.from_store(con, features=loaded[0].features), store_events.data_fingerprint(con)
+    finally:
+        con.close()
+    return train_router(data, fingerprint, loaded, str(args.route_by).split(","), args.protocol, getattr(args, "cut", None), args.out)
+
+
+def train_router(data: SequenceData, fingerprint: dict[str, Any], members: Sequence[Any], route_by: Sequence[str],
+                 protocol: str | None = None, cut: str | None = None, out: str | Path | None = None,
+                 min_cases: int | None = None) -> dict[str, Any]:
+    """Build a router over loaded ``members`` (``data`` encoded with their features) from their validation NDCG@10
+    per slice of ``route_by`` under the members' protocol (and cut), test it, and save it at ``out`` (default
+    models/router). ``protocol`` / ``cut`` (ISO) must agree with the members': the table is chosen on those
+    validation cases, and the members never saw those test cases."""
+    from recsys_core.models.router import MIN_SLICE_CASES, RouterError, build_router, check_members
+
+    check_members(members)
+    first = members[0]
+    trained = first.metadata.get("data_fingerprint") or {}
+    if (trained.get("events_hash"), trained.get("n_events")) != (fingerprint["events_hash"], fingerprint["n_events"]):
+        raise RouterError(f"the members were trained on other data (events {trained.get('n_events')} hash {trained.get('events_hash')}) "
+                          f"than this database (events {fingerprint['n_events']} hash {fingerprint['events_hash']})")
+    protocol = check_protocol(protocol or first.protocol or "next_event")
+    if protocol != first.protocol:
+        raise RouterError(f"--protocol {protocol}: the members were trained under {first.protocol}; a router routes on its members' protocol")
+    tz = data.features.calendar.timezone
+    cut_ts = parse_cut(cut, tz) if cut is not None else (parse_cut(first.metadata["cut"], tz) if first.metadata.get("cut") else None)
+    if cut is not None and protocol != "time_split":
+        raise ValueError("--cut applies with --protocol time_split")
+    if cut is not None and first.metadata.get("cut") and cut_ts != parse_cut(first.metadata["cut"], tz):
+        raise RouterError(f"--cut {cut}: the members were trained with the cut {first.metadata['cut']}")
+    split = data.split(protocol, cut_ts)
+    t0 = time.perf_counter()
+    router = build_router(members, split, route_by, MIN_SLICE_CASES if min_cases is None else int(min_cases))
+    metrics = {"protocol": protocol, "valid": ranking_metrics(router, split.valid), "test": ranking_metrics(router, split.test),
+               "n_eval_users": len(split.test),
+               "members": {m["label"]: {"valid": _headline(ranking_metrics(lm.model, split.valid)), "test": _headline(ranking_metrics(lm.model, split.test))}
+                           for m, lm in zip(router.cfg.members, members)}}
+    cut_record = {"cut": cut_iso(split.cut, tz)} if split.cut is not None else {}
+    out = Path(out) if out else DEFAULT_MODELS_ROOT / "router"
+    cfg = router.cfg
+    thin = sum(r["rule"] == "thin" for r in cfg.routes)
+    path = save_model(router, first.features, out, {
+        "protocol": protocol,
+        **cut_record,
+        "context_fields": list(cfg.context_fields),
+        "data_fingerprint": first.metadata.get("data_fingerprint"),
+        "training_cutoff": first.metadata.get("training_cutoff"),
+        "metrics": metrics,
+        "training": {"config": {"members": [m["path"] for m in cfg.members], "route_by": cfg.route_by, "min_cases": cfg.min_cases},
+                     "seconds": round(time.perf_counter() - t0, 2), "split": training_summary(split)},
+    })
+    return {
+        "model": "router",
+        "protocol": protocol,
+        **cut_record,
+        "out": str(path),
+        "members": [m["label"] for m in cfg.members],
+        "route_by": cfg.route_by,
+        "fallback": cfg.members[cfg.fallback]["label"],
+        "slices": len(cfg.routes),
+        "thin_slices": thin,
+        "routes": [{"slice": " × ".join(r["slice"].values()), "member": cfg.members[r["member"]]["label"], "rule": r["rule"],
+                    "n_valid": r["n_valid"], **{f"valid:{k}": round(v, 4) for k, v in r["valid_NDCG@10"].items()}} for r in cfg.routes],
+        "metrics": {"valid": _headline(metrics["valid"]), "test": _headline(metrics["test"])},
+        "members_metrics": metrics["members"],
+        "n_eval_users": len(split.test),
+    }
 
 
 def read_training_data(db: str | None) -> tuple[SequenceData, dict[str, Any]]:

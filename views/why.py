@@ -50,6 +50,7 @@ from recsys_core.explain.attributions import HISTORY_PARTS
 from recsys_core.explain.reasons import change_text, ordinal
 from recsys_core.features import Calendar
 from recsys_core.i18n import TRANSLATIONS, format_int, markdown_text
+from recsys_core.models.router import is_router, routing, routing_sentence
 from recsys_core.store.analytics import EventFilter
 
 TOP_EVENTS = 12
@@ -86,7 +87,7 @@ except Exception as exc:  # noqa: BLE001 — an unreadable model folder is a mes
     st.error(tr_md("why.model_error", model=Path(model).name, error=exc))
     st.stop()
 require_model_for_data(store, model)  # never explain another catalogue's items
-if not loaded.explainable:
+if not loaded.explainable and not is_router(loaded):  # a router is explained through its member for the moment (below)
     st.info(tr_md("why.not_explainable", model=loaded.model_type))
     st.stop()
 
@@ -198,6 +199,15 @@ if not user:
 stamp = time.monotonic_ns()
 st.session_state[SHARED] = {"user": user, "scenario": scenario.key(), "k": k, "model": model, "stamp": stamp}
 st.session_state[SEEN] = stamp
+page_model = model  # the URL keeps naming the model picked, a router included
+if is_router(loaded):  # the member the router sends this moment to answers; say which and why, then explain it
+    route = routing(loaded, scenario)
+    st.info(routing_sentence(route, lang()))
+    model = model_key(route.path)
+    loaded = loaded_model(model)
+    if not loaded.explainable:
+        st.info(tr_md("router.why.not_explainable", model=route.label))
+        st.stop()
 mtime = model_mtime(model)
 case = shopper_case(model, mtime, store.path, store.version, user, scenario.key())
 if isinstance(case, str):
@@ -251,7 +261,7 @@ st.selectbox(
 item = str(st.session_state["why_item"]).strip()
 
 # the URL holds the whole view
-st.session_state[WROTE] = {"user": user, "item": item, **sc.scenario_params(scenario), "k": str(k), "model": model, "lang": lang()}
+st.session_state[WROTE] = {"user": user, "item": item, **sc.scenario_params(scenario), "k": str(k), "model": page_model, "lang": lang()}
 st.query_params.from_dict(st.session_state[WROTE])
 
 try:

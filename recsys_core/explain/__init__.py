@@ -42,7 +42,7 @@ from recsys_core.explain.attributions import (
     integrated_gradients_many,
     private_copy,
 )
-from recsys_core.explain.cases import Case, build_case, for_item, shopper_case
+from recsys_core.explain.cases import Case, build_case, for_item, scenario_of, shopper_case
 from recsys_core.explain.counterfactuals import (
     HistoryEdit,
     ScenarioCounterfactuals,
@@ -51,6 +51,7 @@ from recsys_core.explain.counterfactuals import (
 )
 from recsys_core.explain.reasons import build_reason
 from recsys_core.explain.shapley import ShapleyValues, case_groups, shapley_values_many
+from recsys_core.models.router import routed, routing_note
 
 DEFAULT_K = 10
 DEFAULT_STEPS = 32  # integrated-gradient steps (Gauss–Legendre nodes: the completeness gap stays well under 1%)
@@ -207,10 +208,13 @@ def explain_case(model: Any, case: Case, k: int = DEFAULT_K, n_steps: int = DEFA
 
 def explain(loaded_model: Any, con: Any, user_id: str, item_id: str, scenario: Any, k: int = DEFAULT_K,
             n_steps: int = DEFAULT_STEPS, **options: Any) -> dict[str, Any]:
-    """The explanation of ``item_id`` for ``user_id`` under ``scenario`` as one JSON-ready dict (docs/design.md §7)."""
+    """The explanation of ``item_id`` for ``user_id`` under ``scenario`` as one JSON-ready dict (docs/design.md §7).
+    A router is explained through the member it routes the moment to (named under ``routed``)."""
+    note = routing_note(loaded_model, scenario_of(scenario))
+    loaded_model = routed(loaded_model, scenario_of(scenario))
     check_explainable(loaded_model.model)
     case = build_case(loaded_model, con, user_id, item_id, scenario)
-    return with_cold_start_note(explain_built(loaded_model, case, k, n_steps, **options), loaded_model, con, case)
+    return {**with_cold_start_note(explain_built(loaded_model, case, k, n_steps, **options), loaded_model, con, case), **note}
 
 
 def explain_built(loaded_model: Any, case: Case, k: int = DEFAULT_K, n_steps: int = DEFAULT_STEPS, **options: Any) -> dict[str, Any]:
@@ -254,6 +258,7 @@ def push_reasons(loaded_model: Any, con: Any, user_id: str, scenario: Any, item_
     and to tell whether a re-explanation comes from the same model. (Integrated gradients, which the
     sentence does not use, are left to the Why page: they cost more than the rest together.)
     """
+    loaded_model = routed(loaded_model, scenario_of(scenario))  # a router's reasons are its routed member's
     check_explainable(loaded_model.model)
     items = [str(i) for i in item_ids]
     k = int(k or DEFAULT_K)
@@ -293,9 +298,13 @@ def explain_cli(args: argparse.Namespace) -> dict[str, Any]:
     from recsys_core.store import connect
 
     loaded = recommend.load_model(args.model_dir)  # one torch thread (docs/pitfalls.md: stable latency on shared cores)
-    if not loaded.explainable:
-        check_explainable(loaded.model)
     scenario = recommend.scenario_from_args(args, loaded)
+    member = routed(loaded, scenario)
+    if member is not loaded and not member.explainable:
+        where = routing_note(loaded, scenario)["routed"]
+        raise ValueError(f"the router sends this moment ({' × '.join(where['slice'].values())}) to {where['member']}, which has no "
+                         "embeddings to attribute to; explanations need a context_transformer or sasrec member")
+    check_explainable(member.model)
     con = connect(args.db, read_only=True)
     try:
         return explain(loaded, con, args.user, args.item, scenario)

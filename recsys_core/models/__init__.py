@@ -11,12 +11,14 @@ from typing import Any
 from recsys_core.models.base import Batch, Recommender
 from recsys_core.models.baselines import BASELINES
 from recsys_core.models.context_transformer import ContextTransformer
+from recsys_core.models.router import Router
 
 # sasrec is the context transformer with use_time=False, use_scene=False (set by from_config).
 MODEL_REGISTRY: dict[str, type[Recommender]] = {
     "context_transformer": ContextTransformer,
     "sasrec": ContextTransformer,
     **BASELINES,  # pop, context_pop, covisit
+    "router": Router,  # scene-switching: trained members, one per slice of the context (models/router.py)
 }
 
 

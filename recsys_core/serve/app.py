@@ -385,12 +385,14 @@ def create_app(config: ServeConfig) -> FastAPI:
         from recsys_core.explain import build_case, explain_built, with_cold_start_note
         from recsys_core.explain.attributions import check_explainable
 
-        lm = models.current
+        from recsys_core.models.router import routed, routing_note
+
+        sc = scenario(models.current, req.at, req.scene)
+        lm = routed(models.current, sc)  # a router is explained through the member it routes this moment to
         check_explainable(lm.model)
-        sc = scenario(lm, req.at, req.scene)
         with reader.cursor() as cur:  # the history is read here; the explanation itself needs no database
             case = build_case(lm, cur, req.user, req.item, sc)
-        out = explain_built(lm, case, req.k)
+        out = {**explain_built(lm, case, req.k), **routing_note(models.current, sc)}
         with reader.cursor() as cur:  # a shopper without history: the list is the moment's popularity; say so
             return with_cold_start_note(out, lm, cur, case)
 
