@@ -925,14 +925,13 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     },
     "monitor.update_now": {"en": "Update now", "zh": "立即更新"},
     "monitor.update_help": {
-        "en": "Update the model on the newest data in the background (`update`), like training from the Models page.",
-        "zh": "在后台用最新数据更新模型（`update`），与模型页的训练一样。",
+        "en": "Fine-tune this model in the background (`update`) on the events after its training cut-off and before "
+        "{until}, and register the result as a new model folder with its lineage. Progress shows below, as for training.",
+        "zh": "在后台微调该模型（`update`）：使用其训练截止之后、{until} 之前的行为，结果登记为带有谱系信息的新模型目录。"
+        "进度显示在下方，与训练相同。",
     },
-    "monitor.update_unavailable": {
-        "en": "Not available yet: this ScenePush has no `update` job.",
-        "zh": "暂不可用：当前版本尚无 `update` 后台任务。",
-    },
-    "monitor.update_started": {"en": "Update of {model} started in the background.", "zh": "已在后台开始更新 {model}。"},
+    "monitor.update_started": {"en": "Update of {model} started in the background; it will be saved as {out}.",
+                               "zh": "已在后台开始更新 {model}，完成后保存为 {out}。"},
     "monitor.update_refused": {"en": "Update not started: {error}", "zh": "未开始更新：{error}"},
     "monitor.measuring": {"en": "Ranking every session start after the cut-off…", "zh": "正在对截止之后的每个会话起点做全量排序…"},
     "monitor.refused": {"en": "Cannot monitor this model here: {error}", "zh": "无法在此监控该模型：{error}"},

@@ -54,8 +54,6 @@ def test_windows_charts_and_alerts(monkeypatch, world, lang):
     assert list(windows["NDCG@10"]) == [w["metrics"]["NDCG@10"] for w in cli["windows"]]
     assert len(at.get("plotly_chart")) == 4  # quality, PSI, category mix, coverage
     assert any(cli["training_cutoff"][:10] in m.value for m in at.markdown)
-    update = at.button(key="monitor_update")
-    assert update.disabled == (not hasattr(jobs, "start_update"))
 
 
 def test_thresholds_rejudge_the_same_windows(monkeypatch, world):
@@ -77,3 +75,33 @@ def test_a_model_with_nothing_after_its_cutoff_is_refused_in_one_line(monkeypatc
     assert not at.exception
     assert at.warning and "no events after the model's training cut-off" in at.warning[0].value
     assert not at.get("plotly_chart")
+
+
+def test_update_now_refuses_a_count_model_in_one_line(monkeypatch, world, tmp_path):
+    db, dirs = world
+    monkeypatch.setenv("SCENEPUSH_MODELS_DIR", str(tmp_path))
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=dirs)
+    at.button(key="monitor_update").click().run()
+    assert not at.exception
+    assert any("count models are refit" in w.value for w in at.warning)
+    assert jobs.status(tmp_path / ".jobs") is None  # nothing started
+
+
+def test_update_now_starts_an_update_job_up_to_the_as_of_day(monkeypatch, world, tmp_path):
+    db, _ = world
+    con = connect(db, read_only=True)
+    try:
+        parent = tmp_path / "ct"
+        train.train(con, "context_transformer", "time_split", parent, train.TrainConfig(seed=3, epochs=1, max_len=20, d_model=16),
+                    progress=False, cut=parse_cut("2024-11-14", "Asia/Shanghai"))
+    finally:
+        con.close()
+    monkeypatch.setenv("SCENEPUSH_MODELS_DIR", str(tmp_path))
+    at = open_app_page(monkeypatch, db, PAGE, model_dirs=[parent])
+    at.date_input(key="monitor_as_of").set_value(__import__("datetime").date(2024, 11, 12)).run()
+    at.button(key="monitor_update").click().run()
+    assert not at.exception
+    assert any("ct-upd-" in s.value for s in at.success)
+    status = jobs.status(tmp_path / ".jobs")
+    assert status["spec"]["kind"] == "update" and status["spec"]["until"] == "2024-11-13"
+    jobs.cancel(tmp_path / ".jobs")

@@ -20,6 +20,7 @@ from views._common import (
     model_key,
     model_mtime,
     model_path,
+    models_root,
     open_store,
     plot_text,
     query,
@@ -89,13 +90,13 @@ with st.container(border=True):
                                 help=tr("monitor.ndcg_drop_help"))
     psi_limit = c5.number_input(tr("monitor.psi"), 0.01, 5.0, mon.DEFAULT_PSI, 0.05, key="monitor_psi", help=tr("monitor.psi_help"))
 
-# --- update now: THE single call site of `update` (connected once recsys_core.jobs has `start_update`) ---------
-can_update = hasattr(jobs, "start_update")
-if st.button(tr("monitor.update_now"), key="monitor_update", icon=":material/update:", disabled=not can_update,
-             help=tr("monitor.update_help" if can_update else "monitor.update_unavailable")):
+# --- update now: fine-tune on everything up to the end of the as-of day, as a background job ------------------
+until = (as_of_day + dt.timedelta(days=1)).isoformat()  # local midnight after the last day shown
+if st.button(tr("monitor.update_now"), key="monitor_update", icon=":material/update:", help=tr("monitor.update_help", until=until)):
+    out = models_root() / f"{Path(model).name}-upd-{dt.datetime.now():%Y%m%d-%H%M%S}"
     try:
-        jobs.start_update(str(model_path(model)), store.path, jobs_dir())  # UPDATE HOOK: adapt to the merged signature
-        st.success(tr("monitor.update_started", model=Path(model).name))
+        jobs.start_update(str(model_path(model)), until, str(out), store.path, jobs_dir())
+        st.success(tr("monitor.update_started", model=Path(model).name, out=out.name))
     except (jobs.JobBusyError, ValueError) as exc:
         st.warning(tr("monitor.update_refused", error=exc))
 job_panel()
