@@ -139,7 +139,7 @@ def cmd_forget(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_serve(args: argparse.Namespace) -> dict[str, Any]:
     from recsys_core import serve
 
-    return serve.run(args.db, args.host, args.port, args.model_dir, serve.read_api_key(args.api_key_file))
+    return serve.run(args.db, args.host, args.port, args.model_dir, serve.read_api_key(args.api_key_file), args.threads)
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -291,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model-dir", default=None, help="model folder to serve (default: the bundled context_transformer)")
     p.add_argument("--api-key-file", default=None, help="file whose first line is the API key (default: $SCENEPUSH_API_KEY)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="requests handled at once (default 4; more only contend for the cores, the rest wait in the event loop)")
 
     p = add("bench", cmd_bench, "Benchmarks: import rate, serving latency, training speed, explanations.")
     p.add_argument("--only", action="append", default=None, help="run only the named benchmark group (repeatable)")

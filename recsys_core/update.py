@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -29,7 +28,7 @@ import pandas as pd
 import torch
 
 from recsys_core import evaluate
-from recsys_core.registry import METADATA_FILE, load_model, save_model
+from recsys_core.registry import load_model, read_metadata, save_model
 from recsys_core.sequences import SequenceData, TrainingWindows, cut_iso, parse_cut
 from recsys_core.store import connect
 from recsys_core.store import events as store_events
@@ -80,13 +79,7 @@ def parse_until(text: str, timezone: str) -> int:
 def check_parent(model_dir: str | Path) -> dict[str, Any]:
     """The parent's metadata, or a one-line ValueError when it cannot be updated."""
     path = Path(model_dir)
-    meta_path = path / METADATA_FILE
-    if not meta_path.is_file():
-        raise ValueError(f"--model-dir {path} is not a model folder ({METADATA_FILE} is missing)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{meta_path} is corrupt (not valid JSON): {exc}") from exc
+    meta = read_metadata(path)  # ModelFolderError (a ValueError) names a missing or corrupt folder
     kind = meta.get("model_type")
     if kind == "router":
         raise ValueError(f"--model-dir {path} is a router: update each of its experts, then train the router again")

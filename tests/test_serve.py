@@ -83,6 +83,23 @@ def test_a_key_is_required_to_start(world):
         create_app(ServeConfig(db=world[0], api_key="", model_dir=world[1]))
 
 
+def test_route_handlers_run_at_most_threads_at_once(world):
+    import anyio.to_thread
+
+    app = create_app(ServeConfig(db=world[0], api_key=KEY, model_dir=world[1], merge_interval_s=3600, model_check_s=3600, threads=3))
+    with TestClient(app) as c:
+        limit = c.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens)
+        assert limit == 3
+        assert c.post("/recommend", json=REC, headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_threads_out_of_range_is_one_line(world, monkeypatch):
+    from recsys_core import serve
+
+    with pytest.raises(ValueError, match="--threads must be between 1 and 64, got 0"):
+        serve.run(world[0], "127.0.0.1", 0, str(world[1]), KEY, threads=0)
+
+
 # --- recommend --------------------------------------------------------------------------------------
 
 

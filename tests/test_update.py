@@ -188,7 +188,7 @@ def test_cli_json_and_errors(world, tmp_path, capsys):
     code = cli.main(["update", "--db", str(world["db"]), "--model-dir", str(tmp_path / "nothing"), "--until", "2025-11-20",
                      "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
-    assert code == 2 and "not a model folder" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert code == 2 and "does not exist" in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_models_page_shows_the_lineage(monkeypatch, world):

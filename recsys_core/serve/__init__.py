@@ -30,13 +30,18 @@ def read_api_key(key_file: str | os.PathLike | None = None) -> str:
     return key
 
 
-def run(db: str | os.PathLike | None, host: str, port: int, model_dir: str | None, api_key: str) -> dict[str, Any]:
+def run(db: str | os.PathLike | None, host: str, port: int, model_dir: str | None, api_key: str,
+        threads: int | None = None) -> dict[str, Any]:
     """Serve until interrupted (Ctrl-C / SIGTERM); landed events are merged before it exits."""
     import uvicorn
 
-    from recsys_core.serve.app import ServeConfig, create_app
+    from recsys_core.serve.app import DEFAULT_THREADS, ServeConfig, create_app
     from recsys_core.store import resolve_db_path
 
-    app = create_app(ServeConfig(db=resolve_db_path(db), api_key=api_key, model_dir=Path(model_dir) if model_dir else None))
+    threads = DEFAULT_THREADS if threads is None else int(threads)
+    if not 1 <= threads <= 64:
+        raise ValueError(f"--threads must be between 1 and 64, got {threads}")
+    app = create_app(ServeConfig(db=resolve_db_path(db), api_key=api_key, model_dir=Path(model_dir) if model_dir else None,
+                                 threads=threads))
     uvicorn.run(app, host=host, port=int(port), log_level="info", access_log=False)
     return {"status": "stopped", "host": host, "port": int(port)}

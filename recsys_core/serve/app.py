@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 import numpy as np
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -51,6 +52,7 @@ MAX_BODY_BYTES = 4 << 20   # 1,000 events of ~300 bytes is ~0.3 MB; far larger b
 MAX_BATCH = 1000           # requests per /recommend/batch, events per /events
 OPEN_ROUTES = frozenset({"/health"})
 HOUSEKEEPING_S = 0.05      # how often an idle connection is let go for another process's write turn
+DEFAULT_THREADS = 4         # route handlers at once (`serve --threads`); measured in docs/serving.md
 
 
 # --- request bodies ----------------------------------------------------------------------------------
@@ -174,6 +176,7 @@ class ServeConfig:
     model_dir: Path | None = None
     merge_interval_s: float = 2.0  # a merge pauses every reader for its write turn (~0.1–0.2 s): batch them
     model_check_s: float = 1.0
+    threads: int = DEFAULT_THREADS  # route handlers running at once; the rest wait their turn in the event loop
 
 
 class Service:
@@ -333,6 +336,9 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Sync routes run in anyio's thread pool (40 threads by default). On 2 cores, 40 handlers at once only
+        # contend for the GIL and the cores: fewer, each finishing sooner, serve more (docs/serving.md).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = service.config.threads
         service.start()
         try:
             yield
