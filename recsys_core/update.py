@@ -90,7 +90,7 @@ def check_parent(model_dir: str | Path) -> dict[str, Any]:
         raise ValueError(f"--model-dir {path} was trained with DP-SGD: fine-tuning it would spend privacy outside its "
                          "accountant; retrain with --dp-epsilon instead")
     if not meta.get("training_cutoff"):
-        raise ValueError(f"{meta_path} has no training_cutoff: it cannot say which events are new")
+        raise ValueError(f"--model-dir {path} has no training_cutoff in its metadata: it cannot say which events are new")
     return meta
 
 

@@ -170,6 +170,16 @@ def test_refusals_are_one_line(world, tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_a_parent_without_a_training_cutoff_is_refused_in_one_line(world, tmp_path):
+    fake = tmp_path / "no-cutoff"
+    shutil.copytree(world["parent"], fake)
+    meta = json.loads((fake / registry.METADATA_FILE).read_text())
+    del meta["training_cutoff"]
+    (fake / registry.METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=f"--model-dir {fake} has no training_cutoff"):
+        upd.update(fake, UNTIL, tmp_path / "c", db=str(world["db"]))
+
+
 def test_an_update_past_the_cut_is_tested_after_until(world, tmp_path):
     r = upd.update(world["parent"], "2025-11-19", tmp_path / "late", upd.UpdateConfig(epochs=1), db=str(world["db"]))
     assert r["cut"] == "2025-11-19T00:00:00+08:00" and "only honest test" in r["protocol_note"]
