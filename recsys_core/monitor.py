@@ -33,7 +33,7 @@ import pandas as pd
 
 from recsys_core.evaluate import (COVERAGE_K, MIN_SLICE_CASES, CaseResults, EvaluationStore, catalogue_coverage, per_case_metrics,
                                   rank_cases)
-from recsys_core.sequences import TIME_SPLIT_WINDOW_S, EvalCases, SequenceData, cut_iso
+from recsys_core.sequences import TIME_SPLIT_WINDOW_S, EvalCases, SequenceData, cut_iso, parse_cut
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +125,12 @@ def parse_as_of(text: str, timezone: str) -> int:
     that local day, a datetime that very moment (without an offset: local time in ``timezone``)."""
     raw = str(text).strip()
     try:
-        stamp = pd.Timestamp(raw)
-    except ValueError as exc:
-        raise ValueError(f"--as-of {text!r} is not an ISO date or datetime (e.g. 2025-11-30 or 2025-11-30T12:00)") from exc
-    if stamp is pd.NaT:
-        raise ValueError(f"--as-of {text!r} is not an ISO date or datetime (e.g. 2025-11-30 or 2025-11-30T12:00)")
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize(timezone)
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):  # a whole day
-        stamp = stamp.tz_convert(timezone).normalize() + pd.DateOffset(days=1)
-    return int(stamp.tz_convert("UTC").timestamp())
+        ts = parse_cut(raw, timezone)  # the one ISO parser of the project (sequences.parse_cut)
+    except ValueError:
+        raise ValueError(f"--as-of {text!r} is not an ISO date or datetime (e.g. 2025-11-30 or 2025-11-30T12:00)") from None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):  # a whole day: up to the end of it
+        ts = int((pd.Timestamp(ts, unit="s", tz="UTC").tz_convert(timezone) + pd.DateOffset(days=1)).tz_convert("UTC").timestamp())
+    return ts
 
 
 def next_local_midnight(ts: int, timezone: str) -> int:

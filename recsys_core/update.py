@@ -60,8 +60,8 @@ class UpdateConfig:
 
 
 def utc_seconds(iso: str) -> int:
-    stamp = pd.Timestamp(iso)
-    return int((stamp if stamp.tzinfo else stamp.tz_localize("UTC")).timestamp())
+    """UTC seconds of a time stored in metadata (ISO with an offset; one without is UTC)."""
+    return parse_cut(iso, "UTC")
 
 
 def _iso(ts: int) -> str:
