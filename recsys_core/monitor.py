@@ -156,8 +156,7 @@ def training_cutoff(metadata: dict[str, Any]) -> int:
     text = metadata.get("training_cutoff")
     if not text:
         raise ValueError("the model folder records no training_cutoff; retrain it to monitor it")
-    stamp = pd.Timestamp(text)
-    return int((stamp if stamp.tzinfo else stamp.tz_localize("UTC")).timestamp())
+    return parse_cut(text, "UTC")  # stored with its offset (one without is UTC)
 
 
 # --- the measurements ----------------------------------------------------------------------------------
