@@ -384,6 +384,23 @@ def hour_bucket(hour_id: np.ndarray) -> np.ndarray:
     return labels[idx]
 
 
+CONTEXT_SLICES = {"hour_bucket": "hour", "day_type": "weekend", "promo_day": "promo"}  # slice name -> its context id field
+
+
+def context_slice_labels(features: "FeatureSpace", name: str, ids: np.ndarray) -> np.ndarray:
+    """Slice labels of a context field's ids: hour_bucket, day_type, promo_day (from the hour, weekend and
+    promo ids) or a scene field's values. The one mapping evaluation slices and the router both use."""
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if name == "hour_bucket":
+        return hour_bucket(ids)
+    if name == "day_type":
+        return np.where(ids == 2, "weekend", "weekday").astype(object)
+    if name == "promo_day":
+        return np.where(ids == 2, "promo", "regular").astype(object)
+    vocab = features.scene[name]
+    return np.array([vocab.decode(int(i)) for i in ids], dtype=object)
+
+
 def log2_bucket_label(n: int) -> str:
     """History-length slice label: 1-2, 3-4, 5-8, 9-16, ..."""
     if n <= 0:

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recsys_core.features import Calendar, FeatureSpace, hour_bucket, log2_bucket_label
+from recsys_core.features import Calendar, FeatureSpace, context_slice_labels, log2_bucket_label
 from recsys_core.models.base import Batch
 from recsys_core.store import events as store_events
 from recsys_core.store.scene import scene_fields
@@ -267,10 +267,10 @@ class EvalCases:
             {
                 "user_id": [d.user_ids[u] for u in self.users],
                 "target_item": [fs.items.decode(int(i)) for i in item[t]],
-                "hour_bucket": hour_bucket(f["hour"][t]),
-                "day_type": np.where(f["weekend"][t] == 2, "weekend", "weekday"),
-                **{name: [vocab.decode(int(i)) for i in f[name][t]] for name, vocab in fs.scene.items()},
-                "promo_day": np.where(f["promo"][t] == 2, "promo", "regular"),
+                "hour_bucket": context_slice_labels(fs, "hour_bucket", f["hour"][t]),
+                "day_type": context_slice_labels(fs, "day_type", f["weekend"][t]),
+                **{name: list(context_slice_labels(fs, name, f[name][t])) for name in fs.scene},
+                "promo_day": context_slice_labels(fs, "promo_day", f["promo"][t]),
                 "history_length": [log2_bucket_label(int(n)) for n in hist_len],
                 "target_kind": np.where(repeat, "repeat", "new"),
             }

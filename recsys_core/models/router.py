@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from recsys_core.features import hour_bucket
+from recsys_core.features import CONTEXT_SLICES, context_slice_labels
 from recsys_core.models.base import Batch, Recommender
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,26 +67,15 @@ def route_fields(features: "FeatureSpace", route_by: Sequence[str]) -> list[str]
 
 def context_source(route: str) -> str:
     """The context id field a route-by slice is read from."""
-    return {"hour_bucket": "hour", "day_type": "weekend", "promo_day": "promo"}.get(route, route)
+    return CONTEXT_SLICES.get(route, route)
 
 
 def slice_labels(features: "FeatureSpace", context: Mapping[str, torch.Tensor | np.ndarray], routes: Sequence[str]) -> list[tuple[str, ...]]:
     """One slice key per row from context ids (B,): the labels `EvalCases.slices()` gives the same ids
     (a missing context field is unknown, id 0)."""
     n = len(next(iter(context.values()))) if context else 0
-    cols = []
-    for route in routes:
-        ids = np.asarray(context.get(context_source(route), np.zeros(n, np.int64)), dtype=np.int64).reshape(-1)
-        if route == "hour_bucket":
-            labels = hour_bucket(ids)
-        elif route == "day_type":
-            labels = np.where(ids == 2, "weekend", "weekday")
-        elif route == "promo_day":
-            labels = np.where(ids == 2, "promo", "regular")
-        else:
-            vocab = features.scene[route]
-            labels = np.array([vocab.decode(int(i)) for i in ids], dtype=object)
-        cols.append([str(x) for x in labels])
+    cols = [[str(x) for x in context_slice_labels(features, route, np.asarray(context.get(context_source(route), np.zeros(n, np.int64))))]
+            for route in routes]
     return list(zip(*cols)) if cols else [()] * n
 
 
