@@ -223,6 +223,7 @@ def model_card(model_dir: str | os.PathLike, events_hash: str | None = None,
         "model_type": meta["model_type"],
         "version": meta["version"],
         "protocol": meta.get("protocol"),
+        "cut": meta.get("cut"),  # time_split's cut (None for the per-shopper protocols)
         "context_fields": list(meta.get("context_fields") or []),
         "trained_at": meta.get("trained_at"),
         "data_events": data.get("n_events"),

@@ -51,8 +51,7 @@ events_hash = store_events_hash(store.path, store.version)
 
 @st.cache_data(show_spinner=False)
 def card(folder: str, mtime: int, events_hash: str, erasures: list[dict] | None = None) -> dict:
-    out = registry.model_card(folder, events_hash, erasures)
-    return out if "error" in out else out | {"cut": registry.read_metadata(folder).get("cut")}  # time_split's cut
+    return registry.model_card(folder, events_hash, erasures)
 
 
 @st.cache_data(show_spinner=False)
