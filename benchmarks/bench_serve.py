@@ -49,6 +49,7 @@ KEY = "bench-" + uuid.uuid4().hex
 MIX = "recommend=80,events=15,explain=5"
 ROUTES = ("recommend", "events", "explain")
 EVENT_BATCH = 20
+TIMEOUT_S = 30.0
 RSS_EVERY_S = 5.0
 SOAK_WARMUP_S = 60.0
 
@@ -119,41 +120,149 @@ class Run:
                            "scene": self.scene()})
         return {"events": events}
 
-    async def client(self, http: httpx.AsyncClient, until: float) -> None:
+    def pick(self) -> str:
         names, weights = zip(*self.mix.items())
+        return self.rng.choices(names, weights)[0]
+
+    async def one(self, http: "Client", route: str, body: dict, t0: float) -> None:
+        """Send one request; its latency counts from ``t0`` (perf_counter): in --rate mode the moment it was
+        due, so time spent waiting for a free connection counts too (no coordinated omission)."""
+        try:
+            status, text = await http.post(f"/{route}", json.dumps(body).encode())
+            ok = status == 200
+            if not ok and len(self.error_samples) < 5:
+                self.error_samples.append(f"{route} {status}: {text[:200]!r}")
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, httpx.HTTPError) as exc:
+            ok = False
+            if len(self.error_samples) < 5:
+                self.error_samples.append(f"{route}: {type(exc).__name__} {exc}")
+        elapsed = (time.perf_counter() - t0) * 1000
+        if route == "events":
+            self.events_sent += EVENT_BATCH
+        if not ok:
+            self.errors[route] += 1
+            return
+        self.lat[route].append(elapsed)
+        if route == "events":
+            out = json.loads(text)
+            self.events_acked += EVENT_BATCH
+            for k in self.acked:
+                self.acked[k] += out[k]
+
+    async def client(self, http: "Client", until: float) -> None:
         while time.monotonic() < until:
-            route = self.rng.choices(names, weights)[0]
+            route = self.pick()
             body = self.body(route)
-            t0 = time.perf_counter()
-            try:
-                r = await http.post(f"{self.url}/{route}", json=body, headers={"X-API-Key": KEY})
-                ok = r.status_code == 200
-                if not ok and len(self.error_samples) < 5:
-                    self.error_samples.append(f"{route} {r.status_code}: {r.text[:200]}")
-            except httpx.HTTPError as exc:
-                ok = False
-                if len(self.error_samples) < 5:
-                    self.error_samples.append(f"{route}: {type(exc).__name__} {exc}")
-            elapsed = (time.perf_counter() - t0) * 1000
-            if route == "events":
-                self.events_sent += EVENT_BATCH
-            if not ok:
-                self.errors[route] += 1
-                continue
-            self.lat[route].append(elapsed)
-            if route == "events":
-                out = r.json()
-                self.events_acked += EVENT_BATCH
-                for k in self.acked:
-                    self.acked[k] += out[k]
+            await self.one(http, route, body, time.perf_counter())
 
 
-async def drive(run: Run, clients: int, duration: float) -> float:
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams. The generator shares the 2 cores with the
+    server: httpx spends ~5–9 ms of a core per request (a whole core at ~100 req/s), this a fraction of one."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, payload: bytes) -> tuple[int, bytes]:
+        try:
+            return await asyncio.wait_for(self._post(path, payload), TIMEOUT_S)
+        except BaseException:
+            self.close()  # a half-read answer must not be mistaken for the next one
+            raise
+
+    async def _post(self, path: str, payload: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nX-API-Key: {KEY}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n")
+        self.writer.write(head.encode() + payload)
+        status = int((await self.reader.readline()).split()[1])
+        length, chunked, close = None, False, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip().lower()
+            length = int(value) if name == "content-length" else length
+            chunked = chunked or (name == "transfer-encoding" and "chunked" in value)
+            close = close or (name == "connection" and value == "close")
+        if chunked:
+            body = b""
+            while (size := int((await self.reader.readline()).strip() or b"0", 16)):
+                body += await self.reader.readexactly(size)
+                await self.reader.readline()
+            await self.reader.readline()
+        else:
+            body = await self.reader.readexactly(length or 0)
+        if close:
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+class HttpxConnection:
+    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+        self.http, self.url = http, url
+
+    async def post(self, path: str, payload: bytes) -> tuple[int, bytes]:
+        r = await self.http.post(self.url + path, content=payload,
+                                 headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+        return r.status_code, r.content
+
+
+Client = RawConnection | HttpxConnection
+
+
+async def drive(run: Run, clients: int, duration: float, rate: float | None = None, kind: str = "raw") -> float:
+    """Closed loop (``rate`` None): each client sends its next request when the last one answered. Open loop:
+    requests are due at ``rate`` per second (Poisson arrivals) whatever the answers, at most ``clients`` in
+    flight (one connection each); a request waiting for a free connection is late and its latency says so."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+    async with httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits) as http:
+        host, port = run.url.removeprefix("http://").split(":")
+        conns: list[Client] = [RawConnection(host, int(port)) if kind == "raw" else HttpxConnection(http, run.url)
+                               for _ in range(clients)]
         t0 = time.monotonic()
-        await asyncio.gather(*(run.client(http, t0 + duration) for _ in range(clients)))
-        return time.monotonic() - t0
+        try:
+            if rate is None:
+                await asyncio.gather(*(run.client(c, t0 + duration) for c in conns))
+                return time.monotonic() - t0
+            free: asyncio.Queue[Client] = asyncio.Queue()
+            for c in conns:
+                free.put_nowait(c)
+
+            async def due_request(route: str, body: dict, due: float) -> None:
+                conn = await free.get()
+                try:
+                    await run.one(conn, route, body, due)
+                finally:
+                    free.put_nowait(conn)
+
+            in_flight: set[asyncio.Task] = set()
+            due = time.perf_counter()
+            end = due + duration
+            while True:
+                due += run.rng.expovariate(rate)
+                if due >= end:
+                    break
+                route = run.pick()
+                body = run.body(route)
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(due_request(route, body, due))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            await asyncio.gather(*in_flight)
+            return time.monotonic() - t0
+        finally:
+            for c in conns:
+                if isinstance(c, RawConnection):
+                    c.close()
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -182,9 +291,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=str(ROOT / "data" / "scenepush.duckdb"), help="database to copy (never written)")
     parser.add_argument("--model-dir", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="serve --threads (default: serve's own)")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--soak", type=float, default=None, metavar="SECONDS", help="a long run (e.g. 600) reporting RSS growth")
+    parser.add_argument("--rate", type=float, default=None, metavar="REQ_PER_S",
+                        help="open loop: requests due at this rate (Poisson), at most --clients in flight; default: closed loop")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="raw: keep-alive HTTP/1.1 on asyncio streams (light); httpx: httpx.AsyncClient (a core of its own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mix", default=MIX, help=f"route=weight,... (default {MIX}, the issue's mix)")
     args = parser.parse_args()
@@ -200,6 +314,8 @@ def main() -> None:
     cmd = [sys.executable, "-m", "recsys_core", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
     if args.model_dir:
         cmd += ["--model-dir", args.model_dir]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     log = open(work / "serve.log", "w")
     server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "SCENEPUSH_API_KEY": KEY}, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -233,7 +349,7 @@ def main() -> None:
         async def everything() -> float:
             stop = asyncio.Event()
             sampler = asyncio.create_task(sample_rss(stop))
-            elapsed = await drive(run, args.clients, duration)
+            elapsed = await drive(run, args.clients, duration, args.rate, args.client)
             stop.set()
             await sampler
             return elapsed
@@ -270,6 +386,9 @@ def main() -> None:
     warm = [v for t, v in samples if t >= SOAK_WARMUP_S] if args.soak else rss
     summary = {
         "clients": args.clients,
+        "offered_rps": args.rate,
+        "client": args.client,
+        "threads": args.threads,
         "duration_s": round(elapsed, 1),
         "mode": "soak" if args.soak else "load",
         "requests": total,

@@ -37,6 +37,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
@@ -183,6 +184,61 @@ def score_scenarios(
     return scores[:, 1:].numpy().astype(np.float32)
 
 
+@dataclass
+class Ranked:
+    """A top-k as plain columns (what `recommend` returns as a DataFrame): building the frame costs more than
+    the ranking itself, so the API serialises these directly (`recommendation_dict`)."""
+
+    columns: dict[str, list]  # item_id, rank, score, title, title_zh, category, category_zh, price
+    attrs: dict[str, Any]
+
+    def frame(self) -> pd.DataFrame:
+        out = pd.DataFrame({k: np.asarray(v, dtype=np.float64) if k in ("score", "price") else
+                            (np.asarray(v, dtype=np.int64) if k == "rank" else v) for k, v in self.columns.items()})
+        out.attrs.update(self.attrs)
+        return out
+
+
+def rank_items(
+    lm: LoadedModel,
+    con,
+    user_id: str,
+    scenario: Scenario,
+    k: int = 10,
+    exclude_seen: bool = False,
+    history_before: dt.datetime | None = None,
+) -> Ranked:
+    """`recommend` without the DataFrame (same arguments, same rows)."""
+    cols, hist = _history_arrays(lm, con, user_id, history_before)
+    scores = _scores(lm, hist, [context_ids(lm, scenario, cols["ts"])], con)  # (1, N+1)
+    if exclude_seen:
+        seen = lm.features.items.encode(store_events.user_item_ids(con, user_id))
+        scores[0, seen[seen > 0]] = float("-inf")
+    k = max(1, min(int(k), lm.model.n_items))
+    ids, values, details = _top_in_catalogue(lm, con, scores[0], k)
+    info = [details[i] for i in ids]
+    columns = {
+        "item_id": ids,
+        "rank": list(range(1, len(ids) + 1)),
+        "score": values.tolist(),
+        "title": [r[0] for r in info],
+        "title_zh": [r[1] for r in info],
+        "category": [r[2] for r in info],
+        "category_zh": [r[3] for r in info],
+        "price": [np.nan if r[5] is None else float(r[5]) for r in info],
+    }
+    n_history = len(hist["item"])
+    attrs = dict(
+        user_id=str(user_id),
+        cold_start=n_history == 0,
+        cold_start_source=COLD_START_SOURCE if n_history == 0 else None,
+        history_length=n_history,
+        model_version=lm.version,
+        scenario=scenario.to_dict(),
+    )
+    return Ranked(columns, attrs)
+
+
 def recommend(
     lm: LoadedModel,
     con,
@@ -199,36 +255,7 @@ def recommend(
     popularity of the moment), history_length, model_version, scenario.
     ``exclude_seen`` drops every item the shopper has interacted with.
     """
-    cols, hist = _history_arrays(lm, con, user_id, history_before)
-    scores = _scores(lm, hist, [context_ids(lm, scenario, cols["ts"])], con)  # (1, N+1)
-    if exclude_seen:
-        seen = lm.features.items.encode(store_events.user_item_ids(con, user_id))
-        scores[0, seen[seen > 0]] = float("-inf")
-    k = max(1, min(int(k), lm.model.n_items))
-    ids, values, details = _top_in_catalogue(lm, con, scores[0], k)
-    info = [details[i] for i in ids]
-    out = pd.DataFrame(
-        {
-            "item_id": ids,
-            "rank": np.arange(1, len(ids) + 1),
-            "score": values,
-            "title": [r[0] for r in info],
-            "title_zh": [r[1] for r in info],
-            "category": [r[2] for r in info],
-            "category_zh": [r[3] for r in info],
-            "price": np.array([np.nan if r[5] is None else r[5] for r in info], dtype=np.float64),
-        }
-    )
-    n_history = len(hist["item"])
-    out.attrs.update(
-        user_id=str(user_id),
-        cold_start=n_history == 0,
-        cold_start_source=COLD_START_SOURCE if n_history == 0 else None,
-        history_length=n_history,
-        model_version=lm.version,
-        scenario=scenario.to_dict(),
-    )
-    return out
+    return rank_items(lm, con, user_id, scenario, k, exclude_seen, history_before).frame()
 
 
 def _top_in_catalogue(lm: LoadedModel, con, scores: torch.Tensor, k: int) -> tuple[list[str], np.ndarray, dict[str, tuple]]:
@@ -356,23 +383,25 @@ def recommend_cli(args: argparse.Namespace) -> dict[str, Any]:
     scenario = scenario_from_args(args, lm)
     con = connect(args.db, read_only=True)
     try:
-        top = recommend(lm, con, args.user, scenario, k=args.k)
+        top = rank_items(lm, con, args.user, scenario, k=args.k)
         note = cold_start_reason(lm, con, scenario)["en"] if top.attrs["cold_start"] else None
     finally:
         con.close()
     return recommendation_dict(lm, scenario, top, note)
 
 
-def recommendation_dict(lm: LoadedModel, scenario: Scenario, top: pd.DataFrame, note: str | None = None) -> dict[str, Any]:
+def recommendation_dict(lm: LoadedModel, scenario: Scenario, top: Ranked | pd.DataFrame, note: str | None = None) -> dict[str, Any]:
     """A `recommend` result as JSON-ready data: the items with scores, the moment, the scene and context
     fields the model read, and the model version — what the CLI prints and the API returns. ``note``: the
     cold-start sentence (`cold_start_reason`) when the shopper has no history."""
     tz = lm.features.calendar.timezone
     ctx = context_ids(lm, scenario)
     local = scenario.local_time(tz)
+    columns = top.columns if isinstance(top, Ranked) else {name: top[name].tolist() for name in top.columns}
     items = [
-        {k: (None if pd.isna(v) else (round(float(v), 5) if k == "score" else (int(v) if k == "rank" else v))) for k, v in row.items()}
-        for row in top.to_dict(orient="records")
+        {k: (None if pd.isna(v) else (round(float(v), 5) if k == "score" else (int(v) if k == "rank" else v)))
+         for k, v in zip(columns, row)}
+        for row in zip(*columns.values())
     ]
     return {
         "items": items,

@@ -247,7 +247,7 @@ def test_events_are_checked_like_an_import_and_idempotent(client, world):
     retry = client.post("/events", headers=H, json={"events": batch}).json()  # before the merge: landed ids count
     assert (retry["stored"], retry["quarantined"], retry["duplicates"]) == (0, 0, 10)
     before = read(db, "SELECT count(*) FROM events")[0][0]
-    merged = service(client).landing.merge()
+    merged = service(client).merge()
     assert merged["rows_imported"] == 5 and merged["rows_quarantined"] == 4
     assert read(db, "SELECT count(*) FROM events")[0][0] == before + 5
     stored = read(db, "SELECT event_id, user_id, item_id, behavior, ts, device FROM events WHERE event_id IS NOT NULL ORDER BY seq")
@@ -260,13 +260,13 @@ def test_events_are_checked_like_an_import_and_idempotent(client, world):
 
     after = client.post("/events", headers=H, json={"events": batch}).json()  # after the merge: stored ids count
     assert (after["stored"], after["quarantined"], after["duplicates"]) == (0, 0, 10)
-    assert service(client).landing.merge()["segments"] == 0
+    assert service(client).merge()["segments"] == 0
 
 
 def test_events_show_in_recommendations_after_the_merge(client):
     before = client.post("/recommend", headers=H, json=REC).json()["history_length"]
     client.post("/events", headers=H, json={"events": events("hist", 3, user="u1")})
-    service(client).landing.merge()
+    service(client).merge()
     assert client.post("/recommend", headers=H, json=REC).json()["history_length"] >= min(before + 3, 8)
 
 
@@ -384,7 +384,7 @@ def test_a_pseudonymised_database_never_stores_a_raw_shopper_id(world):
         out = c.post("/events", headers=H, json={"events": [raw, mapped]}).json()
         assert (out["stored"], out["quarantined"]) == (1, 1)
         assert "pseudonym" in out["rejected"][0]["reason"] and "13800138000" not in json.dumps(out)
-        service(c).landing.merge()
+        service(c).merge()
     assert read(db, "SELECT user_id FROM events WHERE event_id = 'p-1'") == [(pseudonym("13800138000", key),)]
     con = duckdb.connect(str(db), read_only=True)
     try:

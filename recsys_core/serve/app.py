@@ -9,6 +9,9 @@ this module only parses, authorises, times and serialises. Design and limits: do
 - Errors: ``{"detail": ...}`` with a clear message, never a traceback (those go to the server log).
 - Reads share one read-only DuckDB connection that steps aside for write turns (`store.turns`);
   events land in fsync'd segments and are merged every couple of seconds (`serve.landing`).
+- Recommend and explain read shoppers' events, the catalogue and the scene fields from memory
+  (`serve.memory`), kept true to the file after every merge and every write of another process, so a
+  write turn does not stall them.
 - The model is held by `ModelHolder`: a request takes the current model once and finishes on it,
   so a reload (``POST /models/reload`` or a changed model folder) never fails a request.
 """
@@ -40,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from recsys_core import recommend, registry
 from recsys_core.registry import LoadedModel, ModelFolderError
 from recsys_core.serve.landing import Landing
+from recsys_core.serve.memory import HistoryCache, cached_reads
 from recsys_core.serve.metrics import Metrics
 from recsys_core.store import DatabaseLockedError, connect
 from recsys_core.store.analytics import data_timezone
@@ -177,6 +181,7 @@ class ServeConfig:
     merge_interval_s: float = 2.0  # a merge pauses every reader for its write turn (~0.1–0.2 s): batch them
     model_check_s: float = 1.0
     threads: int = DEFAULT_THREADS  # route handlers running at once; the rest wait their turn in the event loop
+    memory: bool = True  # recommend and explain read shoppers' events from memory (`serve.memory`), not the file
 
 
 class Service:
@@ -189,13 +194,37 @@ class Service:
         self.config = config
         self.reader = SharedReader(config.db)
         self.models = ModelHolder(config.model_dir)
-        self.landing = Landing(config.db, self.reader.cursor, self.reader.write)
+        self.memory = HistoryCache(self.reader.cursor) if config.memory else None
+        self.landing = Landing(config.db, self.reader.cursor, self.reader.write,
+                               self.memory.schema if self.memory is not None else None)
+        self._db_stamp = _file_stamp(config.db)
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def reads(self) -> Any:
+        """What recommend and explain read through: the memory (falling back to the file), or the file."""
+        return cached_reads(self.memory, self.reader.cursor) if self.memory is not None else self.reader.cursor()
+
+    def merge(self) -> dict[str, Any]:
+        """Merge landed events; the shoppers they belong to are read again into memory."""
+        if self.memory is None:
+            return self.landing.merge()
+        with self.memory.own_write() as stored:
+            merged = self.landing.merge()
+            stored(merged["run_id"])
+        return merged
+
+    def watch_file(self) -> None:
+        """When the file changed (a write of ours or of another process), let the memory check what changed."""
+        stamp = _file_stamp(self.config.db)  # read before the check: a change after it is seen next round
+        if stamp != self._db_stamp:
+            self._db_stamp = stamp
+            if self.memory is not None:
+                self.memory.check()
+
     def start(self) -> None:
-        self.landing.merge()  # what landed before a crash or stop is stored before serving
+        self.merge()  # what landed before a crash or stop is stored before serving
         self._thread = threading.Thread(target=self._housekeeping, name="serve-housekeeping", daemon=True)
         self._thread.start()
 
@@ -210,7 +239,8 @@ class Service:
                 self.reader.release_if_idle()
                 if now >= next_merge:
                     next_merge = now + self.config.merge_interval_s
-                    self.landing.merge()
+                    self.merge()
+                self.watch_file()
                 if now >= next_model:
                     next_model = now + self.config.model_check_s
                     self.models.reload_if_changed()
@@ -236,8 +266,31 @@ class Service:
              self.landing.last_merge_s or 0.0),
             ("scenepush_merge_failures_total", "Merges that failed (retried; the events stay landed).", c["merge_failures"]),
             ("scenepush_model_reloads_total", "Model swaps since start.", self.models.reloads),
+            *self._memory_gauges(),
             ("scenepush_model_reload_failures_total", "Changed model folders that could not be loaded.", self.models.reload_failures),
         ]
+
+
+    def _memory_gauges(self) -> list[tuple[str, str, float]]:
+        if self.memory is None:
+            return []
+        m = self.memory.stats()
+        return [("scenepush_memory_shoppers", "Shoppers whose events the API holds in memory.", m["users"]),
+                ("scenepush_memory_hits_total", "Reads of a shopper's events answered from memory.", m["hits"]),
+                ("scenepush_memory_misses_total", "Reads of a shopper's events that went to the file (then kept).", m["misses"]),
+                ("scenepush_memory_clears_total", "Times the memory was emptied because another process imported or erased.", m["clears"])]
+
+
+def _file_stamp(db: Path) -> tuple:
+    """Changes whenever the database file (or its write-ahead log) is written."""
+    out = []
+    for path in (Path(db), Path(f"{db}.wal")):
+        try:
+            st = path.stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 # --- JSON out ---------------------------------------------------------------------------------------------
@@ -364,8 +417,8 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     def one_recommendation(lm: LoadedModel, req: RecommendRequest) -> dict[str, Any]:
         sc = scenario(lm, req.at, req.scene)
-        with reader.cursor() as cur:
-            top = recommend.recommend(lm, cur, req.user, sc, k=req.k, exclude_seen=req.exclude_seen)
+        with service.reads() as cur:
+            top = recommend.rank_items(lm, cur, req.user, sc, k=req.k, exclude_seen=req.exclude_seen)
             note = recommend.cold_start_reason(lm, cur, sc)["en"] if top.attrs["cold_start"] else None
         return recommend.recommendation_dict(lm, sc, top, note)
 
@@ -396,10 +449,10 @@ def create_app(config: ServeConfig) -> FastAPI:
         sc = scenario(models.current, req.at, req.scene)
         lm = routed(models.current, sc)  # a router is explained through the member it routes this moment to
         check_explainable(lm.model)
-        with reader.cursor() as cur:  # the history is read here; the explanation itself needs no database
+        with service.reads() as cur:  # the history is read here; the explanation itself needs no database
             case = build_case(lm, cur, req.user, req.item, sc)
         out = {**explain_built(lm, case, req.k), **routing_note(models.current, sc)}
-        with reader.cursor() as cur:  # a shopper without history: the list is the moment's popularity; say so
+        with service.reads() as cur:  # a shopper without history: the list is the moment's popularity; say so
             return with_cold_start_note(out, lm, cur, case)
 
     @app.post("/push", dependencies=[key_doc], summary="Record pushes with their reasons in the audit log (as the CLI does)")

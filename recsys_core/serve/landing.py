@@ -50,6 +50,14 @@ class LandingBusyError(DatabaseLockedError):
     """Another `serve` process owns the landing folder of this database."""
 
 
+DataSchema = tuple[list[str], str, bool]  # scene field names, the data's timezone, pseudonymised or not
+
+
+def data_schema(cur: Any) -> DataSchema:
+    """What posted events are checked against."""
+    return scene_names(cur), data_timezone(cur), pseudonym_state(cur) is not None
+
+
 @dataclass
 class BatchResult:
     """The reply to one posted batch."""
@@ -94,8 +102,9 @@ class Landing:
     """
 
     def __init__(self, db: str | os.PathLike, read: Callable[[], ContextManager[Any]],
-                 write: Callable[[], ContextManager[Any]]) -> None:
+                 write: Callable[[], ContextManager[Any]], schema: Callable[[], DataSchema] | None = None) -> None:
         self.dir = landing_dir(db)
+        self._schema = schema  # the API's memory answers this without the file (`serve.memory`)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._read, self._write = read, write
         self._owner = os.open(self.dir / "owner.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -128,6 +137,11 @@ class Landing:
             self._memdb = duckdb.connect(config={"threads": 1})
         return self._memdb
 
+    def schema(self) -> DataSchema:
+        """What a batch is checked against, read from the file."""
+        with self._read() as cur:
+            return data_schema(cur)
+
     def pending_events(self) -> int:
         with self._lock:
             return sum(len(ids) for ids in self._pending.values())
@@ -135,8 +149,7 @@ class Landing:
     def receive(self, events: Sequence[dict[str, Any]]) -> BatchResult:
         """Check, de-duplicate and durably land one batch; returns what the reply reports.
         Returns only after the batch is on disk (fsync), so an acknowledged event is never lost."""
-        with self._read() as cur:
-            fields, tz, pseudonymised = scene_names(cur), data_timezone(cur), pseudonym_state(cur) is not None
+        fields, tz, pseudonymised = self._schema() if self._schema is not None else self.schema()
         batch_id = f"b-{uuid.uuid4().hex[:16]}"
         with self._lock:
             ids = [str(e["event_id"]) for e in events]
@@ -189,11 +202,12 @@ class Landing:
 
     def merge(self) -> dict[str, int]:
         """Merge every closed segment into DuckDB in one write turn and one transaction; delete them after.
-        Returns what the merge stored. Nothing to merge costs no write turn."""
+        Returns what the merge stored and ``run_id``, the import run it wrote (None when there was nothing to
+        merge or the run was stored before a crash). Nothing to merge costs no write turn."""
         with self._merging:
             segments = self._rotate()
             if not segments:
-                return {"rows_imported": 0, "rows_quarantined": 0, "duplicates": 0, "segments": 0}
+                return {"rows_imported": 0, "rows_quarantined": 0, "duplicates": 0, "segments": 0, "run_id": None}
             started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             rows, digest = [], hashlib.sha256()
             for seg in segments:
@@ -204,7 +218,8 @@ class Landing:
             try:
                 with self._write() as con:
                     with ingest.transaction(con):
-                        if ingest.find_run(con, run_id) is None:
+                        written = ingest.find_run(con, run_id) is None
+                        if written:
                             counts = importers.write_api_events(con, run_id, rows, digest.hexdigest(), started)
                         else:
                             counts = {"rows_imported": 0, "rows_quarantined": 0, "duplicates": len(rows)}
@@ -222,7 +237,8 @@ class Landing:
             self.counters["merged_events"] += counts["rows_imported"]
             self.counters["merged_quarantined"] += counts["rows_quarantined"]
             log.info("merged %d segment(s): %s in %.0f ms", len(segments), counts, self.last_merge_s * 1000)
-            return {**{k: counts[k] for k in ("rows_imported", "rows_quarantined", "duplicates")}, "segments": len(segments)}
+            return {**{k: counts[k] for k in ("rows_imported", "rows_quarantined", "duplicates")}, "segments": len(segments),
+                    "run_id": run_id if written else None}
 
     def close(self) -> None:
         """Merge what landed (best effort: what is left is merged at the next start), then let go."""

@@ -43,6 +43,9 @@ def read_user_events(
 ) -> dict[str, np.ndarray]:
     """One shopper's most recent events (at most ``limit``), strictly before ``before`` (naive UTC) when given,
     oldest first, as numpy arrays by column (serving reads this on every request: no pandas)."""
+    cached = getattr(con, "cached_user_events", None)  # the API's memory (`serve.memory.CachedReads`)
+    if cached is not None and (cols := cached(user_id, tz, before, limit)) is not None:
+        return cols
     sql = f"SELECT {_event_columns(con)} FROM events WHERE user_id = ?"
     params: list = [tz, str(user_id)]
     if before is not None:
@@ -66,6 +69,9 @@ def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def read_items_by_id(con: duckdb.DuckDBPyConnection, item_ids: Sequence[str]) -> dict[str, tuple]:
     """Catalogue rows of the given items: item_id -> (title, title_zh, category, category_zh, brand, price);
     missing items are absent. (Serving reads this on every request: plain tuples, no pandas.)"""
+    cached = getattr(con, "cached_items_by_id", None)
+    if cached is not None:
+        return cached(item_ids)
     rows = con.execute(
         "SELECT item_id, title, title_zh, category, category_zh, brand, price FROM items WHERE list_contains(?, item_id)",
         [list(map(str, item_ids))],
@@ -110,5 +116,8 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection) -> dict:
 
 def user_item_ids(con: duckdb.DuckDBPyConnection, user_id: str) -> list[str]:
     """Every item the shopper has interacted with (for "exclude already seen")."""
+    cached = getattr(con, "cached_user_item_ids", None)
+    if cached is not None:
+        return cached(user_id)
     rows = con.execute("SELECT DISTINCT item_id FROM events WHERE user_id = ?", [str(user_id)]).fetchall()
     return [r[0] for r in rows]
