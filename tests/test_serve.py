@@ -93,6 +93,41 @@ def test_route_handlers_run_at_most_threads_at_once(world):
         assert c.post("/recommend", json=REC, headers={"X-API-Key": KEY}).status_code == 200
 
 
+def test_explanations_run_in_a_lane_of_their_own(world, monkeypatch):
+    """Slow explanations run one at a time and never hold the threads recommendations wait for."""
+    import recsys_core.explain as explain_mod
+
+    real, running, seen, release = explain_mod.explain_built, [0], [], threading.Event()
+
+    def slow(*args, **kwargs):
+        running[0] += 1
+        seen.append(running[0])
+        try:
+            release.wait(30)
+            return real(*args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(explain_mod, "explain_built", slow)
+    app = create_app(ServeConfig(db=world[0], api_key=KEY, model_dir=world[1], merge_interval_s=3600, model_check_s=3600, threads=1))
+    with TestClient(app) as c:
+        answers = []
+        posts = [threading.Thread(target=lambda: answers.append(
+            c.post("/explain", headers=H, json={"user": "u1", "item": "c1", "at": AT}).status_code)) for _ in range(3)]
+        for t in posts:
+            t.start()
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # an explanation is under way (and two wait in their lane): a recommendation still gets the one thread
+        assert c.post("/recommend", headers=H, json=REC).status_code == 200
+        assert running[0] == 1  # answered while the explanation still ran
+        release.set()
+        for t in posts:
+            t.join(30)
+    assert answers == [200, 200, 200] and max(seen) == 1
+
+
 def test_threads_out_of_range_is_one_line(world, monkeypatch):
     from recsys_core import serve
 

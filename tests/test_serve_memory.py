@@ -58,6 +58,18 @@ def test_reads_from_memory_equal_the_file(service, before, limit):
         assert set(store_events.user_item_ids(cur, "u3")) == set(store_events.user_item_ids(file, "u3"))
 
 
+def test_warming_loads_the_most_recent_shoppers_within_the_budget(service):
+    with service.reader.cursor() as cur:
+        n_users, n_events = cur.execute("SELECT count(DISTINCT user_id), count(*) FROM events").fetchone()
+        latest = cur.execute("SELECT user_id FROM events GROUP BY user_id ORDER BY max(ts) DESC, user_id LIMIT 1").fetchone()[0]
+    service.memory.clear()
+    assert service.memory.warm() == n_users == service.memory.stats()["users"]
+    service.memory.clear()
+    few = service.memory.warm(max_events=n_events // 4)
+    assert 0 < few < n_users and latest in service.memory._users
+    same(from_memory(service, latest), from_file(service, latest))
+
+
 def test_a_recommendation_from_memory_is_the_one_from_the_file(service):
     lm = service.models.current
     sc = recommend.scenario_of(lm, AT, {"device": "mobile"})

@@ -19,6 +19,7 @@ this module only parses, authorises, times and serialises. Design and limits: do
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 import numpy as np
 from fastapi import FastAPI, Request, Security
@@ -56,7 +58,10 @@ MAX_BODY_BYTES = 4 << 20   # 1,000 events of ~300 bytes is ~0.3 MB; far larger b
 MAX_BATCH = 1000           # requests per /recommend/batch, events per /events
 OPEN_ROUTES = frozenset({"/health"})
 HOUSEKEEPING_S = 0.05      # how often an idle connection is let go for another process's write turn
-DEFAULT_THREADS = 4         # route handlers at once (`serve --threads`); measured in docs/serving.md
+DEFAULT_THREADS = 2         # route handlers at once (`serve --threads`); measured in docs/serving.md
+# Lanes of their own, so a slow kind of request never holds the threads recommendations wait for:
+LANE_THREADS = {"explain": 1,  # ~0.1–0.3 s of a core each: one at a time beside the recommendations
+                "events": 1}   # batches are checked and appended one at a time anyway (the landing's lock)
 
 
 # --- request bodies ----------------------------------------------------------------------------------
@@ -225,6 +230,8 @@ class Service:
 
     def start(self) -> None:
         self.merge()  # what landed before a crash or stop is stored before serving
+        if self.memory is not None:
+            self.memory.warm()
         self._thread = threading.Thread(target=self._housekeeping, name="serve-housekeeping", daemon=True)
         self._thread.start()
 
@@ -392,6 +399,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         # Sync routes run in anyio's thread pool (40 threads by default). On 2 cores, 40 handlers at once only
         # contend for the GIL and the cores: fewer, each finishing sooner, serve more (docs/serving.md).
         anyio.to_thread.current_default_thread_limiter().total_tokens = service.config.threads
+        lanes.update({name: anyio.CapacityLimiter(n) for name, n in LANE_THREADS.items()})
         service.start()
         try:
             yield
@@ -408,6 +416,11 @@ def create_app(config: ServeConfig) -> FastAPI:
         default_response_class=SafeJSONResponse,
     )
     app.state.service = service
+    lanes: dict[str, anyio.CapacityLimiter] = {}
+    app.state.lanes = lanes
+
+    async def in_lane(name: str, fn: Any, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=lanes[name])
     app.add_middleware(Gate, service=service)
     _error_handlers(app)
     reader, models, landing = service.reader, service.models, service.landing
@@ -424,7 +437,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.post("/recommend", dependencies=[key_doc], summary="Top-k items for a shopper at a moment and scene")
     def recommend_route(req: RecommendRequest) -> Any:
-        return one_recommendation(models.current, req)
+        return SafeJSONResponse(one_recommendation(models.current, req))  # a response: FastAPI's encoder walk is skipped
 
     @app.post("/recommend/batch", dependencies=[key_doc], summary=f"Up to {MAX_BATCH} recommendations in one call")
     def recommend_batch(req: RecommendBatchRequest) -> Any:
@@ -440,7 +453,10 @@ def create_app(config: ServeConfig) -> FastAPI:
         return {"results": results, "model_version": lm.version}
 
     @app.post("/explain", dependencies=[key_doc], summary="Why this item for this shopper, moment and scene (the Why page's explanation)")
-    def explain_route(req: ExplainRequest) -> Any:
+    async def explain_route(req: ExplainRequest) -> Any:
+        return await in_lane("explain", explain_one, req)
+
+    def explain_one(req: ExplainRequest) -> Any:
         from recsys_core.explain import build_case, explain_built, with_cold_start_note
         from recsys_core.explain.attributions import check_explainable
 
@@ -488,7 +504,10 @@ def create_app(config: ServeConfig) -> FastAPI:
                 "scene": sc.scene, "model_version": lm.version, "pushes": pushes}
 
     @app.post("/events", dependencies=[key_doc], summary="New behaviour events (validated like an import, idempotent per event_id)")
-    def events_route(req: EventsRequest) -> Any:
+    async def events_route(req: EventsRequest) -> Any:
+        return await in_lane("events", events_one, req)
+
+    def events_one(req: EventsRequest) -> Any:
         result = landing.receive([e.model_dump() for e in req.events])
         return {"received": len(req.events), "stored": result.stored, "duplicates": result.duplicates,
                 "quarantined": result.quarantined, "rejected": result.rejected, "batch_id": result.batch_id,
