@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", default=None, help="model folder to serve (default: the bundled context_transformer)")
     p.add_argument("--api-key-file", default=None, help="file whose first line is the API key (default: $SCENEPUSH_API_KEY)")
     p.add_argument("--threads", type=int, default=None,
-                   help="requests handled at once (default 4; more only contend for the cores, the rest wait in the event loop)")
+                   help="recommendations handled at once (default 2; more only contend for the cores, the rest wait in the event loop; explanations and event batches have a thread each)")
 
     p = add("bench", cmd_bench, "Benchmarks: import rate, serving latency, training speed, explanations.")
     p.add_argument("--only", action="append", default=None, help="run only the named benchmark group (repeatable)")
