@@ -11,6 +11,7 @@ cold-start state), which gives the same scores as a padded serving batch.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -81,9 +82,10 @@ class Case:
     def timezone(self) -> str:
         return self.features.calendar.timezone
 
-    @property
+    @functools.cached_property
     def history_ts(self) -> np.ndarray:
-        """Naive UTC times of the history events (datetime64[s]), oldest first."""
+        """Naive UTC times of the history events (datetime64[s]), oldest first (computed once: every candidate
+        moment of the counterfactuals asks)."""
         if not len(self.events):
             return np.zeros(0, "datetime64[s]")
         return pd.to_datetime(self.events["ts"]).to_numpy().astype("datetime64[s]")
