@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 
@@ -109,7 +111,8 @@ def test_explanations_run_in_a_lane_of_their_own(world, monkeypatch):
             running[0] -= 1
 
     monkeypatch.setattr(explain_mod, "explain_built", slow)
-    app = create_app(ServeConfig(db=world[0], api_key=KEY, model_dir=world[1], merge_interval_s=3600, model_check_s=3600, threads=1))
+    app = create_app(ServeConfig(db=world[0], api_key=KEY, model_dir=world[1], merge_interval_s=3600, model_check_s=3600, threads=1,
+                                 explain_process=False))  # in this process, where the slow stand-in is patched in
     with TestClient(app) as c:
         answers = []
         posts = [threading.Thread(target=lambda: answers.append(
@@ -236,6 +239,22 @@ def test_explain_is_the_why_pages_explanation(client, world):
     bad = client.post("/explain", headers=H, json={"user": "u1", "item": "nope", "at": AT})
     assert bad.status_code == 422 and "catalogue" in bad.text
     assert client.post("/explain", headers=H, json={"user": "u1", "item": "c1", "at": AT, "why": 1}).status_code == 422
+    worker = service(client).explainer
+    assert worker.served == 1 and worker.pid not in (None, os.getpid())  # computed in the worker process
+
+
+def test_a_dead_explanation_worker_costs_speed_not_an_answer(client):
+    body = {"user": "u2", "item": "g1", "at": AT, "k": 5}
+    first = client.post("/explain", headers=H, json=body)
+    worker = service(client).explainer
+    os.kill(worker.pid, signal.SIGKILL)
+    again = client.post("/explain", headers=H, json=body)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["reason"] == first.json()["reason"] and again.json()["shapley"] == first.json()["shapley"]
+    assert worker.restarts == 1 and worker.served == 2
+    # a shopper without events is explained in the API's own process (its cold-start note reads the database)
+    cold = client.post("/explain", headers=H, json={**body, "user": "nobody"})
+    assert cold.status_code == 404 and worker.served == 2
 
 
 # --- push -------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys_core import recommend, registry
 from recsys_core.registry import LoadedModel, ModelFolderError
+from recsys_core.serve.explainer import ExplainWorker, request_for
 from recsys_core.serve.landing import Landing
 from recsys_core.serve.memory import HistoryCache, cached_reads
 from recsys_core.serve.metrics import Metrics
@@ -187,6 +188,7 @@ class ServeConfig:
     model_check_s: float = 1.0
     threads: int = DEFAULT_THREADS  # route handlers running at once; the rest wait their turn in the event loop
     memory: bool = True  # recommend and explain read shoppers' events from memory (`serve.memory`), not the file
+    explain_process: bool = True  # explanations run in a worker process (`serve.explainer`; needs `memory`)
 
 
 class Service:
@@ -203,6 +205,7 @@ class Service:
         self.landing = Landing(config.db, self.reader.cursor, self.reader.write,
                                self.memory.schema if self.memory is not None else None)
         self._db_stamp = _file_stamp(config.db)
+        self.explainer = ExplainWorker() if config.memory and config.explain_process else None
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -258,6 +261,8 @@ class Service:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self.explainer is not None:
+            self.explainer.close()
         self.landing.close()
         self.reader.close()
 
@@ -274,6 +279,9 @@ class Service:
             ("scenepush_merge_failures_total", "Merges that failed (retried; the events stay landed).", c["merge_failures"]),
             ("scenepush_model_reloads_total", "Model swaps since start.", self.models.reloads),
             *self._memory_gauges(),
+            *([("scenepush_explanations_in_worker_total", "Explanations computed in the worker process.", self.explainer.served),
+               ("scenepush_explain_worker_restarts_total", "Times the explanation worker was started again after dying.", self.explainer.restarts)]
+              if self.explainer is not None else []),
             ("scenepush_model_reload_failures_total", "Changed model folders that could not be loaded.", self.models.reload_failures),
         ]
 
@@ -462,14 +470,25 @@ def create_app(config: ServeConfig) -> FastAPI:
 
         from recsys_core.models.router import routed, routing_note
 
-        sc = scenario(models.current, req.at, req.scene)
-        lm = routed(models.current, sc)  # a router is explained through the member it routes this moment to
+        top = models.current
+        sc = scenario(top, req.at, req.scene)
+        lm = routed(top, sc)  # a router is explained through the member it routes this moment to
         check_explainable(lm.model)
+        if service.explainer is not None and lm.features.calendar.timezone == service.memory.tz:
+            with service.reads() as cur:
+                events = cur.all_user_events(req.user)
+            if len(events["ts"]):  # shoppers without events (cold starts, unknown ids) are explained here
+                status, value = service.explainer.explain(request_for(
+                    service.memory, top.path, top.version, service.memory.tz, req.user, req.item, req.at, req.scene, req.k, events))
+                if status == "ok":
+                    return SafeJSONResponse({**value, **routing_note(top, sc)})  # rendered here, not in the event loop
+                if status == "value_error":
+                    raise ValueError(value)
         with service.reads() as cur:  # the history is read here; the explanation itself needs no database
             case = build_case(lm, cur, req.user, req.item, sc)
-        out = {**explain_built(lm, case, req.k), **routing_note(models.current, sc)}
+        out = {**explain_built(lm, case, req.k), **routing_note(top, sc)}
         with service.reads() as cur:  # a shopper without history: the list is the moment's popularity; say so
-            return with_cold_start_note(out, lm, cur, case)
+            return SafeJSONResponse(with_cold_start_note(out, lm, cur, case))
 
     @app.post("/push", dependencies=[key_doc], summary="Record pushes with their reasons in the audit log (as the CLI does)")
     def push_route(req: PushRequest) -> Any:

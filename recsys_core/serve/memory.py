@@ -238,6 +238,15 @@ class HistoryCache:
         return {k: np.asarray(v) for k, v in cur.execute(sql, [tz]).fetchnumpy().items()}
 
 
+def window(cols: dict[str, np.ndarray], before: dt.datetime | None, limit: int | None) -> dict[str, np.ndarray]:
+    """The latest ``limit`` of a shopper's events (oldest first) strictly before ``before`` (naive UTC), as
+    `store.events.read_user_events` selects them."""
+    ts = cols["ts"]
+    end = len(ts) if before is None else int(np.searchsorted(ts, np.datetime64(before, "us"), side="left"))
+    start = 0 if limit is None else max(0, end - int(limit))
+    return {k: v[start:end] for k, v in cols.items()}
+
+
 class CachedReads:
     """A cursor-like view for `recommend` and `explain`: the store's hot readers answer from the cache
     (`store.events` asks for ``cached_user_events`` …); any other query goes to a cursor of the file,
@@ -261,11 +270,11 @@ class CachedReads:
         """`store.events.read_user_events` from memory; None (read the file) for another timezone."""
         if tz != self.cache.tz:
             return None
-        cols = self.cache.user_events(self._file, user_id)
-        ts = cols["ts"]
-        end = len(ts) if before is None else int(np.searchsorted(ts, np.datetime64(before, "us"), side="left"))
-        start = 0 if limit is None else max(0, end - int(limit))
-        return {k: v[start:end] for k, v in cols.items()}
+        return window(self.all_user_events(user_id), before, limit)
+
+    def all_user_events(self, user_id: str) -> dict[str, np.ndarray]:
+        """Every event of the shopper, oldest first (what the explanation worker is sent)."""
+        return self.cache.user_events(self._file, user_id)
 
     def cached_user_item_ids(self, user_id: str) -> list[str]:
         return list(dict.fromkeys(self.cache.user_events(self._file, user_id)["item_id"].tolist()))
