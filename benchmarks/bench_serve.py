@@ -1,20 +1,30 @@
 """Load on the HTTP API: concurrent clients mixing recommend, events and explain, on loopback only.
 
-    .venv/bin/python benchmarks/bench_serve.py [--db PATH] [--model-dir DIR] [--clients 50] [--duration 60]
-    .venv/bin/python benchmarks/bench_serve.py --soak 600          # 10 minutes; RSS growth of the server
+    .venv/bin/python benchmarks/bench_serve.py --rate 100            # open loop: 100 requests/s due, ≤ 50 in flight
+    .venv/bin/python benchmarks/bench_serve.py                       # closed loop: 50 clients × 60 s, no think time
+    .venv/bin/python benchmarks/bench_serve.py --rate 100 --soak 600 # 10 minutes; RSS growth of the server
     .venv/bin/python benchmarks/bench_serve.py --mix recommend=85,events=15   # what the rest costs without explain
 
 Starts `python -m recsys_core serve` on 127.0.0.1 (a free port) against a COPY of the database (default
-data/scenepush.duckdb; the original is never written), waits until it is healthy, then runs --clients
-asyncio clients (httpx) for --duration seconds. Each client loops: recommend 80 % (a random active shopper,
-a random hour of the data's last week, a random scene), events 15 % (a batch of 20 with fresh event ids;
-one event in 20 has a bad time on purpose, so the quarantine path is loaded too), explain 5 % (a random
-shopper and one of their recommended items). No think time: each client sends its next request when
-the last one answered, so throughput is what the server sustains.
+data/scenepush.duckdb; the original is never written), waits until it is healthy, then sends requests for
+--duration seconds: recommend 80 % (a random active shopper, a random hour of the data's last week, a
+random scene), events 15 % (a batch of 20 with fresh event ids; one event in 20 has a bad time on purpose,
+so the quarantine path is loaded too), explain 5 % (a random shopper and one of the 200 first items).
+
+Two ways to load it:
+- ``--rate R`` (open loop, how "p99 at R requests/s" is meant): requests fall due at R per second (Poisson
+  arrivals) whatever the answers; at most --clients are in flight, one keep-alive connection each. A
+  request's latency counts from the moment it was due, so waiting for a free connection counts too (no
+  coordinated omission). When the server cannot keep up, the latencies say so.
+- without --rate (closed loop): --clients clients each send their next request when the last one answered,
+  so the throughput is what the server sustains and the latency is mostly waiting in line (Little's law).
+
+The clients are raw HTTP/1.1 on asyncio streams by default (`--client raw`): they share the 2 cores with
+the server, and httpx (`--client httpx`) spends a core of its own at ~100 requests/s.
 
 After the run it waits until every landed event is merged, stops the server (SIGTERM: final merge),
 and counts in the database: events in (acknowledged by the API) must equal events stored + quarantined
-there — `lost` is the difference. RSS of the server process is sampled every 5 s (/proc); in --soak mode
+there — `lost` is the difference. RSS of the server and its explanation worker is sampled every 5 s (/proc); in --soak mode
 growth is measured from the sample after the first minute (warm-up: model, caches, allocator) to the last.
 
 Prints one JSON object on stdout (the README table is filled from it): throughput, p50/p95/p99 per route
@@ -60,14 +70,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            for child in children.read_text().split():
+                found += [int(child), *_descendants(int(child))]
+        except OSError:
+            pass
+    return found
+
+
 def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    """RSS of the server and its child processes (the explanation worker)."""
+    total = None
+    for p in [pid, *_descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total = (total or 0.0) + int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
 
 
 def world(db: Path) -> dict:
