@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,6 @@ def run(db: str | os.PathLike | None, host: str, port: int, model_dir: str | Non
     from recsys_core.store import resolve_db_path
 
     threads = DEFAULT_THREADS if threads is None else int(threads)
-    sys.setswitchinterval(float(os.environ.get("SCENEPUSH_SWITCH_S", "0.005")))
     if not 1 <= threads <= 64:
         raise ValueError(f"--threads must be between 1 and 64, got {threads}")
     app = create_app(ServeConfig(db=resolve_db_path(db), api_key=api_key, model_dir=Path(model_dir) if model_dir else None,

@@ -160,9 +160,7 @@ class HistoryCache:
             if self._fingerprint is not None:
                 runs, erased = self._fingerprint
                 self._fingerprint = (runs | {run_id}, erased)
-            sql = (f"SELECT {store_events._event_columns(cur)} FROM events WHERE source_run = ? AND list_contains(?, user_id) "
-                   f"ORDER BY {store_events.ORDER}")
-            new = self._split({k: np.asarray(v) for k, v in cur.execute(sql, [self.tz, run_id, cached]).fetchnumpy().items()})
+            new = self._split(store_events.read_users_events(cur, cached, self.tz, source_run=run_id))
             self._reload_small(cur)
         with self._lock:
             for user, add in new.items():
@@ -214,11 +212,7 @@ class HistoryCache:
     @classmethod
     def _load(cls, cur: Any, user_ids: list[str], tz: str) -> dict[str, dict[str, np.ndarray]]:
         """Every event of these shoppers, oldest first, split by shopper (one query)."""
-        if not user_ids:
-            return {}
-        sql = (f"SELECT {store_events._event_columns(cur)} FROM events WHERE list_contains(?, user_id) "
-               f"ORDER BY {store_events.ORDER}")
-        return cls._split({k: np.asarray(v) for k, v in cur.execute(sql, [tz, list(user_ids)]).fetchnumpy().items()})
+        return cls._split(store_events.read_users_events(cur, user_ids, tz)) if user_ids else {}
 
     @staticmethod
     def _split(cols: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
@@ -234,8 +228,7 @@ class HistoryCache:
 
     @staticmethod
     def _empty(cur: Any, tz: str) -> dict[str, np.ndarray]:
-        sql = f"SELECT {store_events._event_columns(cur)} FROM events WHERE false"
-        return {k: np.asarray(v) for k, v in cur.execute(sql, [tz]).fetchnumpy().items()}
+        return store_events.read_users_events(cur, [], tz)
 
 
 def window(cols: dict[str, np.ndarray], before: dt.datetime | None, limit: int | None) -> dict[str, np.ndarray]:

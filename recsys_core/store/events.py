@@ -59,6 +59,19 @@ def read_user_events(
     return {k: np.asarray(v)[::-1] for k, v in cols.items()}
 
 
+def read_users_events(
+    con: duckdb.DuckDBPyConnection, user_ids: Sequence[str], tz: str, source_run: str | None = None
+) -> dict[str, np.ndarray]:
+    """Every event of these shoppers (only those of import run ``source_run`` when given), ordered by shopper
+    then time, as numpy arrays by column — the columns of `read_user_events` (the API keeps them in memory)."""
+    sql = f"SELECT {_event_columns(con)} FROM events WHERE list_contains(?, user_id)"
+    params: list = [tz, list(map(str, user_ids))]
+    if source_run is not None:
+        sql += " AND source_run = ?"
+        params.append(source_run)
+    return {k: np.asarray(v) for k, v in con.execute(f"{sql} ORDER BY {ORDER}", params).fetchnumpy().items()}
+
+
 def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The item catalogue: item_id, title, title_zh, category, category_zh, brand, price."""
     return con.execute(
