@@ -215,7 +215,7 @@ class Service:
         return cached_reads(self.memory, self.reader.cursor) if self.memory is not None else self.reader.cursor()
 
     def merge(self) -> dict[str, Any]:
-        """Merge landed events; the shoppers they belong to are read again into memory."""
+        """Merge landed events; the merged run's events join the histories in memory (`HistoryCache.own_write`)."""
         if self.memory is None:
             return self.landing.merge()
         with self.memory.own_write() as stored:
