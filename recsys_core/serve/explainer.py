@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys_core.serve.memory import window
+
 log = logging.getLogger(__name__)
 
 REPLY_TIMEOUT_S = 120.0  # the first request waits for the worker to import torch and load the model
@@ -43,8 +45,6 @@ class GivenReads:
     def cached_user_events(self, user_id: str, tz: str, before: Any, limit: int | None) -> dict[str, np.ndarray]:
         if str(user_id) != self.user_id or tz != self.tz:
             raise ValueError(f"the explainer was sent the events of {self.user_id!r} in {self.tz}")
-        from recsys_core.serve.memory import window
-
         return window(self.events, before, limit)
 
     def cached_items_by_id(self, item_ids: Any) -> dict[str, tuple]:
