@@ -23,8 +23,9 @@ model's vocabularies (`cold_start_model`, fitted once per model and data version
 The result says so (``attrs["cold_start"]``, ``attrs["cold_start_source"]``) and
 `cold_start_reason` gives the sentence the list and the explanation show.
 
-Threads: `load_model` sets torch to one thread (``SERVING_THREADS``): on a shared
-2-core machine one thread gives the most stable interactive latency (docs/pitfalls.md).
+Threads: `load_model` sets torch and numpy's BLAS to one thread (``SERVING_THREADS``): on a shared
+2-core machine one thread gives the most stable interactive latency, and OpenBLAS's idle threads
+spin — explanations burnt half a core more for the same answers (docs/pitfalls.md).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from recsys_core import registry
 from recsys_core.context import Scenario, parse_moment
@@ -81,6 +83,7 @@ def load_model(model_dir: str | os.PathLike | None = None) -> LoadedModel:
     """Load a model folder (default: the bundled model) for serving; callers cache the result.
     Raises `registry.ModelFolderError` with a clear message for a missing/corrupt/incompatible folder."""
     torch.set_num_threads(SERVING_THREADS)
+    threadpool_limits(SERVING_THREADS, user_api="blas")  # numpy's OpenBLAS: its idle threads spin (docs/pitfalls.md)
     return registry.load_model(model_dir or BUNDLED_MODEL)
 
 

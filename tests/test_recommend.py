@@ -52,6 +52,15 @@ def test_recommend_returns_a_ranked_frame_with_item_details(tiny):
     assert top.attrs["cold_start"] is False and top.attrs["history_length"] == 8 and top.attrs["model_version"] == lm.version
 
 
+def test_a_served_model_uses_one_thread_for_torch_and_for_numpys_blas(tiny):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(2, user_api="blas"):  # as numpy starts on a 2-core machine
+        rec.load_model(tiny[3] / "models" / "ct")
+        blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    assert blas and set(blas) == {1} and torch.get_num_threads() == 1  # idle OpenBLAS threads spin (docs/pitfalls.md)
+
+
 def test_score_scenarios_is_one_batch_consistent_with_recommend(tiny):
     lm, con, _, _ = tiny
     base = Scenario(dt.datetime(2025, 11, 20, 0, tzinfo=SH), S("pc", "search", "office"))
