@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
+import time
 
 import duckdb
 import pytest
@@ -84,3 +87,77 @@ def test_one_owner_per_database(db):
     again, reader = landing_for(db)
     again.close()
     reader.close()
+
+
+def _land_together(landing: Landing, batches: list[list[dict]]) -> list:
+    """Post ``batches`` from one thread each while a landing is in progress (its lock held), so they wait
+    together and the next thread lands them as one group; the results (or exceptions) in batch order."""
+    results: list = [None] * len(batches)
+
+    def post(i: int) -> None:
+        try:
+            results[i] = landing.receive(batches[i])
+        except Exception as exc:  # noqa: BLE001 — the test looks at it
+            results[i] = exc
+
+    threads = []
+    with landing._lock:
+        for i in range(len(batches)):
+            threads.append(threading.Thread(target=post, args=(i,)))
+            threads[-1].start()
+            deadline = time.monotonic() + 10
+            while len(landing._waiting) < i + 1:  # in order: batch i waits behind batch i - 1
+                assert time.monotonic() < deadline, "a batch never reached the landing"
+                time.sleep(0.001)
+    for t in threads:
+        t.join(10)
+    return results
+
+
+def test_batches_that_wait_together_are_landed_as_one_group_with_the_replies_of_one_by_one(db, tmp_path, monkeypatch):
+    bad = {"event_id": "g-bad", "user": "u1", "item": "c1", "ts": "not-a-time", "behavior": "pv", "scene": {}}
+    batches = [events("g", 3, start=0), events("g", 3, start=3), [*events("g", 2, start=5), bad], events("g", 2, start=0)]
+
+    alone_db = build_tiny_store(tmp_path / "alone.duckdb")
+    alone, alone_reader = landing_for(alone_db)
+    one_by_one = [alone.receive(b) for b in batches]
+    alone.close()
+    alone_reader.close()
+
+    landing, reader = landing_for(db)
+    landing.receive(events("first", 1))  # the segment exists: the group's fsync is the only one
+    fsyncs = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    checks = landing.counters["checks"]
+    together = _land_together(landing, batches)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+
+    assert landing.counters["checks"] == checks + 1
+    assert len(fsyncs) == 1
+    strip = lambda r: (r.stored, r.duplicates, r.quarantined, r.rejected)  # noqa: E731
+    assert [strip(r) for r in together] == [strip(r) for r in one_by_one]
+    assert [strip(r) for r in together][2] == (1, 1, 1, [{"event_id": "g-bad", "reason": together[2].rejected[0]["reason"]}])
+    assert "field 'ts'" in together[2].rejected[0]["reason"]
+    assert len({r.batch_id for r in together}) == 4
+    landing.close()
+    reader.close()
+    assert stored(db) == ["first-0", *stored(alone_db)]
+
+
+def test_a_group_that_fails_acknowledges_none_of_its_batches_and_they_can_be_sent_again(db, monkeypatch):
+    landing, reader = landing_for(db)
+    real_append = landing._append
+
+    def full_disk(records):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(landing, "_append", full_disk)
+    failed = _land_together(landing, [events("f", 2), events("f", 2, start=2)])
+    assert all(isinstance(r, OSError) for r in failed)
+    assert landing.pending_events() == 0
+    monkeypatch.setattr(landing, "_append", real_append)
+    assert [landing.receive(events("f", 2)).stored, landing.receive(events("f", 2, start=2)).stored] == [2, 2]
+    landing.close()
+    reader.close()
+    assert stored(db) == [f"f-{i}" for i in range(4)]

@@ -62,7 +62,7 @@ HOUSEKEEPING_S = 0.05      # how often an idle connection is let go for another 
 DEFAULT_THREADS = 2         # route handlers at once (`serve --threads`); measured in docs/serving.md
 # Lanes of their own, so a slow kind of request never holds the threads recommendations wait for:
 LANE_THREADS = {"explain": 1,  # ~0.1–0.3 s of a core each: one at a time beside the recommendations
-                "events": 1}   # batches are checked and appended one at a time anyway (the landing's lock)
+                "events": 8}   # batches waiting together are landed together (`Landing.receive`: group commit)
 
 
 # --- request bodies ----------------------------------------------------------------------------------
@@ -272,6 +272,7 @@ class Service:
             ("scenepush_events_stored_total", "Events acknowledged as stored (landed on disk; merged into the database within seconds).", c["stored"]),
             ("scenepush_events_duplicates_total", "Events skipped because their event_id was already received.", c["duplicates"]),
             ("scenepush_events_quarantined_total", "Events rejected by validation and quarantined with reasons.", c["quarantined"]),
+            ("scenepush_event_checks_total", "Checks of posted events: batches that arrive together are checked and fsync'd together.", c["checks"]),
             ("scenepush_events_pending", "Landed events not yet merged into the database.", self.landing.pending_events()),
             ("scenepush_merges_total", "Merges of landed events into the database.", c["merges"]),
             ("scenepush_last_merge_seconds", "How long the last merge held its write turn (every reader waits meanwhile).",
