@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from recsys_core import recommend
 from recsys_core.explain import explain
 from recsys_core.serve.app import MAX_BATCH, MAX_BODY_BYTES, ServeConfig, create_app
+from recsys_core.serve.explainer import WORKER_NICENESS
 from recsys_core.store import connect
 from tests.serve_world import AT, KEY, build_world, events, resave_model
 
@@ -241,6 +243,8 @@ def test_explain_is_the_why_pages_explanation(client, world):
     assert client.post("/explain", headers=H, json={"user": "u1", "item": "c1", "at": AT, "why": 1}).status_code == 422
     worker = service(client).explainer
     assert worker.served == 1 and worker.pid not in (None, os.getpid())  # computed in the worker process
+    niceness = int(Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert niceness == min(19, os.nice(0) + WORKER_NICENESS)  # recommendations in the API's process go first
 
 
 def test_a_dead_explanation_worker_costs_speed_not_an_answer(client):
