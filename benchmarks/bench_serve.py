@@ -156,7 +156,7 @@ class Run:
             ok = status == 200
             if not ok and len(self.error_samples) < 5:
                 self.error_samples.append(f"{route} {status}: {text[:200]!r}")
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, httpx.HTTPError) as exc:
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, IndexError, httpx.HTTPError) as exc:
             ok = False
             if len(self.error_samples) < 5:
                 self.error_samples.append(f"{route}: {type(exc).__name__} {exc}")
@@ -197,12 +197,17 @@ class RawConnection:
             raise
 
     async def _post(self, path: str, payload: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
+        reused = self.writer is not None
+        if not reused:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nX-API-Key: {KEY}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n")
         self.writer.write(head.encode() + payload)
-        status = int((await self.reader.readline()).split()[1])
+        first = await self.reader.readline()
+        if not first and reused:  # the server closed an idle keep-alive connection (uvicorn: after 5 s): send it again on a new one
+            self.close()
+            return await self._post(path, payload)
+        status = int(first.split()[1])
         length, chunked, close = None, False, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
@@ -255,7 +260,7 @@ async def drive(run: Run, clients: int, duration: float, rate: float | None = No
             if rate is None:
                 await asyncio.gather(*(run.client(c, t0 + duration) for c in conns))
                 return time.monotonic() - t0
-            free: asyncio.Queue[Client] = asyncio.Queue()
+            free: asyncio.Queue[Client] = asyncio.LifoQueue()  # the most recently used connection first, as pools do
             for c in conns:
                 free.put_nowait(c)
 
