@@ -203,17 +203,23 @@ def _evaluate(model: Any, case: Case, changes: list[ScenarioChange], items: list
     for c, gap in zip(stale, _gap_ids([c.scenario for c in stale], case, last)):
         c.diff["gap"] = gap
     scores = score_contexts(model, case.batch, [{**case.context, **c.diff} for c in changes], state)
+    ranks = ranks_of_items(scores, items)
     if case.item:
-        for c, r, s in zip(changes, ranks_of(scores, case.item), scores[:, case.item].tolist()):
+        own = ranks[:, items.index(case.item)] if case.item in items else ranks_of(scores, case.item)
+        for c, r, s in zip(changes, own, scores[:, case.item].tolist()):
             c.rank, c.score = int(r), float(s)
-    return ranks_of_items(scores, items), scores[:, items].double().numpy()
+    return ranks, scores[:, items].double().numpy()
 
 
 def _gap_ids(scenarios: list[Scenario], case: Case, last: np.datetime64 | None) -> list[int]:
     """The target-context gap id of each scenario (the time since the latest event), as `cases.moment_context` makes it."""
     if last is None:
         return [int(gap_bucket(np.array([np.nan]))[0])] * len(scenarios)
-    utc = np.array([np.datetime64(s.utc(case.timezone), "s") for s in scenarios], dtype="datetime64[s]")
+    moments: dict[Any, np.datetime64] = {}  # pairs share their moments: each converted once
+    for s in scenarios:
+        if s.at not in moments:
+            moments[s.at] = np.datetime64(s.utc(case.timezone), "s")
+    utc = np.array([moments[s.at] for s in scenarios], dtype="datetime64[s]")
     since = (utc - last).astype(np.int64).astype(np.float64)
     return np.where(since < 0, 0, gap_bucket(since)).tolist()
 
