@@ -54,9 +54,10 @@ def score_contexts(model: Any, batch: Batch, contexts: list[dict[str, int]], sta
 
 
 @torch.no_grad()
-def score_histories(model: Any, batch: Batch) -> torch.Tensor:
+def score_histories(model: Any, batch: Batch, state: Any = None) -> torch.Tensor:
+    """``model.score_all(batch)``; ``state``: the batch's `shopper_state` when already encoded."""
     with eval_mode(model):
-        return model.score_all(batch)
+        return model.score_all(batch) if state is None else model.scores_from_state(state, batch.context)
 
 
 def ranks_of(scores: torch.Tensor, item: int) -> np.ndarray:
@@ -229,9 +230,11 @@ def scenario_counterfactuals(model: Any, case: Case, k: int = 10, pairs: bool = 
     return scenario_counterfactuals_many(model, case, [case.item], k, pairs)[0]
 
 
-def scenario_counterfactuals_many(model: Any, case: Case, items: list[int], k: int = 10, pairs: bool = True) -> list[ScenarioCounterfactuals]:
-    """`scenario_counterfactuals` of several items of one shopper: the candidate scenarios are scored once for all."""
-    state = shopper_state(model, case.batch)
+def scenario_counterfactuals_many(model: Any, case: Case, items: list[int], k: int = 10, pairs: bool = True,
+                                  state: Any = None) -> list[ScenarioCounterfactuals]:
+    """`scenario_counterfactuals` of several items of one shopper: the candidate scenarios are scored once for all
+    (``state``: the case's `shopper_state`, when encoded already)."""
+    state = shopper_state(model, case.batch) if state is None else state
     base = score_contexts(model, case.batch, [case.context], state)
     base_ranks = ranks_of_items(base, items)[0]
     singles = single_changes(case)
@@ -318,10 +321,10 @@ def added_event(case: Case, behavior: str) -> dict[str, int]:
     return {f: int(ev.get(f, 0)) for f in case.batch.history}
 
 
-def history_counterfactuals(model: Any, case: Case, rows: list[int] | None = None) -> list[HistoryEdit]:
+def history_counterfactuals(model: Any, case: Case, rows: list[int] | None = None, state: Any = None) -> list[HistoryEdit]:
     """Remove each event (or each of the event ``rows`` given); add a cart / a purchase of the item.
-    Sorted by how much the score moves (down first)."""
-    base = score_histories(model, case.batch)
+    Sorted by how much the score moves (down first). ``state``: the case's `shopper_state`, when encoded already."""
+    base = score_histories(model, case.batch, state)
     rank, score = int(ranks_of(base, case.item)[0]), float(base[0, case.item])
     edits: list[HistoryEdit] = []
     n = len(case.events)
