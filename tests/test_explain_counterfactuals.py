@@ -18,7 +18,9 @@ from recsys_core.explain.counterfactuals import (
     ranks_of,
     remove_columns,
     scenario_counterfactuals,
+    scenario_counterfactuals_many,
     score_contexts,
+    shopper_state,
     single_changes,
 )
 from recsys_core.store import connect
@@ -91,6 +93,45 @@ def test_scenario_counterfactuals_agree_with_scoring_each_moment(store):
     for change in evaluated[::5]:
         served = recommend.recommend(loaded, store, "u0", change.scenario, k=30).set_index("item_id")
         assert change.rank == int(served.loc["i3", "rank"]), change.changes
+
+
+def test_pairs_are_scored_as_the_scenario_both_changes_make(store):
+    loaded = tiny_loaded()
+    # 1.5 hours after u0's latest event: moving the hour and the day moves the time since it (negative → 0)
+    after = MOMENT.replace(at=dt.datetime(2024, 11, 17, 22, 30))
+    model, case = loaded.model, build_case(loaded, store, "u0", "i3", after)
+    cf = scenario_counterfactuals(model, case, k=10_000)  # every item in the top k: no single change crosses, pairs are tried
+    singles = single_changes(case)
+    pairs = [c for c in cf.candidates if c.size == 2]
+    fields = [c.field for c in singles]
+    assert len(pairs) == sum(a != b for i, a in enumerate(fields) for b in fields[i + 1 :])
+    gaps = set()
+    for c in pairs:  # the base ids updated by both diffs, the gap recomputed: the pair's own moment
+        ctx = case.context_for(c.scenario)
+        assert {**case.context, **c.diff} == ctx, c.changes
+        gaps.add(ctx["gap"])
+        alone = model.score_all(with_context(case.batch, [ctx])).detach()
+        assert c.rank == int(ranks_of(alone, case.item)[0]) and c.score == pytest.approx(float(alone[0, case.item]), abs=1e-5)
+    assert len(gaps) > 2 and 0 in gaps
+
+
+def test_a_shared_shopper_state_gives_the_same_numbers(store):
+    """`explain_items` encodes the history once for the scenario counterfactuals, the history edits' base and
+    the integrated gradients' raw scores: each must equal what it computes on its own."""
+    from recsys_core.explain.attributions import integrated_gradients_many
+
+    loaded = tiny_loaded()
+    model, case = loaded.model, build_case(loaded, store, "u0", "i3", MOMENT)
+    state = shopper_state(model, case.batch)
+    items = [case.item, loaded.features.items.id("i5")]
+    for k in (5, 10_000):
+        alone = scenario_counterfactuals_many(model, case, items, k)
+        shared = scenario_counterfactuals_many(model, case, items, k, state=state)
+        assert [[(c.changes, c.rank, c.score) for c in r.candidates] for r in shared] == \
+            [[(c.changes, c.rank, c.score) for c in r.candidates] for r in alone]
+    assert [e.as_dict() for e in history_counterfactuals(model, case, state=state)] == [e.as_dict() for e in history_counterfactuals(model, case)]
+    assert [a.item_score for a in integrated_gradients_many(model, case.batch, items, 4, state=state)] == \
+        [a.item_score for a in integrated_gradients_many(model, case.batch, items, 4)]
 
 
 def test_fields_the_model_does_not_read_are_neither_changed_nor_attributed(store):

@@ -48,6 +48,7 @@ from recsys_core.explain.counterfactuals import (
     ScenarioCounterfactuals,
     history_counterfactuals,
     scenario_counterfactuals_many,
+    shopper_state,
 )
 from recsys_core.explain.reasons import build_reason
 from recsys_core.explain.shapley import ShapleyValues, case_groups, shapley_values_many
@@ -169,16 +170,18 @@ class ItemReason:
     reason: dict[str, Any]
 
 
-def item_reasons(model: Any, case: Case, items: list[str], k: int = DEFAULT_K, timings: dict[str, float] | None = None) -> list[ItemReason]:
+def item_reasons(model: Any, case: Case, items: list[str], k: int = DEFAULT_K, timings: dict[str, float] | None = None,
+                 state: Any = None) -> list[ItemReason]:
     """The reasons of several items for one prepared shopper case (`cases.shopper_case`) in shared batched passes:
-    one Shapley pass over every item's coalitions, one scoring of the candidate scenarios. What the Why page,
-    the stored push, the CLI and the API say comes from here."""
+    one Shapley pass over every item's coalitions, one scoring of the candidate scenarios (``state``: the case's
+    `counterfactuals.shopper_state`, when encoded already). What the Why page, the stored push, the CLI and the
+    API say comes from here."""
     model = private_copy(model)  # hooked, never the model other threads serve with
     timed = _timer({} if timings is None else timings)
     cases = [for_item(case, i) for i in items]
     dense = [c.item for c in cases]
     shapley = timed("shapley", shapley_values_many, model, case.batch, dense, [case_groups(model, c) for c in cases])
-    cfs = timed("scenario_counterfactuals", scenario_counterfactuals_many, model, cases[0], dense, k) if cases else []
+    cfs = timed("scenario_counterfactuals", scenario_counterfactuals_many, model, cases[0], dense, k, state=state) if cases else []
     return [ItemReason(c, s, cf, timed("reason", build_reason, c, s, cf)) for c, s, cf in zip(cases, shapley, cfs)]
 
 
@@ -189,13 +192,16 @@ def explain_items(model: Any, case: Case, items: list[str], k: int = DEFAULT_K, 
     model = private_copy(model)
     timings: dict[str, float] = {}
     timed = _timer(timings)
-    reasons = item_reasons(model, case, items, k, timings)
-    attributions = timed("integrated_gradients", integrated_gradients_many, model, case.batch, [r.case.item for r in reasons], n_steps)
+    # the history as given, encoded once for every pass that reads it unchanged (timed with its first reader)
+    state = timed("scenario_counterfactuals", shopper_state, model, case.batch)
+    reasons = item_reasons(model, case, items, k, timings, state)
+    attributions = timed("integrated_gradients", integrated_gradients_many, model, case.batch, [r.case.item for r in reasons], n_steps,
+                         state=state)
     maps = timed("attention", attention_maps, model, case.batch) if attention else None
     out = []
     for r, a in zip(reasons, attributions):
         strongest = np.argsort(-np.abs(a.event_totals[r.case.offset :]))[:EDIT_EVENTS].tolist()
-        edits = timed("history_counterfactuals", history_counterfactuals, model, r.case, strongest) if history_edits else []
+        edits = timed("history_counterfactuals", history_counterfactuals, model, r.case, strongest, state) if history_edits else []
         out.append(Explanation(r.case, int(k), a, r.shapley, r.counterfactuals, edits, maps, r.reason, timings))
     return out
 

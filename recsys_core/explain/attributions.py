@@ -341,9 +341,10 @@ def integrated_gradients(model: nn.Module, batch: Batch, item: int, n_steps: int
 
 
 def integrated_gradients_many(
-    model: nn.Module, batch: Batch, items: Sequence[int], n_steps: int = 50, method: str = "gausslegendre"
+    model: nn.Module, batch: Batch, items: Sequence[int], n_steps: int = 50, method: str = "gausslegendre", state: Any = None
 ) -> list[Attribution]:
-    """`integrated_gradients` of several items of one shopper in batched passes (items × steps rows each)."""
+    """`integrated_gradients` of several items of one shopper in batched passes (items × steps rows each).
+    ``state``: the batch's ``model.shopper_state``, when encoded already (for the raw scores)."""
     from captum.attr import LayerIntegratedGradients
 
     assert batch.size == 1, f"integrated_gradients explains one shopper at a time, got {batch.size} rows"
@@ -376,7 +377,8 @@ def integrated_gradients_many(
         )
     f_x, f_b = values_at(model, batch, items, 1.0), values_at(model, batch, items, 0.0)
     with torch.no_grad(), eval_mode(model):
-        raw_scores = model.score_all(batch)[0, items].double().numpy()
+        scores = model.score_all(batch) if state is None else model.scores_from_state(state, batch.context)
+        raw_scores = scores[0, items].double().numpy()
     T = batch.length
     valid = (batch.history["item"][0] > 0).numpy()
     out = []

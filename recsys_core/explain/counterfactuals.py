@@ -35,10 +35,18 @@ _NEEDS = {"hour": "hour", "weekday": "weekday", "promotion": "promo"}  # the con
 
 
 @torch.no_grad()
-def score_contexts(model: Any, batch: Batch, contexts: list[dict[str, int]]) -> torch.Tensor:
-    """One shopper's (1, T) history scored under S contexts, the history encoded once → (S, N+1)."""
+def shopper_state(model: Any, batch: Batch) -> Any:
+    """The (1, T) history encoded once, for every `score_contexts` of the same shopper."""
     with eval_mode(model):
-        state = model.shopper_state(batch)
+        return model.shopper_state(batch)
+
+
+@torch.no_grad()
+def score_contexts(model: Any, batch: Batch, contexts: list[dict[str, int]], state: Any = None) -> torch.Tensor:
+    """One shopper's (1, T) history scored under S contexts, the history encoded once (or ``state``,
+    its `shopper_state`) → (S, N+1)."""
+    with eval_mode(model):
+        state = model.shopper_state(batch) if state is None else state
         b = with_context(batch, contexts)
         scores = state_scores(model, state, torch.zeros(len(contexts), dtype=torch.long), b.context)  # (S, N+1)
     scores[:, 0] = float("-inf")
@@ -46,9 +54,10 @@ def score_contexts(model: Any, batch: Batch, contexts: list[dict[str, int]]) -> 
 
 
 @torch.no_grad()
-def score_histories(model: Any, batch: Batch) -> torch.Tensor:
+def score_histories(model: Any, batch: Batch, state: Any = None) -> torch.Tensor:
+    """``model.score_all(batch)``; ``state``: the batch's `shopper_state` when already encoded."""
     with eval_mode(model):
-        return model.score_all(batch)
+        return model.score_all(batch) if state is None else model.scores_from_state(state, batch.context)
 
 
 def ranks_of(scores: torch.Tensor, item: int) -> np.ndarray:
@@ -157,28 +166,32 @@ def single_changes(case: Case) -> list[ScenarioChange]:
     return out
 
 
-def _combine(a: ScenarioChange, b: ScenarioChange, case: Case) -> ScenarioChange | None:
-    """Both changes at once (aspects must differ); the context ids are the base ids updated by both diffs."""
-    fa, fb = a.field, b.field
-    if fa == fb:
-        return None
-    local, sc = case.local, case.scenario.replace(at=case.local)
-    for c in (a, b):  # `single_changes` lists weekday before promotion: a forced flag wins over the new date's
-        f = c.field
+def _combine(a: ScenarioChange, fa: str, b: ScenarioChange, fb: str, case: Case) -> ScenarioChange:
+    """Both changes at once (of different aspects ``fa`` and ``fb``); the context ids are the base ids updated by both diffs."""
+    local, scene, promo = case.local, case.scenario.scene, case.scenario.promo_override
+    for c, f in ((a, fa), (b, fb)):  # `single_changes` lists weekday before promotion: a forced flag wins over the new date's
         if f == "hour":
             local = local.replace(hour=c.changes["hour"][1])
         elif f == "weekday":
             local = local + (c.scenario.at.date() - case.local.date())
         elif f == "promotion":
-            sc = sc.replace(promo_override=c.scenario.promo_override)
+            promo = c.scenario.promo_override
+        elif (value := c.changes[f][1]) is None:
+            scene.pop(f, None)
         else:
-            sc = sc.replace(**{f: c.changes[f][1]})
-    return ScenarioChange({**a.changes, **b.changes}, a.cost + b.cost, sc.replace(at=local), diff={**a.diff, **b.diff}, gap_stale=True)
+            scene[f] = value
+    return ScenarioChange({**a.changes, **b.changes}, a.cost + b.cost, Scenario(local, scene, promo), diff={**a.diff, **b.diff}, gap_stale=True)
 
 
-def _evaluate(model: Any, case: Case, changes: list[ScenarioChange], items: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Score the changes (one batched pass); sets rank/score for ``case.item`` and returns the (S, I) ranks and
-    scores of ``items``."""
+def pairs_of(singles: list[ScenarioChange], case: Case) -> list[ScenarioChange]:
+    """Every pair of single changes of different aspects (`_combine`), in `itertools.combinations` order."""
+    fields = [c.field for c in singles]
+    return [_combine(a, fa, b, fb, case) for (a, fa), (b, fb) in itertools.combinations(zip(singles, fields), 2) if fa != fb]
+
+
+def _evaluate(model: Any, case: Case, changes: list[ScenarioChange], items: list[int], state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Score the changes (one batched pass; ``state``: the case's `shopper_state`); sets rank/score for
+    ``case.item`` and returns the (S, I) ranks and scores of ``items``."""
     if not changes:
         return np.zeros((0, len(items)), np.int64), np.zeros((0, len(items)))
     last = case.history_ts.max() if len(case.events) else None
@@ -186,21 +199,30 @@ def _evaluate(model: Any, case: Case, changes: list[ScenarioChange], items: list
         if c.diff is None:
             ctx = case.context_for(c.scenario)
             c.diff = {f: v for f, v in ctx.items() if case.context.get(f) != v}
-        elif c.gap_stale and "gap" in case.context:  # two changes that both move the moment: the gap of the result
-            c.diff["gap"] = _gap_id(c.scenario, case, last)
-    scores = score_contexts(model, case.batch, [{**case.context, **c.diff} for c in changes])
+    stale = [c for c in changes if c.gap_stale] if "gap" in case.context else []
+    # two changes that both move the moment: the gap of the result
+    for c, gap in zip(stale, _gap_ids([c.scenario for c in stale], case, last)):
+        c.diff["gap"] = gap
+    scores = score_contexts(model, case.batch, [{**case.context, **c.diff} for c in changes], state)
+    ranks = ranks_of_items(scores, items)
     if case.item:
-        for c, r, s in zip(changes, ranks_of(scores, case.item), scores[:, case.item].tolist()):
+        own = ranks[:, items.index(case.item)] if case.item in items else ranks_of(scores, case.item)
+        for c, r, s in zip(changes, own, scores[:, case.item].tolist()):
             c.rank, c.score = int(r), float(s)
-    return ranks_of_items(scores, items), scores[:, items].double().numpy()
+    return ranks, scores[:, items].double().numpy()
 
 
-def _gap_id(scenario: Scenario, case: Case, last: np.datetime64 | None) -> int:
-    """The target-context gap id of ``scenario`` (the time since the latest event), as `cases.moment_context` makes it."""
+def _gap_ids(scenarios: list[Scenario], case: Case, last: np.datetime64 | None) -> list[int]:
+    """The target-context gap id of each scenario (the time since the latest event), as `cases.moment_context` makes it."""
     if last is None:
-        return int(gap_bucket(np.array([np.nan]))[0])
-    since = float((np.datetime64(scenario.utc(case.timezone), "s") - last).astype(np.int64))
-    return 0 if since < 0 else int(gap_bucket(np.array([since]))[0])
+        return [int(gap_bucket(np.array([np.nan]))[0])] * len(scenarios)
+    moments: dict[Any, np.datetime64] = {}  # pairs share their moments: each converted once
+    for s in scenarios:
+        if s.at not in moments:
+            moments[s.at] = np.datetime64(s.utc(case.timezone), "s")
+    utc = np.array([moments[s.at] for s in scenarios], dtype="datetime64[s]")
+    since = (utc - last).astype(np.int64).astype(np.float64)
+    return np.where(since < 0, 0, gap_bucket(since)).tolist()
 
 
 def scenario_counterfactuals(model: Any, case: Case, k: int = 10, pairs: bool = True) -> ScenarioCounterfactuals:
@@ -208,12 +230,15 @@ def scenario_counterfactuals(model: Any, case: Case, k: int = 10, pairs: bool = 
     return scenario_counterfactuals_many(model, case, [case.item], k, pairs)[0]
 
 
-def scenario_counterfactuals_many(model: Any, case: Case, items: list[int], k: int = 10, pairs: bool = True) -> list[ScenarioCounterfactuals]:
-    """`scenario_counterfactuals` of several items of one shopper: the candidate scenarios are scored once for all."""
-    base = score_contexts(model, case.batch, [case.context])
+def scenario_counterfactuals_many(model: Any, case: Case, items: list[int], k: int = 10, pairs: bool = True,
+                                  state: Any = None) -> list[ScenarioCounterfactuals]:
+    """`scenario_counterfactuals` of several items of one shopper: the candidate scenarios are scored once for all
+    (``state``: the case's `shopper_state`, when encoded already)."""
+    state = shopper_state(model, case.batch) if state is None else state
+    base = score_contexts(model, case.batch, [case.context], state)
     base_ranks = ranks_of_items(base, items)[0]
     singles = single_changes(case)
-    single_ranks, single_scores = _evaluate(model, case, singles, items)
+    single_ranks, single_scores = _evaluate(model, case, singles, items, state)
     combos: list[ScenarioChange] | None = None
     combo_ranks = combo_scores = None
     out = []
@@ -228,8 +253,8 @@ def scenario_counterfactuals_many(model: Any, case: Case, items: list[int], k: i
         candidates = list(mine)
         if pairs and not any(result.crosses(c) for c in mine):
             if combos is None:
-                combos = [c for a, b in itertools.combinations(singles, 2) if (c := _combine(a, b, case)) is not None]
-                combo_ranks, combo_scores = _evaluate(model, case, combos, items)
+                combos = pairs_of(singles, case)
+                combo_ranks, combo_scores = _evaluate(model, case, combos, items, state)
             candidates += [_with_rank(c, combo_ranks[s, j], combo_scores[s, j]) for s, c in enumerate(combos)]
 
         def order(c: ScenarioChange) -> tuple:
@@ -296,10 +321,10 @@ def added_event(case: Case, behavior: str) -> dict[str, int]:
     return {f: int(ev.get(f, 0)) for f in case.batch.history}
 
 
-def history_counterfactuals(model: Any, case: Case, rows: list[int] | None = None) -> list[HistoryEdit]:
+def history_counterfactuals(model: Any, case: Case, rows: list[int] | None = None, state: Any = None) -> list[HistoryEdit]:
     """Remove each event (or each of the event ``rows`` given); add a cart / a purchase of the item.
-    Sorted by how much the score moves (down first)."""
-    base = score_histories(model, case.batch)
+    Sorted by how much the score moves (down first). ``state``: the case's `shopper_state`, when encoded already."""
+    base = score_histories(model, case.batch, state)
     rank, score = int(ranks_of(base, case.item)[0]), float(base[0, case.item])
     edits: list[HistoryEdit] = []
     n = len(case.events)
