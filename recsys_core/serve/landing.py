@@ -167,7 +167,7 @@ class Landing:
 
         Batches that arrive while another is being landed wait, and the next thread to land takes every
         batch waiting at once (group commit): one duplicate query, one check and one fsync for them all.
-        A check costs ~8 ms whatever its size (DuckDB plans the importer's statement), so under load the
+        A check costs ~6 ms whatever its size (DuckDB binds the importer's statement), so under load the
         cost per batch falls as the groups grow. Each batch keeps its own reply, id and segment line; an
         event id sent in two batches of a group is stored by the first and a duplicate in the second,
         as when they come one after another. A failure fails every batch of its group: none was
