@@ -956,11 +956,17 @@ def check_api_events(con, events: Sequence[dict[str, Any]], scene_names: Sequenc
 def write_api_events(con, run_id: str, rows: Sequence[dict[str, Any]], digest: str, started_at: dt.datetime) -> dict[str, int]:
     """Events checked by `check_api_events` into the store as one import run (inside the caller's
     transaction): good ones into `events` with their event id, rejected ones into `quarantine` with their
-    reason. Events whose id the store already holds are skipped, so writing the same rows twice stores
-    them once. Returns rows_read / rows_imported / rows_quarantined and the skipped ``duplicates``."""
+    reason. Events whose id the store already holds, or an earlier row holds, are skipped, so writing the
+    same rows twice stores them once (a batch written but not acknowledged — its fsync failed — and then
+    sent again lands twice in a segment). Returns rows_read / rows_imported / rows_quarantined and the
+    skipped ``duplicates``."""
     names = [f.name for f in stored_scene_fields(con)]
-    known = ingest.known_event_ids(con, [r["event_id"] for r in rows], API_RUN_PREFIX)
-    fresh = [{**r, "line_no": i} for i, r in enumerate((r for r in rows if r["event_id"] not in known), 1)]
+    seen = ingest.known_event_ids(con, [r["event_id"] for r in rows], API_RUN_PREFIX)
+    fresh = []
+    for r in rows:
+        if r["event_id"] not in seen:
+            seen.add(r["event_id"])
+            fresh.append({**r, "line_no": len(fresh) + 1})
     ingest.stage_checked(con, fresh, names)
     counts = ingest.checked_counts(con)
     if fresh:

@@ -161,3 +161,16 @@ def test_a_group_that_fails_acknowledges_none_of_its_batches_and_they_can_be_sen
     landing.close()
     reader.close()
     assert stored(db) == [f"f-{i}" for i in range(4)]
+
+
+def test_a_batch_landed_twice_in_a_segment_is_stored_once(db):
+    landing, reader = landing_for(db)
+    landing.receive(events("t", 3))
+    segment = next(landing_dir(db).glob("seg-*.jsonl"))
+    line = segment.read_bytes()
+    with open(segment, "ab") as f:  # written, then its fsync failed: not acknowledged, and the client sent it again
+        f.write(line)
+    landing.merge()
+    landing.close()
+    reader.close()
+    assert stored(db) == ["t-0", "t-1", "t-2"]
